@@ -1,0 +1,97 @@
+"""VGG-19's convolutional part as a pure function over a params pytree.
+
+Params are a nested dict keyed by the paper's layer names::
+
+    {"conv1_1": {"kernel": f32[3, 3, 3, 64] (HWIO), "bias": f32[64]}, ...,
+     "input": {"matrix": f32[3, 3], "offset": f32[3]}}
+
+``params["input"]`` is the weights' input convention as an affine map from RGB in
+[0, 1] to what the network was trained on (see ``jaxstyle.weights``), so the forward
+pass honours the convention of whichever weights file the params came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+# (name, input channels, output channels) of the 16 convolutions, in order.
+CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
+    ("conv1_1", 3, 64), ("conv1_2", 64, 64),
+    ("conv2_1", 64, 128), ("conv2_2", 128, 128),
+    ("conv3_1", 128, 256), ("conv3_2", 256, 256), ("conv3_3", 256, 256), ("conv3_4", 256, 256),
+    ("conv4_1", 256, 512), ("conv4_2", 512, 512), ("conv4_3", 512, 512), ("conv4_4", 512, 512),
+    ("conv5_1", 512, 512), ("conv5_2", 512, 512), ("conv5_3", 512, 512), ("conv5_4", 512, 512),
+)
+CONV_NAMES: tuple[str, ...] = tuple(name for name, _, _ in CONV_LAYERS)
+# A 2x2 pooling follows the last convolution of each block.
+POOL_AFTER: dict[str, str] = {
+    "conv1_2": "pool1", "conv2_2": "pool2", "conv3_4": "pool3", "conv4_4": "pool4", "conv5_4": "pool5",
+}
+# Every layer a caller may ask for, in the order the network computes them.
+LAYER_NAMES: tuple[str, ...] = tuple(
+    n for conv in CONV_NAMES for n in ((conv, POOL_AFTER[conv]) if conv in POOL_AFTER else (conv,))
+)
+POOLINGS = ("avg", "max")
+
+
+def _conv_relu(x: jax.Array, layer: Mapping[str, jax.Array]) -> jax.Array:
+    """3x3 convolution, stride 1, padding 1, then ReLU. x: [1, h, w, Cin] -> [1, h, w, Cout]."""
+    y = jax.lax.conv_general_dilated(
+        x, layer["kernel"], window_strides=(1, 1), padding=((1, 1), (1, 1)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+    return jax.nn.relu(y + layer["bias"].reshape(1, 1, 1, -1))
+
+
+def _pool(x: jax.Array, pooling: str) -> jax.Array:
+    """2x2 pooling, stride 2; an odd last row/column is dropped (floor, as in Caffe's VGG)."""
+    window, strides = (1, 2, 2, 1), (1, 2, 2, 1)
+    if pooling == "max":
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, "VALID")
+    return jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, "VALID") * 0.25
+
+
+def preprocess(params: Mapping, image: jax.Array) -> jax.Array:
+    """RGB in [0, 1], [h, w, 3] -> the network's input convention, [h, w, 3]."""
+    return image @ params["input"]["matrix"] + params["input"]["offset"].reshape(1, 1, 3)
+
+
+def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
+    """Validates layer names; returns them as a tuple. Raises ValueError on an unknown name."""
+    layers = tuple(layers)
+    unknown = [name for name in layers if name not in LAYER_NAMES]
+    if unknown:
+        raise ValueError(f"unknown VGG-19 layer(s) {unknown}; choose from {', '.join(LAYER_NAMES)}")
+    return layers
+
+
+def features(
+    params: Mapping, image: jax.Array, *, layers: Iterable[str], pooling: str = "avg"
+) -> dict[str, jax.Array]:
+    """VGG-19 activations of one image at the requested layers.
+
+    Args:
+      params: the VGG-19 pytree (see the module docstring).
+      image: f32[h, w, 3], RGB in [0, 1]. Any h, w >= 1; pooling floors odd sides.
+      layers: paper layer names, e.g. ("conv4_2", "pool1"); "convX_Y" is that layer's
+        ReLU output. Nothing past the deepest requested layer is computed.
+      pooling: "avg" (the paper's choice) or "max".
+
+    Returns:
+      {layer name: f32[h_l, w_l, C_l]} for every requested layer.
+    """
+    wanted = set(check_layers(layers))
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    out: dict[str, jax.Array] = {}
+    x = preprocess(params, image)[None]
+    for name in LAYER_NAMES:
+        if not wanted - out.keys():
+            break
+        x = _pool(x, pooling) if name.startswith("pool") else _conv_relu(x, params[name])
+        if name in wanted:
+            out[name] = x[0]
+    return out

@@ -1,0 +1,81 @@
+"""The paper's losses against NumPy references written here, under jax.jit."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxstyle import losses
+
+SHAPES = [(1, 1, 1), (5, 7, 3), (16, 12, 64), (9, 4, 130)]
+
+
+def rand(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gram(shape):
+    f = rand(shape, 0)
+    expected = np.einsum("hwc,hwd->cd", f.astype(np.float64), f.astype(np.float64))
+    np.testing.assert_allclose(jax.jit(losses.gram)(f), expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_content_loss(shape):
+    f, p = rand(shape, 1), rand(shape, 2)
+    expected = 0.5 * sum((a - b) ** 2 for a, b in zip(f.ravel().tolist(), p.ravel().tolist()))
+    np.testing.assert_allclose(jax.jit(losses.content_loss)(f, p), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_style_layer_loss(shape):
+    f, s = rand(shape, 3), rand(shape, 4)
+    h, w, n = shape
+    g = np.einsum("hwc,hwd->cd", f.astype(np.float64), f.astype(np.float64))
+    a = np.einsum("hwc,hwd->cd", s.astype(np.float64), s.astype(np.float64))
+    expected = ((g - a) ** 2).sum() / (4 * n**2 * (h * w) ** 2)
+    got = jax.jit(losses.style_layer_loss)(f, a.astype(np.float32))
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_style_normaliser_does_not_overflow_at_real_sizes():
+    """4 N^2 M^2 at conv1_1 of a 256x192 image is 4e13 > 2^31; the loss must stay exact."""
+    f = np.full((192, 256, 64), 0.5, np.float32)
+    a = np.zeros((64, 64), np.float32)
+    # G_ij = M * 0.25 everywhere, so E = N^2 (M/4)^2 / (4 N^2 M^2) = 1/64 exactly.
+    np.testing.assert_allclose(jax.jit(losses.style_layer_loss)(f, a), 1 / 64, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (4, 5, 3), (13, 8, 3)])
+def test_total_variation(shape):
+    x = rand(shape, 5).astype(np.float64)
+    expected = 0.0
+    h, w, c = shape
+    for i in range(h):
+        for j in range(w):
+            if i + 1 < h:
+                expected += ((x[i + 1, j] - x[i, j]) ** 2).sum()
+            if j + 1 < w:
+                expected += ((x[i, j + 1] - x[i, j]) ** 2).sum()
+    np.testing.assert_allclose(jax.jit(losses.total_variation)(x.astype(np.float32)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_targets_and_total_loss(tiny_params):
+    rng = np.random.default_rng(6)
+    content, style, image = (rng.random((24, 20, 3), dtype=np.float32) for _ in range(3))
+    cw = {"conv4_2": 1.0}
+    sw = losses.equal_weights(losses.STYLE_LAYERS)
+    assert sw == {name: 0.2 for name in ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")}
+    targets = losses.make_targets(tiny_params, content, style)
+    assert set(targets.content) == {"conv4_2"} and set(targets.style) == set(sw)
+
+    fn = jax.jit(lambda x, t, w: losses.total_loss(
+        tiny_params, x, t, w, content_layer_weights=cw, style_layer_weights=sw))
+    weights = losses.LossWeights(content=1e-3, style=1.0, tv=0.5)
+    total, parts = fn(image, targets, weights)
+    np.testing.assert_allclose(total, 1e-3 * parts.content + parts.style + 0.5 * parts.tv, rtol=1e-6)
+    # The content image has zero content loss; the style image has zero style loss.
+    assert parts.content > 0 and parts.style > 0
+    assert fn(content, targets, weights)[1].content < 1e-9 * parts.content
+    assert fn(style, targets, weights)[1].style < 1e-6 * parts.style
