@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 weights: $(WEIGHTS)
 
 $(WEIGHTS): | $(VENV)/.installed
-	$(PY) -m jaxstyle.weights fetch --output $(WEIGHTS)
+	$(VENV)/bin/jaxstyle weights fetch --output $(WEIGHTS)
 
 demo: install weights
 	$(VENV)/bin/jaxstyle demo --weights $(WEIGHTS) -o outputs/tubingen_starry_night.png

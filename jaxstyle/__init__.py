@@ -1,0 +1,30 @@
+"""jaxstyle: neural style transfer (Gatys, Ecker & Bethge, CVPR 2016) as plain, functional JAX.
+
+    from jaxstyle import Settings, data_path, load_image, load_params, stylize
+    params = load_params()                      # weights/vgg19.h5 (`make weights`)
+    result = stylize(params, load_image(data_path("tubingen.jpg")),
+                     load_image(data_path("starry_night.jpg")), Settings(size=256))
+"""
+
+from importlib import metadata, resources
+from pathlib import Path
+
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.image_io import load_image, save_image
+from jaxstyle.losses import LossWeights, Targets, make_targets, total_loss
+from jaxstyle.optimize import Progress, Result, Settings, stylize, stylize_batch, stylize_many, sweep
+from jaxstyle.vgg import features
+from jaxstyle.weights import load_params
+
+try:
+    __version__ = metadata.version("jaxstyle")
+except metadata.PackageNotFoundError:  # a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+
+def data_path(name: str) -> Path:
+    """Path of an image shipped with the package (tubingen.jpg, starry_night.jpg, the_scream.jpg, shipwreck.jpg)."""
+    path = Path(str(resources.files("jaxstyle") / "data" / name))
+    if not path.is_file():
+        raise JaxstyleError(f"no bundled image {name!r}; see jaxstyle/data/ATTRIBUTION.md for the list")
+    return path

@@ -1,0 +1,5 @@
+import sys
+
+from jaxstyle.cli import main
+
+sys.exit(main())

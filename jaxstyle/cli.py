@@ -1,0 +1,279 @@
+"""The `jaxstyle` command: stylize, sweep, demo, weights.
+
+Option defaults come from `optimize.Settings`; nothing here restates them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxstyle import image_io, optimize, weights
+from jaxstyle.errors import JaxstyleError
+
+EXIT_ERROR, EXIT_NON_FINITE, EXIT_INTERRUPTED = 2, 3, 130
+
+_HELP = {
+    "size": "longest side of the output in px",
+    "steps": "optimisation steps",
+    "optimizer": f"one of {optimize.OPTIMIZERS}",
+    "content_weight": "alpha, the content loss weight",
+    "style_weight": "beta, the style loss weight",
+    "tv_weight": "total-variation weight (smooths noise; 0 in the paper)",
+    "content_layers": "comma-separated VGG-19 layers, e.g. conv4_2",
+    "style_layers": "comma-separated VGG-19 layers, e.g. conv1_1,conv2_1",
+    "content_layer_weights": "comma-separated, one per content layer (default: equal, summing to 1)",
+    "style_layer_weights": "comma-separated, one per style layer (default: equal, summing to 1)",
+    "pooling": "avg (the paper) or max",
+    "init": "noise (the paper), content, style, or an image file",
+    "seed": "seed of the white-noise initialisation",
+    "learning_rate": "Adam's step size (pixels in [0, 1])",
+    "lbfgs_memory": "L-BFGS history length",
+    "linesearch_steps": "most line-search iterations per L-BFGS step",
+}
+
+
+def _parse_list(kind):
+    def parse(text: str):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        try:
+            return tuple(kind(t) for t in items)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
+    return parse
+
+
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
+    """One option per `Settings` field, its default shown from the dataclass."""
+    group = parser.add_argument_group("optimisation (defaults: the paper's, see README)")
+    defaults = optimize.Settings()
+    for field in dataclasses.fields(optimize.Settings):
+        default = getattr(defaults, field.name)
+        if field.name.endswith("layer_weights"):
+            kind = _parse_list(float)
+        elif field.name.endswith("layers"):
+            kind = _parse_list(str)
+        else:
+            kind = type(default)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group.add_argument(
+            "--" + field.name.replace("_", "-"), dest=field.name, type=kind, default=argparse.SUPPRESS,
+            help=f"{_HELP.get(field.name, '')} (default: {shown})")
+    group.add_argument("--alpha-beta", type=float, default=argparse.SUPPRESS,
+                       help="alpha/beta ratio: sets content weight = ratio x style weight "
+                            f"(default: {defaults.content_weight / defaults.style_weight:g})")
+    group.add_argument("--settings", type=Path, help="JSON sidecar of an earlier output: reuse its settings")
+
+
+def _settings_from(args: argparse.Namespace, **overrides) -> optimize.Settings:
+    values: dict[str, Any] = {}
+    if getattr(args, "settings", None):
+        values.update(_read_sidecar_settings(args.settings))
+    names = {f.name for f in dataclasses.fields(optimize.Settings)}
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    values.update(overrides)
+    if hasattr(args, "alpha_beta"):
+        values["content_weight"] = args.alpha_beta * values.get("style_weight", optimize.Settings.style_weight)
+    return optimize.Settings.from_dict(values)
+
+
+def _read_sidecar_settings(path: Path) -> dict:
+    try:
+        return dict(json.loads(path.read_text())["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise JaxstyleError(f"cannot read settings from {path}: {e}; give the .json written beside an output")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    out = parser.add_argument_group("output")
+    out.add_argument("--weights", type=Path, default=None,
+                     help="converted VGG-19 weights (default: weights/vgg19.h5 or $JAXSTYLE_WEIGHTS)")
+    out.add_argument("--loss-plot", type=Path, default=None, help="also write a loss-curve PNG here")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--cache-dir", type=Path, default=None,
+                     help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaxstyle", description="Neural style transfer (Gatys, Ecker & Bethge 2016) in JAX.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("stylize", help="paint content image(s) in the style of a painting")
+    p.add_argument("contents", nargs="+", type=Path, metavar="CONTENT",
+                   help="content image(s); several are stylised as vmapped batches, one per size")
+    p.add_argument("style", type=Path, metavar="STYLE", help="style image")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="output .png/.jpg for one content (default: CONTENT_STYLE.png here); "
+                        "an existing folder for several")
+    p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save every N-th step's image")
+    _add_settings_options(p)
+    _add_common(p)
+
+    p = sub.add_parser("sweep", help="one compiled run over several alpha/beta ratios, with a contact sheet")
+    p.add_argument("content", type=Path)
+    p.add_argument("style", type=Path)
+    p.add_argument("--ratios", type=_parse_list(float), default=(1e-5, 1e-4, 1e-3, 1e-2),
+                   help="comma-separated alpha/beta values (default: 1e-5,1e-4,1e-3,1e-2, the paper's Fig. 4)")
+    p.add_argument("-o", "--output", type=Path, default=Path("sweep.png"),
+                   help="contact sheet .png/.jpg; each image is written beside it")
+    _add_settings_options(p)
+    _add_common(p)
+
+    p = sub.add_parser("demo", help="the bundled Tübingen photo in the style of The Starry Night")
+    p.add_argument("-o", "--output", type=Path, default=Path("outputs/tubingen_starry_night.png"))
+    _add_settings_options(p)
+    _add_common(p)
+
+    sub.add_parser("weights", help="fetch, convert or inspect VGG-19 weights (see `jaxstyle weights -h`)",
+                   add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["weights"]:
+        return weights.main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return {"stylize": run_stylize, "sweep": run_sweep, "demo": run_demo}[args.command](args)
+    except optimize.NonFiniteLoss as e:
+        print(f"jaxstyle: error: {e}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except JaxstyleError as e:
+        print(f"jaxstyle: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("jaxstyle: interrupted; finished outputs are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from jaxstyle import data_path
+
+    args.contents, args.style, args.save_every = [data_path("tubingen.jpg")], data_path("starry_night.jpg"), 0
+    image_io.ensure_output_dir(args.output.parent)
+    return run_stylize(args)
+
+
+def run_stylize(args: argparse.Namespace) -> int:
+    from jaxstyle import reporting
+
+    settings = _settings_from(args)
+    outputs = _output_paths(args.contents, args.style, args.output)
+    _check_not_inputs(outputs, [*args.contents, args.style, *_init_file(settings)])
+    contents = [image_io.load_image(p) for p in args.contents]
+    style = image_io.load_image(args.style)
+    params, weights_path = _load_params(args)
+    _print_memory_estimate(contents, settings)
+    optimize.enable_compilation_cache(args.cache_dir)
+
+    with reporting.ProgressReporter(settings.steps, quiet=args.quiet, batch=len(contents)) as progress:
+        callback = progress
+        if getattr(args, "save_every", 0):
+            callback = reporting.save_every(progress, args.save_every, outputs)
+        try:
+            if len(contents) == 1:
+                results = [optimize.stylize(params, contents[0], style, settings, callback=callback)]
+            else:
+                results = optimize.stylize_many(params, contents, style, settings, callback=callback)
+        except optimize.NonFiniteLoss as e:
+            if len(contents) == 1:
+                image_io.save_image(outputs[0], e.result.image)
+                print(f"jaxstyle: wrote the last finite image to {outputs[0]}", file=sys.stderr)
+            raise
+    for content_path, out, result in zip(args.contents, outputs, results):
+        image_io.save_image(out, result.image)
+        reporting.write_sidecar(out, settings=settings, result=result, weights_path=weights_path,
+                                inputs={"content": content_path, "style": args.style})
+        print(out)
+    if args.loss_plot:
+        reporting.plot_losses(progress.history, args.loss_plot)
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from jaxstyle import reporting
+
+    settings = _settings_from(args)
+    sheet = args.output
+    image_io.check_output_path(sheet)
+    outputs = [sheet.with_name(f"{sheet.stem}_ratio{r:g}{sheet.suffix}") for r in args.ratios]
+    _check_not_inputs([sheet, *outputs], [args.content, args.style, *_init_file(settings)])
+    content, style = image_io.load_image(args.content), image_io.load_image(args.style)
+    params, weights_path = _load_params(args)
+    _print_memory_estimate([content], settings, batch=len(args.ratios))
+    optimize.enable_compilation_cache(args.cache_dir)
+
+    with reporting.ProgressReporter(settings.steps, quiet=args.quiet, batch=len(args.ratios)) as progress:
+        result = optimize.sweep(params, content, style, args.ratios, settings, callback=progress)
+    labels = []
+    for k, (ratio, out) in enumerate(zip(args.ratios, outputs)):
+        one = optimize.Result(result.image[k], result.total[k], result.content[k], result.style[k],
+                              result.tv[k], result.steps, result.evaluations, result.seconds)
+        one_settings = settings.replace(content_weight=float(ratio) * settings.style_weight)
+        image_io.save_image(out, one.image)
+        reporting.write_sidecar(out, settings=one_settings, result=one, weights_path=weights_path,
+                                inputs={"content": args.content, "style": args.style})
+        labels.append(f"a/b={ratio:g}  Lc={float(one.content):.3g}  Ls={float(one.style):.3g}")
+        print(out)
+    image_io.save_image(sheet, image_io.contact_sheet(list(result.image), labels))
+    print(sheet)
+    if args.loss_plot:
+        reporting.plot_losses(progress.history, args.loss_plot)
+    return 0
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _output_paths(contents: list[Path], style: Path, output: Path | None) -> list[Path]:
+    if len(contents) == 1:
+        out = output if output is not None else Path(f"{contents[0].stem}_{style.stem}.png")
+        if out.is_dir():
+            out = out / f"{contents[0].stem}_{style.stem}.png"
+        image_io.check_output_path(out)
+        return [out]
+    if output is None or not output.is_dir():
+        raise JaxstyleError(f"with several content images, -o must name an existing folder, got {output}")
+    outs = [image_io.check_output_path(output / f"{c.stem}_{style.stem}.png") for c in contents]
+    if len(set(outs)) != len(outs):
+        raise JaxstyleError("two content images share a file name; rename one so outputs do not collide")
+    return outs
+
+
+def _init_file(settings: optimize.Settings) -> list[Path]:
+    return [] if settings.init in optimize.INITS else [Path(settings.init)]
+
+
+def _check_not_inputs(outputs: list[Path], inputs: list[Path]) -> None:
+    resolved = {p.resolve() for p in inputs}
+    for out in outputs:
+        if out.resolve() in resolved:
+            raise JaxstyleError(f"output {out} is also an input; choose another -o so inputs are never overwritten")
+
+
+def _load_params(args: argparse.Namespace):
+    path = args.weights if args.weights is not None else weights.default_weights_path()
+    return weights.load_params(path), Path(path)
+
+
+def _print_memory_estimate(contents: list[np.ndarray], settings: optimize.Settings, *, batch: int = 1) -> None:
+    shapes = {image_io.longest_side_shape(c.shape[:2], settings.size) for c in contents}
+    for shape in shapes:
+        optimize.check_size(shape)
+        need = optimize.check_memory(shape, settings, batch=batch if len(contents) == 1 else len(contents))
+        print(f"jaxstyle: {shape[1]}x{shape[0]} px, estimated memory {need / 2**30:.2f} GiB", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

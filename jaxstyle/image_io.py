@@ -1,0 +1,555 @@
+"""Reading, resizing and writing images as float32 ``[h, w, 3]`` RGB arrays.
+
+NumPy and Pillow only: the numeric code never sees a file, and this module
+never sees JAX. Every image crosses the boundary as float32 RGB in ``[0, 1]``.
+
+Writes are atomic: the data goes to a hidden temporary file in the target's
+own folder, is flushed to disk, then renamed over the target, so an error or
+a crash never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+from jaxstyle.errors import JaxstyleError
+
+PathLike = str | os.PathLike[str]
+
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+_RESAMPLE = Image.Resampling.LANCZOS
+
+
+# --------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------
+
+
+def load_image(path: PathLike, *, size: int | None = None) -> np.ndarray:
+    """Reads an image file as RGB floats.
+
+    Any format Pillow reads is accepted. The EXIF orientation is applied, so
+    the array is upright as a photo viewer shows it. Grayscale (8-, 16-,
+    32-bit and float), palette, CMYK and 1-bit images become RGB; transparent
+    pixels are composited onto white. Animated files give their first frame.
+
+    Args:
+      path: the image file.
+      size: if given, the image is resized so that its longest side is
+        ``size`` pixels, keeping the aspect ratio.
+
+    Returns:
+      float32 array ``[h, w, 3]`` with values in ``[0, 1]``.
+
+    Raises:
+      JaxstyleError: the file is missing, a folder, unreadable, empty, not an
+        image, truncated or corrupt, too large to decode safely, or ``size``
+        is not a positive integer.
+    """
+    path = Path(path)
+    if size is not None and (not isinstance(size, int) or size < 1):
+        raise JaxstyleError(
+            f"Cannot load {path} with size={size!r}; give the longest side as a "
+            "whole number of pixels, at least 1."
+        )
+    _check_readable_file(path)
+    image = _to_rgb_float(_decode(path), path)
+    if size is not None:
+        image = resize_longest(image, size)
+    return image
+
+
+def _check_readable_file(path: Path) -> None:
+    """Raises JaxstyleError unless ``path`` is a non-empty file we may read."""
+    if not path.exists():
+        raise JaxstyleError(f"Image file {path} does not exist; check the path.")
+    if path.is_dir():
+        raise JaxstyleError(f"{path} is a folder, not an image file; give the path of an image.")
+    if not os.access(path, os.R_OK):
+        raise JaxstyleError(f"Image file {path} is not readable; check its permissions.")
+    if path.stat().st_size == 0:
+        raise JaxstyleError(f"Image file {path} is empty; replace it with a valid image.")
+
+
+def _decode(path: Path) -> Image.Image:
+    """Opens, fully decodes and uprights an image, mapping failures to JaxstyleError."""
+    try:
+        with Image.open(path) as img:
+            # Pillow decodes lazily; decoding everything now is what makes a
+            # truncated file fail here. ImageFile.LOAD_TRUNCATED_IMAGES is left
+            # at its default (False) so Pillow raises instead of padding.
+            img.load()
+            return ImageOps.exif_transpose(img)
+    except FileNotFoundError:
+        raise JaxstyleError(f"Image file {path} does not exist; check the path.") from None
+    except PermissionError:
+        raise JaxstyleError(f"Image file {path} is not readable; check its permissions.") from None
+    except Image.DecompressionBombError:
+        raise JaxstyleError(
+            f"Image file {path} is too large to decode safely (over "
+            f"{2 * Image.MAX_IMAGE_PIXELS} pixels); downscale it first."
+        ) from None
+    except UnidentifiedImageError:
+        raise JaxstyleError(
+            f"{path} is not an image Pillow can read; give a PNG or JPEG file."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        # Pillow reports truncated and corrupt data with all of these types.
+        raise JaxstyleError(
+            f"Image file {path} is truncated or corrupt ({e}); re-export or re-download it."
+        ) from None
+
+
+def _to_rgb_float(img: Image.Image, path: Path) -> np.ndarray:
+    """Converts a decoded Pillow image of any mode to float32 RGB ``[h, w, 3]``.
+
+    Raises:
+      JaxstyleError: the mode cannot be converted or the pixels are not finite.
+    """
+    mode = img.mode
+    if mode in ("P", "PA", "RGBa", "La") or (
+        mode in ("L", "RGB") and "transparency" in img.info
+    ):
+        img, mode = img.convert("RGBA"), "RGBA"
+    elif mode == "1":
+        img, mode = img.convert("L"), "L"
+
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return _composite_on_white(np.asarray(img, dtype=np.float32) / 255.0)
+    if mode.startswith("I;16"):
+        gray = np.asarray(img).astype(np.float32) / 65535.0
+    elif mode == "I":
+        gray = _scale_int_gray(np.asarray(img))
+    elif mode == "F":
+        gray = _scale_float_gray(np.asarray(img), path)
+    else:
+        try:
+            rgb = img.convert("RGB")
+        except ValueError:
+            raise JaxstyleError(
+                f"Image file {path} has colour mode {mode}, which cannot be converted "
+                "to RGB; save it as an RGB PNG or JPEG."
+            ) from None
+        return np.asarray(rgb, dtype=np.float32) / 255.0
+    return np.repeat(gray[..., None], 3, axis=-1)
+
+
+def _composite_on_white(pixels: np.ndarray) -> np.ndarray:
+    """Flattens L, LA, RGB or RGBA floats ``[h, w, c]`` to RGB ``[h, w, 3]`` on white."""
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.shape[-1] in (2, 4):
+        colour, alpha = pixels[..., :-1], pixels[..., -1:]
+        pixels = colour * alpha + (1.0 - alpha)
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def _scale_int_gray(values: np.ndarray) -> np.ndarray:
+    """Maps 32-bit integer grayscale ``[h, w]`` to float32 ``[0, 1]``.
+
+    Values within ``[0, 65535]`` are taken as 16-bit data, which is what
+    Pillow's mode "I" holds in practice (16-bit PNG and TIFF from older
+    writers). Anything else has no agreed scale, so its own range is
+    stretched to ``[0, 1]``.
+    """
+    values = values.astype(np.float64)
+    lo, hi = values.min(), values.max()
+    if lo >= 0 and hi <= 65535:
+        return (values / 65535.0).astype(np.float32)
+    return _stretch(values)
+
+
+def _scale_float_gray(values: np.ndarray, path: Path) -> np.ndarray:
+    """Maps float grayscale ``[h, w]`` to float32 ``[0, 1]``.
+
+    Values already within ``[0, 1]`` are kept; any other range is stretched
+    to ``[0, 1]``.
+
+    Raises:
+      JaxstyleError: some pixels are NaN or infinite.
+    """
+    values = values.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise JaxstyleError(f"Image file {path} has NaN or infinite pixels; re-export it.")
+    if values.min() >= 0.0 and values.max() <= 1.0:
+        return values.astype(np.float32)
+    return _stretch(values)
+
+
+def _stretch(values: np.ndarray) -> np.ndarray:
+    """Linearly maps the range of ``values`` onto ``[0, 1]`` (a constant image clips)."""
+    lo, hi = values.min(), values.max()
+    if hi > lo:
+        return ((values - lo) / (hi - lo)).astype(np.float32)
+    return np.clip(values, 0.0, 1.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# Resizing and conversion
+# --------------------------------------------------------------------------
+
+
+def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resamples an RGB float image with a Lanczos filter, without 8-bit rounding.
+
+    Each channel is resized as a 32-bit float Pillow image (mode "F"), so no
+    precision is lost to quantisation; Lanczos overshoot is clipped away.
+
+    Args:
+      image: float array ``[h, w, 3]``.
+      shape: the output ``(H, W)``, both at least 1.
+
+    Returns:
+      float32 array ``[H, W, 3]`` with values in ``[0, 1]``.
+
+    Raises:
+      ValueError: ``image`` is not ``[h, w, 3]`` or ``shape`` is not positive.
+    """
+    image = _as_rgb_float(image)
+    height, width = (int(n) for n in shape)
+    if height < 1 or width < 1:
+        raise ValueError(f"resize shape must be positive, got {shape}")
+    if image.shape[:2] == (height, width):
+        return np.clip(image, 0.0, 1.0)
+    channels = [
+        np.asarray(Image.fromarray(image[..., c]).resize((width, height), _RESAMPLE))
+        for c in range(3)
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def resize_longest(image: np.ndarray, size: int) -> np.ndarray:
+    """Resizes so the longest side is ``size`` pixels, keeping the aspect ratio.
+
+    Args:
+      image: float array ``[h, w, 3]``.
+      size: the new length of the longest side, at least 1.
+
+    Returns:
+      float32 array ``[H, W, 3]`` with ``max(H, W) == size``; the shorter side
+      is rounded to the nearest pixel and is at least 1.
+    """
+    height, width = np.shape(image)[:2]
+    return resize(image, longest_side_shape((height, width), size))
+
+
+def longest_side_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    """The ``(H, W)`` that scales ``shape`` so its longest side is ``size``.
+
+    Args:
+      shape: the current ``(h, w)``.
+      size: the new longest side, at least 1.
+
+    Returns:
+      ``(H, W)``; the shorter side is rounded half up and is at least 1.
+    """
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
+    height, width = shape
+    longest = max(height, width)
+
+    def scale(n: int) -> int:
+        # Integer arithmetic: floor(n * size / longest + 1/2), exact for any size.
+        return max(1, (2 * n * size + longest) // (2 * longest))
+
+    return scale(height), scale(width)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Converts floats in ``[0, 1]`` to bytes, rounding to nearest and clipping.
+
+    Args:
+      image: float array of any shape (uint8 input is returned unchanged).
+
+    Returns:
+      uint8 array of the same shape.
+
+    Raises:
+      ValueError: the image contains NaN.
+    """
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image
+    if np.isnan(image).any():
+        raise ValueError("image contains NaN values and cannot be converted to uint8")
+    return np.clip(np.rint(image.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _as_rgb_float(image: np.ndarray) -> np.ndarray:
+    """Checks for shape ``[h, w, 3]`` and returns float32 (bytes are scaled by 1/255)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image of shape [h, w, 3], got {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    return image.astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------
+
+
+def save_image(path: PathLike, image: np.ndarray, *, quality: int = 95) -> Path:
+    """Writes an RGB image as PNG or JPEG, atomically.
+
+    The format follows the extension (.png, .jpg, .jpeg). JPEGs are written
+    without chroma subsampling, since stylised images are full of fine colour.
+
+    Args:
+      path: the output file; its folder must already exist and be writable
+        (see ``ensure_output_dir``).
+      image: ``[h, w, 3]`` floats in ``[0, 1]`` (outside values are clipped)
+        or uint8.
+      quality: JPEG quality, 1 to 100; ignored for PNG.
+
+    Returns:
+      ``path`` as a ``Path``.
+
+    Raises:
+      JaxstyleError: unsupported extension, missing or unwritable folder, or
+        the write failed.
+      ValueError: ``image`` is not ``[h, w, 3]``, contains NaN, or
+        ``quality`` is out of range.
+    """
+    path = Path(path)
+    image_format = _SAVE_FORMATS.get(path.suffix.lower())
+    if image_format is None:
+        supported = ", ".join(_SAVE_FORMATS)
+        raise JaxstyleError(
+            f"Cannot save {path}: extension {path.suffix or '(none)'!r} is not "
+            f"supported; use one of {supported}."
+        )
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be between 1 and 100, got {quality}")
+    _check_output_dir(path.parent, target=path)
+    pixels = to_uint8(_as_rgb_float(image))
+
+    encoded = io.BytesIO()
+    options = {"quality": quality, "subsampling": 0} if image_format == "JPEG" else {}
+    Image.fromarray(np.ascontiguousarray(pixels)).save(encoded, format=image_format, **options)
+    return atomic_write_bytes(path, encoded.getvalue())
+
+
+def atomic_write_text(path: PathLike, text: str, *, encoding: str = "utf-8") -> Path:
+    """Writes text to ``path`` atomically; see ``atomic_write_bytes``.
+
+    Args:
+      path: the output file; its folder must exist and be writable.
+      text: the content, written as is (no newline translation).
+      encoding: the text encoding.
+
+    Returns:
+      ``path`` as a ``Path``.
+    """
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Writes bytes to ``path`` so that readers see the old file or the new one, never a mix.
+
+    The data goes to a hidden ``.tmp`` file in the same folder (a rename is
+    only atomic within one file system), is flushed and fsynced, then
+    ``os.replace``d onto ``path``. On any failure the temporary file is
+    removed and an existing ``path`` is left untouched.
+
+    Args:
+      path: the output file; its folder must exist and be writable.
+      data: the complete new content.
+
+    Returns:
+      ``path`` as a ``Path``.
+
+    Raises:
+      JaxstyleError: the folder is missing or unwritable, ``path`` is a
+        folder, or the write failed (for example, the disk is full).
+    """
+    path = Path(path)
+    _check_output_dir(path.parent, target=path)
+    if path.is_dir():
+        raise JaxstyleError(f"Cannot write {path}: it is a folder; choose a file name.")
+    temp_path, fd = _create_temp_file(path)
+    try:
+        with os.fdopen(fd, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_path, path)
+    except BaseException as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_path)
+        if isinstance(e, OSError):
+            raise JaxstyleError(
+                f"Could not write {path} ({e.strerror or e}); check free disk space "
+                "and permissions."
+            ) from e
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _create_temp_file(path: Path) -> tuple[Path, int]:
+    """Creates a new hidden temporary file next to ``path``; returns it and its fd.
+
+    Unlike ``tempfile``, which makes files private (0600), ``os.open`` with
+    0666 lets the umask decide, so the output gets normal permissions.
+    """
+    while True:
+        temp_path = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise JaxstyleError(
+                f"Could not write {path} ({e.strerror or e}); check the folder's permissions."
+            ) from e
+        return temp_path, fd
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Makes a rename in ``directory`` durable; best effort, as not every OS allows it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _check_output_dir(directory: Path, *, target: Path) -> None:
+    """Raises JaxstyleError unless ``directory`` exists and is writable (never creates it)."""
+    if not directory.exists():
+        raise JaxstyleError(
+            f"Cannot write {target}: folder {directory} does not exist; create it first."
+        )
+    if not directory.is_dir():
+        raise JaxstyleError(f"Cannot write {target}: {directory} is not a folder.")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise JaxstyleError(
+            f"Cannot write {target}: folder {directory} is not writable; check its permissions."
+        )
+
+
+def check_output_path(path: PathLike) -> Path:
+    """Raises JaxstyleError unless ``path``'s folder exists and is writable; never creates it."""
+    path = Path(path)
+    _check_output_dir(path.parent if str(path.parent) else Path("."), target=path)
+    return path
+
+
+def ensure_output_dir(directory: PathLike) -> Path:
+    """Creates an output folder if needed and checks that it is writable.
+
+    ``save_image`` never creates folders; callers that want missing folders
+    created call this first.
+
+    Args:
+      directory: the folder, created with its parents if missing.
+
+    Returns:
+      ``directory`` as a ``Path``.
+
+    Raises:
+      JaxstyleError: the folder cannot be created, is a file, or is not writable.
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise JaxstyleError(
+            f"Cannot use {directory} as an output folder: it is a file; choose another path."
+        ) from None
+    except OSError as e:
+        raise JaxstyleError(
+            f"Cannot create output folder {directory} ({e.strerror or e}); check the path "
+            "and permissions."
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise JaxstyleError(
+            f"Output folder {directory} is not writable; check its permissions."
+        )
+    return directory
+
+
+# --------------------------------------------------------------------------
+# Contact sheet
+# --------------------------------------------------------------------------
+
+
+def contact_sheet(
+    images: Sequence[np.ndarray],
+    labels: Sequence[str],
+    *,
+    columns: int | None = None,
+    label_height: int = 20,
+) -> np.ndarray:
+    """Lays out same-size images in a grid with a text label under each.
+
+    Cells are filled row by row; unused cells and the label strips are
+    white. Labels wider than a cell are cut off at the cell's edge.
+
+    Args:
+      images: ``n`` float arrays ``[h, w, 3]`` in ``[0, 1]``, all one shape.
+      labels: ``n`` strings, one per image.
+      columns: images per row; defaults to ``ceil(sqrt(n))``.
+      label_height: height in pixels of the strip under each image (0 for none).
+
+    Returns:
+      float32 array ``[rows * (h + label_height), columns * w, 3]`` with
+      ``rows = ceil(n / columns)``.
+
+    Raises:
+      ValueError: no images, a label count that differs from the image
+        count, images of different shapes, or a non-positive ``columns``.
+    """
+    if not images:
+        raise ValueError("contact_sheet needs at least one image")
+    if len(labels) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(labels)} labels")
+    if label_height < 0:
+        raise ValueError(f"label_height must be >= 0, got {label_height}")
+    cells = [np.clip(_as_rgb_float(image), 0.0, 1.0) for image in images]
+    shapes = {cell.shape for cell in cells}
+    if len(shapes) != 1:
+        raise ValueError(f"contact_sheet images must share one shape, got {sorted(shapes)}")
+    columns = columns if columns is not None else math.ceil(math.sqrt(len(cells)))
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+
+    rows = math.ceil(len(cells) / columns)
+    height, width, _ = cells[0].shape
+    cell_height = height + label_height
+    sheet = np.ones((rows * cell_height, columns * width, 3), dtype=np.float32)
+    for index, (cell, label) in enumerate(zip(cells, labels)):
+        top, left = (index // columns) * cell_height, (index % columns) * width
+        sheet[top : top + height, left : left + width] = cell
+        if label_height:
+            strip = _label_strip(str(label), width, label_height)
+            sheet[top + height : top + cell_height, left : left + width] = strip[..., None]
+    return sheet
+
+
+def _label_strip(text: str, width: int, height: int) -> np.ndarray:
+    """Renders ``text`` in black, left-aligned and vertically centred, on white.
+
+    Returns:
+      float32 array ``[height, width]`` in ``[0, 1]``.
+    """
+    strip = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default()
+    _, top, _, bottom = draw.textbbox((0, 0), text, font=font)
+    draw.text((2, (height - (bottom + top)) / 2), text, fill=0, font=font)
+    return np.asarray(strip, dtype=np.float32) / 255.0

@@ -1,0 +1,458 @@
+"""Optimising the pixels: one jitted step (value_and_grad + optax update + apply), batched by vmap.
+
+The step works on one image; `stylize_batch` vmaps it over content images (each with its own
+optimiser state and line search) and `sweep` vmaps it over loss weights. Each distinct
+(settings, image size, batch) compiles once per process; the persistent compilation cache
+(`enable_compilation_cache`) keeps it across processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxstyle import image_io, losses, vgg
+from jaxstyle.errors import JaxstyleError
+
+INITS = ("noise", "content", "style")
+OPTIMIZERS = ("lbfgs", "adam")
+MIN_SIDE = 32  # conv5_1 sits behind four 2x2 poolings: 32 px leaves it 2x2 positions.
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything that decides the picture. Defaults are the paper's unless a comment says otherwise.
+
+    content_weight / style_weight are the paper's alpha / beta (alpha/beta = 1e-3, Fig. 3).
+    Layer weights of None mean equal weights summing to one (the paper's w_l = 1/5).
+    init is "noise", "content", "style", or the path of an image file.
+    """
+
+    size: int = 256  # longest side in px; the paper shows 512 (see README: CPU time).
+    steps: int = 40
+    optimizer: str = "lbfgs"
+    content_weight: float = 1e-3
+    style_weight: float = 1.0
+    tv_weight: float = 0.0
+    content_layers: tuple[str, ...] = losses.CONTENT_LAYERS
+    style_layers: tuple[str, ...] = losses.STYLE_LAYERS
+    content_layer_weights: tuple[float, ...] | None = None
+    style_layer_weights: tuple[float, ...] | None = None
+    pooling: str = "avg"
+    # Departure: the paper starts from white noise; the content image reaches a good
+    # picture in far fewer steps (the paper's Fig. 6 shows both work).
+    init: str = "content"
+    seed: int = 0
+    learning_rate: float = 0.02  # Adam only, for pixels in [0, 1].
+    lbfgs_memory: int = 10
+    linesearch_steps: int = 8  # optax's zoom line search; caps evaluations per L-BFGS step.
+
+    def __post_init__(self):
+        for name in ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+        validate(self)
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise JaxstyleError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    def layer_weights(self) -> tuple[dict[str, float], dict[str, float]]:
+        """({content layer: weight}, {style layer: weight})."""
+        return (_weights_for(self.content_layers, self.content_layer_weights),
+                _weights_for(self.style_layers, self.style_layer_weights))
+
+    def loss_weights(self) -> losses.LossWeights:
+        return losses.LossWeights(content=self.content_weight, style=self.style_weight, tv=self.tv_weight)
+
+
+def _weights_for(layers: tuple[str, ...], weights: tuple[float, ...] | None) -> dict[str, float]:
+    if weights is None:
+        return losses.equal_weights(layers) if layers else {}
+    return dict(zip(layers, weights))
+
+
+def validate(settings: Settings) -> None:
+    """Raises JaxstyleError naming the first setting that cannot work."""
+    s = settings
+    problems = []
+    if s.optimizer not in OPTIMIZERS:
+        problems.append(f"optimizer must be one of {OPTIMIZERS}, got {s.optimizer!r}")
+    if s.pooling not in vgg.POOLINGS:
+        problems.append(f"pooling must be one of {vgg.POOLINGS}, got {s.pooling!r}")
+    if s.steps < 0:
+        problems.append(f"steps must be >= 0, got {s.steps}")
+    if s.size < MIN_SIDE:
+        problems.append(f"size must be at least {MIN_SIDE} px, got {s.size}")
+    for name in ("content_weight", "style_weight", "tv_weight", "learning_rate"):
+        value = getattr(s, name)
+        if not (np.isfinite(value) and value >= 0):
+            problems.append(f"{name} must be a finite number >= 0, got {value}")
+    if not s.content_layers and not s.style_layers:
+        problems.append("give at least one content or style layer")
+    for kind in ("content", "style"):
+        layers, weights = getattr(s, f"{kind}_layers"), getattr(s, f"{kind}_layer_weights")
+        bad = [n for n in layers if n not in vgg.LAYER_NAMES]
+        if bad:
+            problems.append(f"unknown {kind} layer(s) {bad}; choose from {', '.join(vgg.LAYER_NAMES)}")
+        if weights is not None and len(weights) != len(layers):
+            problems.append(f"{kind}_layer_weights has {len(weights)} values for {len(layers)} layers")
+    if s.init not in INITS and not Path(s.init).is_file():
+        problems.append(f"init must be one of {INITS} or an image file, got {s.init!r}")
+    if problems:
+        raise JaxstyleError("; ".join(problems))
+
+
+class State(NamedTuple):
+    """Loop state of one image: image f32[h, w, 3] in [0, 1], optax state, step count i32[]."""
+
+    image: jax.Array
+    opt_state: Any
+    step: jax.Array
+
+
+class StepInfo(NamedTuple):
+    """Losses at the image a step started from, and function evaluations that step used."""
+
+    total: jax.Array
+    parts: losses.LossParts
+    evaluations: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """What a callback receives after each step (for a batch: the per-image arrays)."""
+
+    step: int
+    steps: int
+    total: Any
+    content: Any
+    style: Any
+    tv: Any
+    evaluations: int
+    seconds: float
+    image: Callable[[], np.ndarray]  # fetches the current image(s) only when called
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """image: f32[h, w, 3] (or [B, h, w, 3]); final losses at that image; cost of the run."""
+
+    image: np.ndarray
+    total: Any
+    content: Any
+    style: Any
+    tv: Any
+    steps: int
+    evaluations: int
+    seconds: float
+
+
+class NonFiniteLoss(JaxstyleError):
+    """The loss became NaN/inf; `.result` holds the last finite image."""
+
+    def __init__(self, message: str, result: Result):
+        super().__init__(message)
+        self.result = result
+
+
+def make_optimizer(settings: Settings) -> optax.GradientTransformationExtraArgs:
+    if settings.optimizer == "adam":
+        return optax.with_extra_args_support(optax.adam(settings.learning_rate))
+    linesearch = optax.scale_by_zoom_linesearch(
+        max_linesearch_steps=settings.linesearch_steps, initial_guess_strategy="one")
+    return optax.lbfgs(memory_size=settings.lbfgs_memory, linesearch=linesearch)
+
+
+def _loss_fn(settings: Settings) -> Callable:
+    content_lw, style_lw = settings.layer_weights()
+    return functools.partial(
+        losses.total_loss, content_layer_weights=content_lw, style_layer_weights=style_lw,
+        pooling=settings.pooling)
+
+
+def _step(state: State, params, targets: losses.Targets, weights: losses.LossWeights, *,
+          settings: Settings) -> tuple[State, StepInfo]:
+    """One optimisation step of one image: value_and_grad, optax update, apply, clip to [0, 1]."""
+    loss = _loss_fn(settings)
+    value_fn = lambda x: loss(params, x, targets, weights)[0]
+    (value, parts), grad = jax.value_and_grad(
+        lambda x: loss(params, x, targets, weights), has_aux=True)(state.image)
+    optimizer = make_optimizer(settings)
+    updates, opt_state = optimizer.update(
+        grad, state.opt_state, state.image, value=value, grad=grad, value_fn=value_fn)
+    # Pixels are projected back into [0, 1] after each step. The gradient is recomputed at
+    # the projected image next step rather than reused from the line search, which keeps
+    # the L-BFGS memory consistent with the points actually visited.
+    image = jnp.clip(optax.apply_updates(state.image, updates), 0.0, 1.0)
+    evaluations = 1 + _linesearch_evaluations(opt_state)
+    return State(image, opt_state, state.step + 1), StepInfo(value, parts, evaluations)
+
+
+def _linesearch_evaluations(opt_state) -> jax.Array:
+    found = optax.tree_utils.tree_get(opt_state, "num_linesearch_steps", default=None)
+    return jnp.asarray(0 if found is None else found, jnp.int32)
+
+
+def _init_state(image: jax.Array, *, settings: Settings) -> State:
+    state = State(image, make_optimizer(settings).init(image), jnp.zeros((), jnp.int32))
+    # optax initialises some fields as weakly typed scalars; the step returns them strongly
+    # typed, which would compile the step a second time.
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), state)
+
+
+def _final_parts(params, image, targets, weights, *, settings):
+    return _loss_fn(settings)(params, image, targets, weights)
+
+
+# in_axes for (state / image, params, targets, weights) in each batching mode.
+_AXES = {
+    "single": None,
+    "contents": (0, None, losses.Targets(content=0, style=None), None),
+    "weights": (0, None, None, 0),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _programs(settings: Settings, mode: str):
+    """(init, step, final) jitted for a batching mode; cached so each compiles once per shape."""
+    init = functools.partial(_init_state, settings=settings)
+    step = functools.partial(_step, settings=settings)
+    final = functools.partial(_final_parts, settings=settings)
+    axes = _AXES[mode]
+    if axes is not None:
+        init = jax.vmap(init)
+        step = jax.vmap(step, in_axes=axes)
+        final = jax.vmap(final, in_axes=(None, 0, *axes[2:]))
+    return jax.jit(init), jax.jit(step), jax.jit(final)
+
+
+def prepare_images(content: np.ndarray, style: np.ndarray, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """Resizes content to settings.size (longest side) and style to the content's shape (the paper).
+
+    Raises JaxstyleError when an image is too small for the deepest layer.
+    """
+    content = image_io.resize_longest(content, settings.size)
+    check_size(content.shape[:2])
+    style = image_io.resize(style, content.shape[:2])
+    return content, style
+
+
+def check_size(shape: Sequence[int]) -> None:
+    if min(shape) < MIN_SIDE:
+        raise JaxstyleError(
+            f"image of {shape[1]}x{shape[0]} px is too small: conv5_1 needs both sides >= {MIN_SIDE} px; "
+            f"use a larger --size or a less elongated image")
+
+
+def initial_image(content: np.ndarray, style: np.ndarray, settings: Settings) -> np.ndarray:
+    """The starting image, f32[h, w, 3]: seeded white noise, the content, the style, or a file."""
+    if settings.init == "noise":
+        rng = np.random.default_rng(settings.seed)
+        return rng.random(content.shape, dtype=np.float32)
+    if settings.init == "content":
+        return content
+    if settings.init == "style":
+        return style
+    return image_io.resize(image_io.load_image(settings.init), content.shape[:2])
+
+
+def estimate_memory_bytes(shape: Sequence[int], settings: Settings, *, batch: int = 1) -> int:
+    """A rough peak-memory estimate of one optimisation at image shape (h, w).
+
+    Counts the activations up to the deepest layer (kept for the backward pass, about three
+    copies alive at once across forward, backward and line search) plus the weights.
+    """
+    h, w = shape
+    deepest = max(vgg.LAYER_NAMES.index(n) for n in (*settings.content_layers, *settings.style_layers))
+    floats = 0
+    for name in vgg.LAYER_NAMES[: deepest + 1]:
+        if name.startswith("pool"):
+            h, w = h // 2, w // 2
+        else:
+            floats += 2 * h * w * dict((n, c) for n, _, c in vgg.CONV_LAYERS)[name]
+    return int(batch * 3 * 4 * floats + 100e6)
+
+
+def available_memory_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check_memory(shape: Sequence[int], settings: Settings, *, batch: int = 1) -> int:
+    """Returns the estimate; raises JaxstyleError when it exceeds the memory available now."""
+    need = estimate_memory_bytes(shape, settings, batch=batch)
+    if jax.default_backend() == "cpu" and need > available_memory_bytes():
+        raise JaxstyleError(
+            f"{shape[1]}x{shape[0]} px x {batch} image(s) needs about {need / 2**30:.1f} GiB but only "
+            f"{available_memory_bytes() / 2**30:.1f} GiB is available; lower --size or the batch")
+    return need
+
+
+def _raise_non_finite(total, step: int, image, evaluations: int, seconds: float):
+    result = Result(np.asarray(image), total, None, None, None, step, evaluations, seconds)
+    raise NonFiniteLoss(
+        f"the loss became {total} at step {step}; the last finite image is kept. Lower "
+        f"--style-weight (beta) or --tv-weight (or --learning-rate with Adam)", result)
+
+
+def _run(params, targets, weights, start, settings: Settings, mode: str,
+         callback: Callable[[Progress], None] | None) -> Result:
+    """The Python loop around the jitted step: progress, NaN guard, final losses."""
+    init, step, final = _programs(settings, mode)
+    weights = jax.tree.map(jnp.asarray, weights)
+    state = init(jnp.asarray(start))
+    last_finite = state.image
+    t0, evaluations = time.perf_counter(), 0
+    for i in range(settings.steps):
+        new_state, info = step(state, params, targets, weights)
+        total = np.asarray(info.total)  # the loss at state.image, where this step started
+        if not np.all(np.isfinite(total)):
+            _raise_non_finite(total, i, last_finite, evaluations, time.perf_counter() - t0)
+        last_finite, state = state.image, new_state
+        evaluations += int(np.max(info.evaluations))
+        if callback is not None:
+            callback(Progress(
+                step=i + 1, steps=settings.steps, total=total, content=np.asarray(info.parts.content),
+                style=np.asarray(info.parts.style), tv=np.asarray(info.parts.tv),
+                evaluations=evaluations, seconds=time.perf_counter() - t0,
+                image=functools.partial(np.asarray, state.image)))
+    total, parts = final(params, state.image, targets, weights)
+    total = np.asarray(total)
+    if not np.all(np.isfinite(total)):
+        _raise_non_finite(total, settings.steps, last_finite, evaluations, time.perf_counter() - t0)
+    return Result(np.asarray(state.image), total, np.asarray(parts.content), np.asarray(parts.style),
+                  np.asarray(parts.tv), settings.steps, evaluations, time.perf_counter() - t0)
+
+
+def stylize(params, content: np.ndarray, style: np.ndarray, settings: Settings = Settings(), *,
+            callback: Callable[[Progress], None] | None = None) -> Result:
+    """Paints one content image in the style of another.
+
+    Args:
+      params: VGG-19 params (`jaxstyle.weights.load_params`).
+      content: f32[h, w, 3] RGB in [0, 1], any size (resized to settings.size).
+      style: f32[h', w', 3] RGB in [0, 1] (resized to the content's size, as in the paper).
+      settings: see `Settings`.
+      callback: called with a `Progress` after every step.
+
+    Returns:
+      A `Result` whose image is f32[H, W, 3] with max(H, W) == settings.size.
+    """
+    content, style = prepare_images(content, style, settings)
+    check_memory(content.shape[:2], settings)
+    targets = _targets(params, content, style, settings)
+    start = initial_image(content, style, settings)
+    return _run(params, targets, settings.loss_weights(), start, settings, "single", callback)
+
+
+def _targets(params, content, style, settings: Settings) -> losses.Targets:
+    return _targets_program(settings)(params, jnp.asarray(content), jnp.asarray(style))
+
+
+@functools.lru_cache(maxsize=None)
+def _targets_program(settings: Settings):
+    return jax.jit(functools.partial(
+        losses.make_targets, content_layers=settings.content_layers,
+        style_layers=settings.style_layers, pooling=settings.pooling))
+
+
+def stylize_batch(params, contents: Sequence[np.ndarray], style: np.ndarray, settings: Settings = Settings(),
+                  *, callback: Callable[[Progress], None] | None = None) -> Result:
+    """Stylises same-size content images against one style in one vmapped, compiled program.
+
+    Args:
+      contents: B images f32[h, w, 3] of one shape (after resizing to settings.size).
+      style: f32[h', w', 3], resized to the contents' size.
+
+    Returns:
+      A `Result` with image f32[B, H, W, 3] and per-image losses f32[B].
+    """
+    prepared = [prepare_images(c, style, settings)[0] for c in contents]
+    shapes = {c.shape for c in prepared}
+    if len(shapes) != 1:
+        raise JaxstyleError(f"stylize_batch needs content images of one size, got {sorted(shapes)}; "
+                            f"use stylize_many to group them")
+    shape = prepared[0].shape
+    check_memory(shape[:2], settings, batch=len(prepared))
+    style = image_io.resize(style, shape[:2])
+    per_image = [_targets(params, c, style, settings) for c in prepared]
+    targets = losses.Targets(content=jax.tree.map(lambda *xs: jnp.stack(xs), *[t.content for t in per_image]),
+                             style=per_image[0].style)
+    start = np.stack([initial_image(c, style, settings) for c in prepared])
+    return _run(params, targets, settings.loss_weights(), start, settings, "contents", callback)
+
+
+def stylize_many(params, contents: Sequence[np.ndarray], style: np.ndarray, settings: Settings = Settings(),
+                 *, callback: Callable[[Progress], None] | None = None) -> list[Result]:
+    """Stylises content images of any sizes: one `stylize_batch` (one compile) per size.
+
+    Returns one single-image `Result` per content, in the input order.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(contents):
+        groups.setdefault(prepare_images(c, style, settings)[0].shape, []).append(i)
+    results: list[Result | None] = [None] * len(contents)
+    for indices in groups.values():
+        batch = stylize_batch(params, [contents[i] for i in indices], style, settings, callback=callback)
+        for j, i in enumerate(indices):
+            results[i] = Result(batch.image[j], batch.total[j], batch.content[j], batch.style[j],
+                                batch.tv[j], batch.steps, batch.evaluations, batch.seconds)
+    return results
+
+
+def sweep(params, content: np.ndarray, style: np.ndarray, ratios: Sequence[float],
+          settings: Settings = Settings(), *, callback: Callable[[Progress], None] | None = None) -> Result:
+    """One compiled program for K values of alpha/beta (vmapped loss weights), one content/style pair.
+
+    beta stays settings.style_weight; alpha = ratio * beta for each ratio.
+
+    Returns:
+      A `Result` with image f32[K, H, W, 3] and per-ratio losses f32[K].
+    """
+    ratios = np.asarray(ratios, np.float32)
+    if ratios.ndim != 1 or len(ratios) == 0 or not np.all(np.isfinite(ratios)) or np.any(ratios < 0):
+        raise JaxstyleError(f"ratios must be a non-empty list of finite numbers >= 0, got {ratios.tolist()}")
+    content, style = prepare_images(content, style, settings)
+    check_memory(content.shape[:2], settings, batch=len(ratios))
+    targets = _targets(params, content, style, settings)
+    k = len(ratios)
+    weights = losses.LossWeights(content=ratios * settings.style_weight,
+                                 style=np.full(k, settings.style_weight, np.float32),
+                                 tv=np.full(k, settings.tv_weight, np.float32))
+    start = np.broadcast_to(initial_image(content, style, settings), (k, *content.shape))
+    return _run(params, targets, weights, start, settings, "weights", callback)
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> None:
+    """Keeps compiled programs on disk so a new process skips the compile (per image size)."""
+    path = path or os.environ.get("JAX_COMPILATION_CACHE_DIR") or Path.home() / ".cache" / "jaxstyle" / "jit"
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

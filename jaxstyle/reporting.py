@@ -1,0 +1,140 @@
+"""What surrounds a run: the progress bar, intermediate images, JSON sidecars, loss plots.
+
+The optimisation loop knows nothing of this; it only calls a callback with `optimize.Progress`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from jaxstyle import image_io
+from jaxstyle.optimize import Progress, Result, Settings
+
+
+class ProgressReporter:
+    """A tqdm bar on stderr with the current losses; keeps the loss history for a plot.
+
+    For a batch the bar shows the mean over images; the history keeps every image's values.
+    """
+
+    def __init__(self, steps: int, *, quiet: bool = False, batch: int = 1):
+        self.steps, self.quiet, self.batch = steps, quiet, batch
+        self.history: list[dict] = []
+        self._bar = None
+
+    def __enter__(self):
+        if not self.quiet:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.steps, unit="step", file=sys.stderr, dynamic_ncols=True)
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.close()
+
+    def __call__(self, p: Progress) -> None:
+        record = {"step": p.step, "seconds": p.seconds, "evaluations": p.evaluations}
+        for name in ("total", "content", "style", "tv"):
+            record[name] = np.asarray(getattr(p, name)).tolist()
+        self.history.append(record)
+        if self._bar is not None:
+            if p.step < self._bar.n:  # a new batch of a multi-size run starts over
+                self._bar.reset(total=self.steps)
+            self._bar.set_postfix_str(
+                f"loss {np.mean(p.total):.4g} (content {np.mean(p.content):.3g}, style {np.mean(p.style):.3g})")
+            self._bar.update(p.step - self._bar.n)
+
+
+def save_every(callback: Callable[[Progress], None], every: int,
+               outputs: Sequence[Path]) -> Callable[[Progress], None]:
+    """Wraps a callback so that every `every`-th step's image(s) are also saved beside the outputs."""
+
+    def wrapped(p: Progress) -> None:
+        callback(p)
+        if p.step % every == 0 and p.step != p.steps:
+            images = p.image()
+            images = images[None] if images.ndim == 3 else images
+            for out, image in zip(outputs, images):
+                image_io.save_image(out.with_name(f"{out.stem}_step{p.step:05d}{out.suffix}"), image)
+
+    return wrapped
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def sidecar_path(output: Path) -> Path:
+    return output.with_suffix(".json")
+
+
+def write_sidecar(output: Path, *, settings: Settings, result: Result, weights_path: Path,
+                  inputs: dict[str, Path]) -> Path:
+    """Writes OUTPUT.json: settings, seed, weights sha256, versions, final losses, cost, output sha256."""
+    import jax
+
+    record = {
+        "output": str(output),
+        "output_sha256": _sha256.__wrapped__(Path(output)),
+        "inputs": {k: {"path": str(v), "sha256": _sha256(Path(v).resolve())} for k, v in inputs.items()},
+        "settings": settings.to_dict(),
+        "seed": settings.seed,
+        "weights": {"path": str(weights_path), "sha256": _sha256(Path(weights_path).resolve())},
+        "losses": {name: float(np.asarray(getattr(result, name)))
+                   for name in ("total", "content", "style", "tv")},
+        "steps": result.steps,
+        "evaluations": result.evaluations,
+        "seconds": round(result.seconds, 3),
+        "versions": {p: _version(p) for p in ("jaxstyle", "jax", "jaxlib", "optax", "numpy")},
+        "backend": jax.default_backend(),
+        "python": platform.python_version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return image_io.atomic_write_text(sidecar_path(output), json.dumps(record, indent=2) + "\n")
+
+
+def plot_losses(history: list[dict], path: Path) -> Path:
+    """A PNG of total, content and style loss against step (log scale), one line per image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        raise ValueError("no steps were run, so there is no loss curve to plot")
+    steps = [h["step"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    for ax, name in zip(axes, ("total", "content", "style")):
+        values = np.array([np.atleast_1d(h[name]) for h in history])
+        ax.plot(steps, values)
+        ax.set(title=f"{name} loss", xlabel="step", yscale="log")
+    fig.tight_layout()
+    tmp = Path(path).with_name(f".{Path(path).name}.plot.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    image_io.atomic_write_bytes(path, tmp.read_bytes())
+    tmp.unlink()
+    return Path(path)
