@@ -1,0 +1,145 @@
+"""The `jaxstyle` command as a user runs it: outputs, sidecars, and one clear line for bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import DATA, REAL_WEIGHTS
+from jaxstyle import cli, image_io
+
+pytestmark = pytest.mark.real_weights
+# One small size and step count for every run, so the process compiles each program once.
+FAST = ["--size", "48", "--steps", "3", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def _need_weights(monkeypatch, tmp_path_factory):
+    if not REAL_WEIGHTS.exists():
+        pytest.skip("weights/vgg19.h5 missing: run `make weights`")
+    monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(REAL_WEIGHTS))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("in")
+    content = folder / "town.jpg"
+    Image.open(DATA / "tubingen.jpg").resize((64, 48)).save(content)
+    style = folder / "paint.png"
+    Image.open(DATA / "starry_night.jpg").resize((64, 40)).save(style)
+    return content, style
+
+
+def run(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_stylize_writes_image_and_sidecar_that_reproduces_it(images, tmp_path, capsys):
+    content, style = images
+    out = tmp_path / "out.png"
+    code, stdout, _ = run(["stylize", content, style, "-o", out, *FAST, "--loss-plot", tmp_path / "loss.png"], capsys)
+    assert code == 0 and stdout.strip() == str(out)
+    assert Image.open(out).size == (48, 36)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["settings"]["size"] == 48 and sidecar["steps"] == 3
+    assert sidecar["weights"]["sha256"] and sidecar["versions"]["jax"]
+    assert set(sidecar["losses"]) == {"total", "content", "style", "tv"}
+    assert Image.open(tmp_path / "loss.png").size[0] > 100
+
+    again = tmp_path / "again.png"
+    code, _, _ = run(["stylize", content, style, "-o", again, "--settings", out.with_suffix(".json"), "--quiet"], capsys)
+    assert code == 0
+    np.testing.assert_allclose(image_io.load_image(again), image_io.load_image(out), atol=2 / 255)
+
+
+def test_several_contents_go_to_a_folder(images, tmp_path, capsys):
+    content, style = images
+    second = tmp_path / "second.png"
+    Image.open(content).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(second)
+    outdir = tmp_path / "outs"
+    outdir.mkdir()
+    code, stdout, _ = run(["stylize", content, second, style, "-o", outdir, *FAST, "--save-every", "2"], capsys)
+    assert code == 0
+    names = sorted(p.name for p in outdir.iterdir())
+    assert names == ["second_paint.json", "second_paint.png", "second_paint_step00002.png",
+                     "town_paint.json", "town_paint.png", "town_paint_step00002.png"]
+
+
+def test_sweep_writes_sheet_and_each_image(images, tmp_path, capsys):
+    content, style = images
+    sheet = tmp_path / "sheet.png"
+    code, _, _ = run(["sweep", content, style, "--ratios", "1e-4,1e-2", "-o", sheet, *FAST], capsys)
+    assert code == 0
+    assert Image.open(sheet).size[0] == 2 * 48
+    for ratio in ("0.0001", "0.01"):
+        sidecar = json.loads((tmp_path / f"sheet_ratio{ratio}.json").read_text())
+        assert sidecar["settings"]["content_weight"] == pytest.approx(float(ratio))
+
+
+def _bad_inputs(folder, content, style):
+    empty = folder / "empty.jpg"
+    empty.write_bytes(b"")
+    text = folder / "notes.png"
+    text.write_text("not an image")
+    cut = folder / "cut.jpg"
+    cut.write_bytes(content.read_bytes()[: len(content.read_bytes()) // 2])
+    sliver = folder / "sliver.png"
+    Image.new("RGB", (400, 20)).save(sliver)
+    return {
+        "missing": ([folder / "nope.jpg", style], "nope.jpg"),
+        "empty": ([empty, style], "empty.jpg"),
+        "not an image": ([text, style], "notes.png"),
+        "truncated": ([content, cut], "cut.jpg"),
+        "too small": ([sliver, style], "too small"),
+        "size too small": ([content, style, "--size", "16"], "size"),
+        "bad layer": ([content, style, "--style-layers", "conv1_1,conv9_1"], "conv9_1"),
+        "bad weights": ([content, style, "--weights", text], "notes.png"),
+        "huge": ([content, style, "--size", "200000"], "GiB"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "not an image", "truncated", "too small",
+                                  "size too small", "bad layer", "bad weights", "huge"])
+def test_bad_input_gives_one_line_and_no_output(images, tmp_path, capsys, case):
+    content, style = images
+    argv, expected = _bad_inputs(tmp_path, content, style)[case]
+    out = tmp_path / "result.png"
+    code, _, err = run(["stylize", *argv, "-o", out, "--quiet", "--steps", "1"], capsys)
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.startswith("jaxstyle: error:")]
+    assert len(lines) == 1 and expected in lines[0], err
+    assert "Traceback" not in err
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_output_folder_must_exist_and_inputs_are_never_overwritten(images, tmp_path, capsys):
+    content, style = images
+    before = content.read_bytes()
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "no" / "out.png", *FAST], capsys)
+    assert code != 0 and "does not exist" in err
+    code, _, err = run(["stylize", content, style, "-o", content, *FAST], capsys)
+    assert code != 0 and "also an input" in err
+    assert content.read_bytes() == before
+
+
+def test_non_finite_loss_keeps_last_finite_image(images, tmp_path, capsys):
+    content, style = images
+    out = tmp_path / "out.png"
+    code, _, err = run(["stylize", content, style, "-o", out, *FAST, "--style-weight", "1e38"], capsys)
+    assert code == cli.EXIT_NON_FINITE and "style-weight" in err and "Traceback" not in err
+    assert np.isfinite(image_io.load_image(out)).all()
+
+
+def test_console_script_runs_in_a_fresh_process(images, tmp_path):
+    bad = subprocess.run([sys.executable, "-m", "jaxstyle", "stylize", "missing.jpg", str(images[1])],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("jaxstyle: error:")
+    assert "Traceback" not in bad.stderr
+    info = subprocess.run([sys.executable, "-m", "jaxstyle", "weights", "info", str(REAL_WEIGHTS)],
+                          capture_output=True, text=True)
+    assert info.returncode == 0 and "caffe" in info.stdout
