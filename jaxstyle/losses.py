@@ -6,7 +6,7 @@ return f32 scalars.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
@@ -18,15 +18,27 @@ CONTENT_LAYERS: tuple[str, ...] = ("conv4_2",)
 STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
 
+# Cumulative style-layer sets of the paper's Fig. 1 and Fig. 4 (rows A-E).
+STYLE_PRESETS: dict[str, tuple[str, ...]] = {
+    f"upto-{last}": STYLE_LAYERS[: i + 1] for i, last in enumerate(STYLE_LAYERS)
+}
+
+
 class Targets(NamedTuple):
     """What the generated image is pulled towards; computed once per content/style pair.
 
     content: {layer: f32[h, w, N]} features P^l of the content image.
-    style: {layer: f32[N, N]} Gram matrices A^l of the style image.
+    style: {layer: f32[S, N, N]} Gram matrices A^l of S style images, each rescaled to the
+      content's number of positions at that layer.
+    blend: f32[S] weight of each style image in the style loss.
+    masks: f32[S, h, w] the region of the content each style paints (values in [0, 1]), or
+      None for styles that cover the whole image.
     """
 
     content: dict[str, jax.Array]
     style: dict[str, jax.Array]
+    blend: jax.Array
+    masks: jax.Array | None = None
 
 
 class LossWeights(NamedTuple):
@@ -46,6 +58,21 @@ def gram(f: jax.Array) -> jax.Array:
     return flat.T @ flat
 
 
+def guided_gram(f: jax.Array, mask: jax.Array) -> jax.Array:
+    """Gram matrix of the positions a mask selects, rescaled to the full number of positions.
+
+    G_ij = M / sum_k m_k^2 * sum_k m_k^2 F_ik F_jk (Gatys et al. 2017, spatial control), so a
+    mask of ones gives `gram(f)` and a masked Gram compares with a whole style image's Gram.
+
+    Args:
+      f: f32[h, w, N] features. mask: f32[h, w] in [0, 1].
+    """
+    weight = jnp.square(mask)
+    total = jnp.maximum(jnp.sum(weight), 1e-8)
+    flat = (f * weight[..., None]).reshape(-1, f.shape[-1])
+    return (flat.T @ f.reshape(-1, f.shape[-1])) * (mask.size / total)
+
+
 def content_loss(f: jax.Array, p: jax.Array) -> jax.Array:
     """1/2 sum_ij (F_ij - P_ij)^2 for features f, p: f32[h, w, N] (eq. 1)."""
     return 0.5 * jnp.sum(jnp.square(f - p))
@@ -58,10 +85,7 @@ def style_layer_loss(f: jax.Array, a: jax.Array) -> jax.Array:
       f: f32[h, w, N] features of the generated image.
       a: f32[N, N] Gram matrix of the style image at the same layer.
     """
-    h, w, n = f.shape
-    # A Python float: 4 N^2 M^2 overflows int32 at ordinary sizes (4e13 at 256x192, conv1_1).
-    norm = 4.0 * float(n) ** 2 * float(h * w) ** 2
-    return jnp.sum(jnp.square(gram(f) - a)) / norm
+    return _style_term(f, a[None], jnp.ones(1, f.dtype), None)
 
 
 def total_variation(image: jax.Array) -> jax.Array:
@@ -80,8 +104,10 @@ def equal_weights(layers: Iterable[str]) -> dict[str, float]:
 def make_targets(
     params: Mapping,
     content: jax.Array,
-    style: jax.Array,
+    styles: Sequence[jax.Array],
     *,
+    blend: Sequence[float] | None = None,
+    masks: jax.Array | None = None,
     content_layers: Iterable[str] = CONTENT_LAYERS,
     style_layers: Iterable[str] = STYLE_LAYERS,
     pooling: str = "avg",
@@ -90,12 +116,30 @@ def make_targets(
 
     Args:
       content: f32[h, w, 3] RGB in [0, 1].
-      style: f32[h', w', 3] RGB in [0, 1] (the paper resizes it to the content's size first).
+      styles: S style images f32[h_s, w_s, 3], or one such image (the paper resizes its one style image to the
+        content's size). A style of another size has its Grams rescaled by M_content / M_style
+        so that E_l compares like with like.
+      blend: S weights (default: 1/S each).
+      masks: f32[S, h, w] regions of the content per style, or None.
     """
     content_layers, style_layers = tuple(content_layers), tuple(style_layers)
-    p = vgg.features(params, content, layers=content_layers, pooling=pooling)
-    a = vgg.features(params, style, layers=style_layers, pooling=pooling)
-    return Targets(content=p, style={name: gram(a[name]) for name in style_layers})
+    if hasattr(styles, "ndim") and styles.ndim == 3:
+        styles = [styles]
+    p = vgg.features(params, content, layers=(*content_layers, *style_layers), pooling=pooling)
+    grams: dict[str, list] = {name: [] for name in style_layers}
+    for style in styles:
+        a = vgg.features(params, style, layers=style_layers, pooling=pooling)
+        for name in style_layers:
+            m_content = p[name].shape[0] * p[name].shape[1]
+            m_style = a[name].shape[0] * a[name].shape[1]
+            grams[name].append(gram(a[name]) * (m_content / m_style))
+    blend = jnp.full(len(styles), 1.0 / len(styles)) if blend is None else jnp.asarray(blend, jnp.float32)
+    return Targets(
+        content={name: p[name] for name in content_layers},
+        style={name: jnp.stack(g) for name, g in grams.items()},
+        blend=blend,
+        masks=None if masks is None else jnp.asarray(masks, jnp.float32),
+    )
 
 
 class LossParts(NamedTuple):
@@ -104,6 +148,19 @@ class LossParts(NamedTuple):
     content: jax.Array
     style: jax.Array
     tv: jax.Array
+
+
+def _style_term(f: jax.Array, grams: jax.Array, blend: jax.Array, masks: jax.Array | None) -> jax.Array:
+    """sum_s blend_s E(G_s(x), A_s) at one layer. f: f32[h, w, N]; grams: f32[S, N, N]."""
+    h, w, n = f.shape
+    if masks is None:
+        g = gram(f)[None]
+    else:
+        layer_masks = jax.image.resize(masks, (masks.shape[0], h, w), "linear")
+        g = jax.vmap(guided_gram, in_axes=(None, 0))(f, layer_masks)
+    # A Python float: 4 N^2 M^2 overflows int32 at ordinary sizes (4e13 at 256x192, conv1_1).
+    norm = 4.0 * float(n) ** 2 * float(h * w) ** 2
+    return jnp.sum(blend * jnp.sum(jnp.square(g - grams), axis=(1, 2))) / norm
 
 
 def loss_parts(
@@ -115,7 +172,7 @@ def loss_parts(
     style_layer_weights: Mapping[str, float],
     pooling: str = "avg",
 ) -> LossParts:
-    """L_content = sum_l c_l 1/2 ||F^l - P^l||^2, L_style = sum_l w_l E_l, and TV of one image.
+    """L_content = sum_l c_l 1/2 ||F^l - P^l||^2, L_style = sum_l w_l sum_s b_s E_l,s, and TV.
 
     Args:
       image: f32[h, w, 3] RGB in [0, 1].
@@ -127,7 +184,8 @@ def loss_parts(
     f = vgg.features(params, image, layers=layers, pooling=pooling)
     zero = jnp.zeros((), image.dtype)
     lc = sum((w * content_loss(f[n], targets.content[n]) for n, w in content_layer_weights.items()), zero)
-    ls = sum((w * style_layer_loss(f[n], targets.style[n]) for n, w in style_layer_weights.items()), zero)
+    ls = sum((w * _style_term(f[n], targets.style[n], targets.blend, targets.masks)
+              for n, w in style_layer_weights.items()), zero)
     return LossParts(content=lc, style=ls, tv=total_variation(image))
 
 

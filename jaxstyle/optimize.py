@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import image_io, losses, vgg
+from jaxstyle import color, image_io, losses, vgg
 from jaxstyle.errors import JaxstyleError
 
 INITS = ("noise", "content", "style")
@@ -49,6 +49,10 @@ class Settings:
     content_layer_weights: tuple[float, ...] | None = None
     style_layer_weights: tuple[float, ...] | None = None
     pooling: str = "avg"
+    style_blend: tuple[float, ...] | None = None  # one weight per style image; None: 1/S each.
+    style_scale: float = 1.0  # style image size relative to the content's (the paper: 1).
+    preserve_colors: str = "none"  # "luminance" or "histogram" (Gatys et al. 2016/2017).
+    scales: int = 1  # coarse-to-fine: optimise at size / 2^(scales-1), ..., size; steps per scale.
     # Departure: the paper starts from white noise; the content image reaches a good
     # picture in far fewer steps (the paper's Fig. 6 shows both work).
     init: str = "content"
@@ -58,7 +62,8 @@ class Settings:
     linesearch_steps: int = 8  # optax's zoom line search; caps evaluations per L-BFGS step.
 
     def __post_init__(self):
-        for name in ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights"):
+        for name in ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights",
+                     "style_blend"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
@@ -118,6 +123,15 @@ def validate(settings: Settings) -> None:
             problems.append(f"unknown {kind} layer(s) {bad}; choose from {', '.join(vgg.LAYER_NAMES)}")
         if weights is not None and len(weights) != len(layers):
             problems.append(f"{kind}_layer_weights has {len(weights)} values for {len(layers)} layers")
+    if s.preserve_colors not in color.PRESERVE_COLORS:
+        problems.append(f"preserve_colors must be one of {color.PRESERVE_COLORS}, got {s.preserve_colors!r}")
+    if not (np.isfinite(s.style_scale) and s.style_scale > 0):
+        problems.append(f"style_scale must be a number > 0, got {s.style_scale}")
+    if s.scales < 1 or s.size // 2 ** (s.scales - 1) < MIN_SIDE:
+        problems.append(f"scales must be >= 1 and leave the coarsest size >= {MIN_SIDE} px, got {s.scales} "
+                        f"at size {s.size}")
+    if s.style_blend is not None and (not s.style_blend or min(s.style_blend) < 0):
+        problems.append(f"style_blend needs one weight >= 0 per style image, got {s.style_blend}")
     if s.init not in INITS and not Path(s.init).is_file():
         problems.append(f"init must be one of {INITS} or an image file, got {s.init!r}")
     if problems:
@@ -229,7 +243,7 @@ def _final_parts(params, image, targets, weights, *, settings):
 # in_axes for (state / image, params, targets, weights) in each batching mode.
 _AXES = {
     "single": None,
-    "contents": (0, None, losses.Targets(content=0, style=None), None),
+    "contents": (0, None, 0, None),
     "weights": (0, None, None, 0),
 }
 
@@ -248,17 +262,6 @@ def _programs(settings: Settings, mode: str):
     return jax.jit(init), jax.jit(step), jax.jit(final)
 
 
-def prepare_images(content: np.ndarray, style: np.ndarray, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
-    """Resizes content to settings.size (longest side) and style to the content's shape (the paper).
-
-    Raises JaxstyleError when an image is too small for the deepest layer.
-    """
-    content = image_io.resize_longest(content, settings.size)
-    check_size(content.shape[:2])
-    style = image_io.resize(style, content.shape[:2])
-    return content, style
-
-
 def check_size(shape: Sequence[int]) -> None:
     if min(shape) < MIN_SIDE:
         raise JaxstyleError(
@@ -266,16 +269,72 @@ def check_size(shape: Sequence[int]) -> None:
             f"use a larger --size or a less elongated image")
 
 
-def initial_image(content: np.ndarray, style: np.ndarray, settings: Settings) -> np.ndarray:
+def scale_sizes(settings: Settings) -> list[int]:
+    """Longest sides of the coarse-to-fine scales, coarsest first, ending at settings.size."""
+    return [settings.size // 2 ** k for k in reversed(range(settings.scales))]
+
+
+def _as_list(images) -> list[np.ndarray]:
+    return [images] if isinstance(images, np.ndarray) and images.ndim == 3 else list(images)
+
+
+class Problem(NamedTuple):
+    """One content image's optimisation problem at one scale, ready for the jitted loop.
+
+    content: f32[h, w, 3] as transferred (gray luminance in "luminance" mode).
+    styles: S images f32[h_s, w_s, 3] at style_scale x the content's size.
+    masks: f32[S, h, w] or None.
+    """
+
+    content: np.ndarray
+    styles: list[np.ndarray]
+    masks: np.ndarray | None
+
+
+def make_problem(content: np.ndarray, styles, settings: Settings, *, size: int | None = None,
+                 masks=None) -> Problem:
+    """Resizes and colour-prepares the inputs for one scale (the paper: style at the content's size).
+
+    Args:
+      content: f32[h, w, 3] RGB in [0, 1]. styles: one f32[h', w', 3] image or a list of them.
+      size: longest side (default settings.size).
+      masks: None or one f32[h'', w''] map per style (resized to the content).
+    """
+    styles = _as_list(styles)
+    if settings.style_blend is not None and len(settings.style_blend) != len(styles):
+        raise JaxstyleError(f"style_blend has {len(settings.style_blend)} weights for {len(styles)} style images")
+    content = image_io.resize_longest(content, size or settings.size)
+    shape = content.shape[:2]
+    check_size(shape)
+    style_shape = tuple(max(1, round(side * settings.style_scale)) for side in shape)
+    check_size(style_shape)
+    styles = [image_io.resize(style, style_shape) for style in styles]
+    content, styles = color.prepare_colors(settings.preserve_colors, content, styles)
+    if masks is not None:
+        masks = list(masks)
+        if len(masks) != len(styles):
+            raise JaxstyleError(f"got {len(masks)} masks for {len(styles)} style images; give one mask per style")
+        masks = np.stack([_resize_mask(m, shape) for m in masks])
+    return Problem(content, styles, masks)
+
+
+def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    mask = np.asarray(mask, np.float32)
+    if mask.ndim == 3:
+        mask = mask.mean(axis=-1)
+    return image_io.resize(np.repeat(mask[..., None], 3, axis=-1), shape)[..., 0]
+
+
+def initial_image(problem: Problem, settings: Settings) -> np.ndarray:
     """The starting image, f32[h, w, 3]: seeded white noise, the content, the style, or a file."""
+    shape = problem.content.shape
     if settings.init == "noise":
-        rng = np.random.default_rng(settings.seed)
-        return rng.random(content.shape, dtype=np.float32)
+        return np.random.default_rng(settings.seed).random(shape, dtype=np.float32)
     if settings.init == "content":
-        return content
+        return problem.content
     if settings.init == "style":
-        return style
-    return image_io.resize(image_io.load_image(settings.init), content.shape[:2])
+        return image_io.resize(problem.styles[0], shape[:2])
+    return image_io.resize(image_io.load_image(settings.init), shape[:2])
 
 
 def estimate_memory_bytes(shape: Sequence[int], settings: Settings, *, batch: int = 1) -> int:
@@ -352,84 +411,124 @@ def _run(params, targets, weights, start, settings: Settings, mode: str,
                   np.asarray(parts.tv), settings.steps, evaluations, time.perf_counter() - t0)
 
 
-def stylize(params, content: np.ndarray, style: np.ndarray, settings: Settings = Settings(), *,
+def _targets(params, problem: Problem, settings: Settings) -> losses.Targets:
+    return _targets_program(settings)(
+        params, jnp.asarray(problem.content), [jnp.asarray(x) for x in problem.styles],
+        None if problem.masks is None else jnp.asarray(problem.masks))
+
+
+@functools.lru_cache(maxsize=None)
+def _targets_program(settings: Settings):
+    def make(params, content, styles, masks):
+        return losses.make_targets(
+            params, content, styles, blend=settings.style_blend, masks=masks,
+            content_layers=settings.content_layers, style_layers=settings.style_layers,
+            pooling=settings.pooling)
+    return jax.jit(make)
+
+
+def _stack(trees):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _solve(params, contents: list[np.ndarray], styles, settings: Settings, *, mode: str, masks=None,
+           weights: losses.LossWeights | None = None, callback=None) -> Result:
+    """Coarse-to-fine over settings' scales; each scale runs the jitted loop in one batching mode.
+
+    mode "single": one content. "contents": B same-size contents, vmapped. "weights": one content,
+    vmapped over the leading axis of `weights`.
+    """
+    weights = settings.loss_weights() if weights is None else weights
+    batch = len(np.atleast_1d(weights.content)) if mode == "weights" else len(contents)
+    final_shape = image_io.longest_side_shape(contents[0].shape[:2], settings.size)
+    check_size(final_shape)
+    check_memory(final_shape, settings, batch=batch)
+    previous, steps, evaluations, seconds = None, 0, 0, 0.0
+    for size in scale_sizes(settings):
+        problems = [make_problem(c, styles, settings, size=size, masks=masks) for c in contents]
+        shape = problems[0].content.shape[:2]
+        if previous is None:
+            starts = [initial_image(pr, settings) for pr in problems] * (batch if mode == "weights" else 1)
+        else:
+            starts = [image_io.resize(image, shape) for image in previous]
+        targets = [_targets(params, pr, settings) for pr in problems]
+        if mode == "single":
+            result = _run(params, targets[0], weights, starts[0], settings, mode, callback)
+        elif mode == "contents":
+            result = _run(params, _stack(targets), weights, np.stack(starts), settings, mode, callback)
+        else:
+            result = _run(params, targets[0], weights, np.stack(starts), settings, mode, callback)
+        previous = [result.image] if mode == "single" else list(result.image)
+        steps, evaluations, seconds = steps + result.steps, evaluations + result.evaluations, seconds + result.seconds
+    finished = [color.finish_colors(settings.preserve_colors, image,
+                                    image_io.resize(contents[0 if mode == "weights" else i], image.shape[:2]))
+                for i, image in enumerate(previous)]
+    image = finished[0] if mode == "single" else np.stack(finished)
+    return dataclasses.replace(result, image=image, steps=steps, evaluations=evaluations, seconds=seconds)
+
+
+def stylize(params, content: np.ndarray, style, settings: Settings = Settings(), *, masks=None,
             callback: Callable[[Progress], None] | None = None) -> Result:
-    """Paints one content image in the style of another.
+    """Paints one content image in the style of one or more style images.
 
     Args:
       params: VGG-19 params (`jaxstyle.weights.load_params`).
       content: f32[h, w, 3] RGB in [0, 1], any size (resized to settings.size).
-      style: f32[h', w', 3] RGB in [0, 1] (resized to the content's size, as in the paper).
+      style: f32[h', w', 3] RGB in [0, 1], or a list of them blended by settings.style_blend
+        (each resized to style_scale x the content's size; the paper: the content's size).
       settings: see `Settings`.
+      masks: None, or one map f32[h'', w''] in [0, 1] per style image: the region of the content
+        that style paints (spatial control, guided Gram matrices).
       callback: called with a `Progress` after every step.
 
     Returns:
       A `Result` whose image is f32[H, W, 3] with max(H, W) == settings.size.
     """
-    content, style = prepare_images(content, style, settings)
-    check_memory(content.shape[:2], settings)
-    targets = _targets(params, content, style, settings)
-    start = initial_image(content, style, settings)
-    return _run(params, targets, settings.loss_weights(), start, settings, "single", callback)
+    return _solve(params, [content], style, settings, mode="single", masks=masks, callback=callback)
 
 
-def _targets(params, content, style, settings: Settings) -> losses.Targets:
-    return _targets_program(settings)(params, jnp.asarray(content), jnp.asarray(style))
-
-
-@functools.lru_cache(maxsize=None)
-def _targets_program(settings: Settings):
-    return jax.jit(functools.partial(
-        losses.make_targets, content_layers=settings.content_layers,
-        style_layers=settings.style_layers, pooling=settings.pooling))
-
-
-def stylize_batch(params, contents: Sequence[np.ndarray], style: np.ndarray, settings: Settings = Settings(),
-                  *, callback: Callable[[Progress], None] | None = None) -> Result:
+def stylize_batch(params, contents: Sequence[np.ndarray], style, settings: Settings = Settings(),
+                  *, masks=None, callback: Callable[[Progress], None] | None = None) -> Result:
     """Stylises same-size content images against one style in one vmapped, compiled program.
 
     Args:
-      contents: B images f32[h, w, 3] of one shape (after resizing to settings.size).
-      style: f32[h', w', 3], resized to the contents' size.
+      contents: B images f32[h, w, 3] that resize to one shape at settings.size.
+      style, masks: as for `stylize`, shared by all contents.
 
     Returns:
       A `Result` with image f32[B, H, W, 3] and per-image losses f32[B].
     """
-    prepared = [prepare_images(c, style, settings)[0] for c in contents]
-    shapes = {c.shape for c in prepared}
+    shapes = {image_io.longest_side_shape(c.shape[:2], settings.size) for c in contents}
     if len(shapes) != 1:
         raise JaxstyleError(f"stylize_batch needs content images of one size, got {sorted(shapes)}; "
                             f"use stylize_many to group them")
-    shape = prepared[0].shape
-    check_memory(shape[:2], settings, batch=len(prepared))
-    style = image_io.resize(style, shape[:2])
-    per_image = [_targets(params, c, style, settings) for c in prepared]
-    targets = losses.Targets(content=jax.tree.map(lambda *xs: jnp.stack(xs), *[t.content for t in per_image]),
-                             style=per_image[0].style)
-    start = np.stack([initial_image(c, style, settings) for c in prepared])
-    return _run(params, targets, settings.loss_weights(), start, settings, "contents", callback)
+    return _solve(params, list(contents), style, settings, mode="contents", masks=masks, callback=callback)
 
 
-def stylize_many(params, contents: Sequence[np.ndarray], style: np.ndarray, settings: Settings = Settings(),
-                 *, callback: Callable[[Progress], None] | None = None) -> list[Result]:
-    """Stylises content images of any sizes: one `stylize_batch` (one compile) per size.
+def stylize_many(params, contents: Sequence[np.ndarray], style, settings: Settings = Settings(),
+                 *, batch_size: int | None = None,
+                 callback: Callable[[Progress], None] | None = None) -> list[Result]:
+    """Stylises content images of any sizes: vmapped batches, one compile per size.
 
     Returns one single-image `Result` per content, in the input order.
     """
     groups: dict[tuple, list[int]] = {}
     for i, c in enumerate(contents):
-        groups.setdefault(prepare_images(c, style, settings)[0].shape, []).append(i)
+        groups.setdefault(image_io.longest_side_shape(c.shape[:2], settings.size), []).append(i)
     results: list[Result | None] = [None] * len(contents)
     for indices in groups.values():
-        batch = stylize_batch(params, [contents[i] for i in indices], style, settings, callback=callback)
-        for j, i in enumerate(indices):
-            results[i] = Result(batch.image[j], batch.total[j], batch.content[j], batch.style[j],
-                                batch.tv[j], batch.steps, batch.evaluations, batch.seconds)
+        size = batch_size or len(indices)
+        for start in range(0, len(indices), size):
+            chunk = indices[start:start + size]
+            batch = stylize_batch(params, [contents[i] for i in chunk], style, settings, callback=callback)
+            for j, i in enumerate(chunk):
+                results[i] = Result(batch.image[j], batch.total[j], batch.content[j], batch.style[j],
+                                    batch.tv[j], batch.steps, batch.evaluations, batch.seconds)
     return results
 
 
-def sweep(params, content: np.ndarray, style: np.ndarray, ratios: Sequence[float],
-          settings: Settings = Settings(), *, callback: Callable[[Progress], None] | None = None) -> Result:
+def sweep(params, content: np.ndarray, style, ratios: Sequence[float], settings: Settings = Settings(), *,
+          masks=None, callback: Callable[[Progress], None] | None = None) -> Result:
     """One compiled program for K values of alpha/beta (vmapped loss weights), one content/style pair.
 
     beta stays settings.style_weight; alpha = ratio * beta for each ratio.
@@ -440,15 +539,12 @@ def sweep(params, content: np.ndarray, style: np.ndarray, ratios: Sequence[float
     ratios = np.asarray(ratios, np.float32)
     if ratios.ndim != 1 or len(ratios) == 0 or not np.all(np.isfinite(ratios)) or np.any(ratios < 0):
         raise JaxstyleError(f"ratios must be a non-empty list of finite numbers >= 0, got {ratios.tolist()}")
-    content, style = prepare_images(content, style, settings)
-    check_memory(content.shape[:2], settings, batch=len(ratios))
-    targets = _targets(params, content, style, settings)
     k = len(ratios)
-    weights = losses.LossWeights(content=ratios * settings.style_weight,
+    weights = losses.LossWeights(content=ratios * np.float32(settings.style_weight),
                                  style=np.full(k, settings.style_weight, np.float32),
                                  tv=np.full(k, settings.tv_weight, np.float32))
-    start = np.broadcast_to(initial_image(content, style, settings), (k, *content.shape))
-    return _run(params, targets, weights, start, settings, "weights", callback)
+    return _solve(params, [content], style, settings, mode="weights", masks=masks, weights=weights,
+                  callback=callback)
 
 
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> None:

