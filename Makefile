@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 WEIGHTS := weights/vgg19.h5
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: install weights demo test clean
+.PHONY: install weights weights-normalized demo test clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,11 @@ weights: $(WEIGHTS)
 
 $(WEIGHTS): | $(VENV)/.installed
 	$(VENV)/bin/jaxstyle weights fetch --output $(WEIGHTS)
+
+weights-normalized: weights/vgg19_normalized.h5
+
+weights/vgg19_normalized.h5: $(WEIGHTS) | $(VENV)/.installed
+	$(VENV)/bin/jaxstyle weights normalize --weights $(WEIGHTS) --output $@
 
 demo: install weights
 	$(VENV)/bin/jaxstyle demo --weights $(WEIGHTS) -o outputs/tubingen_starry_night.png

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxstyle import image_io, optimize, weights
+from jaxstyle import image_io, losses, optimize, weights
 from jaxstyle.errors import JaxstyleError
 
 EXIT_ERROR, EXIT_NON_FINITE, EXIT_INTERRUPTED = 2, 3, 130
@@ -27,7 +27,8 @@ _HELP = {
     "style_weight": "beta, the style loss weight",
     "tv_weight": "total-variation weight (smooths noise; 0 in the paper)",
     "content_layers": "comma-separated VGG-19 layers, e.g. conv4_2",
-    "style_layers": "comma-separated VGG-19 layers, e.g. conv1_1,conv2_1",
+    "style_layers": "comma-separated VGG-19 layers, or a preset of the paper's Fig. 1/4 rows: "
+                    + ", ".join(losses.STYLE_PRESETS),
     "content_layer_weights": "comma-separated, one per content layer (default: equal, summing to 1)",
     "style_layer_weights": "comma-separated, one per style layer (default: equal, summing to 1)",
     "pooling": "avg (the paper) or max",
@@ -35,8 +36,22 @@ _HELP = {
     "seed": "seed of the white-noise initialisation",
     "learning_rate": "Adam's step size (pixels in [0, 1])",
     "lbfgs_memory": "L-BFGS history length",
+    "style_blend": "comma-separated weight per style image (STYLE, then each --blend-with)",
+    "style_scale": "style image size relative to the content's",
+    "preserve_colors": "none, luminance (transfer on luminance only) or histogram (match the style's colours)",
+    "scales": "coarse-to-fine levels: optimise at size/2^(N-1) ... size, --steps at each",
     "linesearch_steps": "most line-search iterations per L-BFGS step",
 }
+
+
+# Settings fields given on the command line as comma-separated lists, and their item type.
+_LIST_FIELDS = {"content_layers": str, "style_layers": str, "content_layer_weights": float,
+                "style_layer_weights": float, "style_blend": float}
+
+
+def _parse_layers(text: str):
+    """Comma-separated layer names, or a preset name such as upto-conv3_1."""
+    return text if text in losses.STYLE_PRESETS else _parse_list(str)(text)
 
 
 def _parse_list(kind):
@@ -55,10 +70,10 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     defaults = optimize.Settings()
     for field in dataclasses.fields(optimize.Settings):
         default = getattr(defaults, field.name)
-        if field.name.endswith("layer_weights"):
-            kind = _parse_list(float)
-        elif field.name.endswith("layers"):
-            kind = _parse_list(str)
+        if field.name in ("content_layers", "style_layers"):
+            kind = _parse_layers
+        elif field.name in _LIST_FIELDS:
+            kind = _parse_list(_LIST_FIELDS[field.name])
         else:
             kind = type(default)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
@@ -69,6 +84,11 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
                        help="alpha/beta ratio: sets content weight = ratio x style weight "
                             f"(default: {defaults.content_weight / defaults.style_weight:g})")
     group.add_argument("--settings", type=Path, help="JSON sidecar of an earlier output: reuse its settings")
+    group.add_argument("--blend-with", type=Path, action="append", default=[], metavar="STYLE2",
+                       help="another style image blended with STYLE (repeatable; weights: --style-blend)")
+    group.add_argument("--mask", action="append", default=[], metavar="REGION.png:STYLE.jpg",
+                       help="paint the white part of REGION with STYLE (repeatable); "
+                            "the main STYLE paints what no mask covers")
 
 
 def _settings_from(args: argparse.Namespace, **overrides) -> optimize.Settings:
@@ -170,9 +190,9 @@ def run_stylize(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args)
     outputs = _output_paths(args.contents, args.style, args.output)
-    _check_not_inputs(outputs, [*args.contents, args.style, *_init_file(settings)])
     contents = [image_io.load_image(p) for p in args.contents]
-    style = image_io.load_image(args.style)
+    style, masks, style_inputs = _styles_and_masks(args, contents)
+    _check_not_inputs(outputs, [*args.contents, *style_inputs.values(), *_init_file(settings)])
     params, weights_path = _load_params(args)
     _print_memory_estimate(contents, settings)
     optimize.enable_compilation_cache(args.cache_dir)
@@ -183,7 +203,7 @@ def run_stylize(args: argparse.Namespace) -> int:
             callback = reporting.save_every(progress, args.save_every, outputs)
         try:
             if len(contents) == 1:
-                results = [optimize.stylize(params, contents[0], style, settings, callback=callback)]
+                results = [optimize.stylize(params, contents[0], style, settings, masks=masks, callback=callback)]
             else:
                 results = optimize.stylize_many(params, contents, style, settings, callback=callback)
         except optimize.NonFiniteLoss as e:
@@ -194,7 +214,7 @@ def run_stylize(args: argparse.Namespace) -> int:
     for content_path, out, result in zip(args.contents, outputs, results):
         image_io.save_image(out, result.image)
         reporting.write_sidecar(out, settings=settings, result=result, weights_path=weights_path,
-                                inputs={"content": content_path, "style": args.style})
+                                inputs={"content": content_path, **style_inputs})
         print(out)
     if args.loss_plot:
         reporting.plot_losses(progress.history, args.loss_plot)
@@ -208,14 +228,15 @@ def run_sweep(args: argparse.Namespace) -> int:
     sheet = args.output
     image_io.check_output_path(sheet)
     outputs = [sheet.with_name(f"{sheet.stem}_ratio{r:g}{sheet.suffix}") for r in args.ratios]
-    _check_not_inputs([sheet, *outputs], [args.content, args.style, *_init_file(settings)])
-    content, style = image_io.load_image(args.content), image_io.load_image(args.style)
+    content = image_io.load_image(args.content)
+    style, masks, style_inputs = _styles_and_masks(args, [content])
+    _check_not_inputs([sheet, *outputs], [args.content, *style_inputs.values(), *_init_file(settings)])
     params, weights_path = _load_params(args)
     _print_memory_estimate([content], settings, batch=len(args.ratios))
     optimize.enable_compilation_cache(args.cache_dir)
 
     with reporting.ProgressReporter(settings.steps, quiet=args.quiet, batch=len(args.ratios)) as progress:
-        result = optimize.sweep(params, content, style, args.ratios, settings, callback=progress)
+        result = optimize.sweep(params, content, style, args.ratios, settings, masks=masks, callback=progress)
     labels = []
     for k, (ratio, out) in enumerate(zip(args.ratios, outputs)):
         one = optimize.Result(result.image[k], result.total[k], result.content[k], result.style[k],
@@ -223,7 +244,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         one_settings = settings.replace(content_weight=float(ratio) * settings.style_weight)
         image_io.save_image(out, one.image)
         reporting.write_sidecar(out, settings=one_settings, result=one, weights_path=weights_path,
-                                inputs={"content": args.content, "style": args.style})
+                                inputs={"content": args.content, **style_inputs})
         labels.append(f"a/b={ratio:g}  Lc={float(one.content):.3g}  Ls={float(one.style):.3g}")
         print(out)
     image_io.save_image(sheet, image_io.contact_sheet(list(result.image), labels))
@@ -249,6 +270,35 @@ def _output_paths(contents: list[Path], style: Path, output: Path | None) -> lis
     if len(set(outs)) != len(outs):
         raise JaxstyleError("two content images share a file name; rename one so outputs do not collide")
     return outs
+
+
+def _styles_and_masks(args: argparse.Namespace, contents: list[np.ndarray]):
+    """(style image or list of them, masks or None, {input name: path}) from STYLE, --blend-with, --mask."""
+    paths = {"style": args.style}
+    styles = [image_io.load_image(args.style)]
+    for i, path in enumerate(args.blend_with, 1):
+        paths[f"blend_with_{i}"] = path
+        styles.append(image_io.load_image(path))
+    if not args.mask:
+        return (styles[0] if len(styles) == 1 else styles), None, paths
+    if args.blend_with:
+        raise JaxstyleError("use either --blend-with or --mask, not both")
+    if len(contents) != 1:
+        raise JaxstyleError("--mask needs exactly one content image; its regions are drawn on that image")
+    shape = contents[0].shape[:2]
+    regions, region_styles = [], []
+    for i, spec in enumerate(args.mask, 1):
+        region_path, sep, style_path = spec.rpartition(":")
+        if not sep or not region_path or not style_path:
+            raise JaxstyleError(f"--mask takes REGION.png:STYLE.jpg, got {spec!r}")
+        paths[f"mask_{i}"], paths[f"mask_{i}_style"] = Path(region_path), Path(style_path)
+        regions.append(image_io.resize(image_io.load_image(region_path), shape).mean(axis=-1))
+        region_styles.append(image_io.load_image(style_path))
+    rest = np.clip(1.0 - np.sum(regions, axis=0), 0.0, 1.0)
+    if rest.max() > 0.01:  # the main STYLE paints what no mask covers
+        return [styles[0], *region_styles], [rest, *regions], paths
+    del paths["style"]
+    return region_styles, regions, paths
 
 
 def _init_file(settings: optimize.Settings) -> list[Path]:

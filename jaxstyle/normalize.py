@@ -77,12 +77,11 @@ def mean_activations(
     if not images:
         raise ValueError("mean_activations needs at least one image")
     params = jax.device_put(params)
-    totals = {name: np.zeros(cout, np.float64) for name, _, cout in vgg.CONV_LAYERS}
-    for image in images:
-        means = _spatial_means(params, np.asarray(image, np.float32), pooling=pooling)
-        for name, mean in means.items():
-            totals[name] += np.asarray(mean, np.float64)
-    return {name: total / len(images) for name, total in totals.items()}
+    per_image = [_spatial_means(params, np.asarray(image, np.float32), pooling=pooling) for image in images]
+    return {
+        name: np.mean([np.asarray(means[name], np.float64) for means in per_image], axis=0)
+        for name in vgg.CONV_NAMES
+    }
 
 
 def divisors(means: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -97,15 +96,18 @@ def divisors(means: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
     Returns:
       ``{conv name: f64[C_l]}``, every value > 0.
+
+    Raises:
+      ValueError: a conv layer is missing, or its means are not a vector of finite
+        values >= 0.
     """
-    for name, _, cout in vgg.CONV_LAYERS:
-        mean = np.asarray(means.get(name, ()), np.float64)
-        if mean.shape != (cout,) or not np.all(np.isfinite(mean)) or np.any(mean < 0):
-            raise ValueError(f"means[{name!r}] must be {cout} finite values >= 0, got shape {mean.shape}")
-    return {
-        name: np.where(np.asarray(means[name]) > 0, np.asarray(means[name], np.float64), 1.0)
-        for name, _, _ in vgg.CONV_LAYERS
-    }
+    out = {}
+    for name in vgg.CONV_NAMES:
+        mean = np.asarray(means[name], np.float64)
+        if mean.ndim != 1 or not np.all(np.isfinite(mean)) or np.any(mean < 0):
+            raise ValueError(f"means[{name!r}] must be a vector of finite values >= 0")
+        out[name] = np.where(mean > 0, mean, 1.0)
+    return out
 
 
 def normalize_params(params: Mapping, means: Mapping[str, np.ndarray]) -> dict:
@@ -129,6 +131,8 @@ def normalize_params(params: Mapping, means: Mapping[str, np.ndarray]) -> dict:
     for name, _, _ in vgg.CONV_LAYERS:
         kernel, bias = np.asarray(params[name]["kernel"]), np.asarray(params[name]["bias"])
         d = scale[name]
+        if d.shape != bias.shape:
+            raise ValueError(f"means[{name!r}] has {d.size} values for {bias.size} filters")
         new[name] = {
             "kernel": (kernel.astype(np.float64) * previous[:, None] / d).astype(kernel.dtype),
             "bias": (bias.astype(np.float64) / d).astype(bias.dtype),

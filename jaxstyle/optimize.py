@@ -62,6 +62,11 @@ class Settings:
     linesearch_steps: int = 8  # optax's zoom line search; caps evaluations per L-BFGS step.
 
     def __post_init__(self):
+        if isinstance(self.style_layers, str):  # a preset name, e.g. "upto-conv3_1"
+            if self.style_layers not in losses.STYLE_PRESETS:
+                raise JaxstyleError(f"unknown style-layer preset {self.style_layers!r}; "
+                                    f"choose from {', '.join(losses.STYLE_PRESETS)} or list layers")
+            object.__setattr__(self, "style_layers", losses.STYLE_PRESETS[self.style_layers])
         for name in ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights",
                      "style_blend"):
             value = getattr(self, name)

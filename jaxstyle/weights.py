@@ -637,11 +637,15 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "normalize", help="rescale VGG-19 so each filter's mean activation is one (the paper's network)"
     )
-    p.add_argument("--weights", type=Path, help=f"the source weights (default: {default_weights_path()})")
+    p.add_argument(
+        "--weights", type=Path, metavar="SRC", help=f"the source weights (default: {default_weights_path()})"
+    )
     p.add_argument("--output", type=Path, help="where to write (default: vgg19_normalized.h5 beside them)")
-    p.add_argument("--images", type=Path, help="a folder of images to measure on (default: bundled ones)")
+    p.add_argument(
+        "--images", type=Path, metavar="FOLDER", help="a folder of images to measure on (default: bundled)"
+    )
     # No defaults here: normalize_file's apply unless given, and the summary prints them.
-    p.add_argument("--size", type=int, help="longest side the images are resized to, in pixels")
+    p.add_argument("--size", type=int, metavar="N", help="longest side the images are resized to, in pixels")
     p.add_argument("--pooling", help="the pooling the means are measured with: avg (the paper's) or max")
     p.set_defaults(run=_normalize)
     return parser

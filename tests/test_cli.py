@@ -143,3 +143,28 @@ def test_console_script_runs_in_a_fresh_process(images, tmp_path):
     info = subprocess.run([sys.executable, "-m", "jaxstyle", "weights", "info", str(REAL_WEIGHTS)],
                           capture_output=True, text=True)
     assert info.returncode == 0 and "caffe" in info.stdout
+
+
+def test_controls_from_the_command_line(images, tmp_path, capsys):
+    content, style = images
+    region = tmp_path / "sky.png"
+    top = np.zeros((48, 64), np.uint8)
+    top[:20] = 255
+    Image.fromarray(top).save(region)
+    out = tmp_path / "masked.png"
+    code, _, err = run(["stylize", content, style, "-o", out, *FAST, "--mask", f"{region}:{DATA / 'the_scream.jpg'}",
+                        "--preserve-colors", "luminance", "--style-layers", "upto-conv3_1"], capsys)
+    assert code == 0, err
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["settings"]["style_layers"] == ["conv1_1", "conv2_1", "conv3_1"]
+    assert sidecar["settings"]["preserve_colors"] == "luminance"
+    assert set(sidecar["inputs"]) == {"content", "style", "mask_1", "mask_1_style"}
+
+    out = tmp_path / "blend.png"
+    code, _, err = run(["stylize", content, style, "-o", out, *FAST, "--blend-with", DATA / "the_scream.jpg",
+                        "--style-blend", "0.7,0.3", "--style-scale", "1.5", "--preserve-colors", "histogram"], capsys)
+    assert code == 0, err
+    assert json.loads(out.with_suffix(".json").read_text())["settings"]["style_blend"] == [0.7, 0.3]
+
+    code, _, err = run(["stylize", content, style, "-o", tmp_path / "x.png", *FAST, "--mask", "nocolon"], capsys)
+    assert code == 2 and "REGION.png:STYLE.jpg" in err
