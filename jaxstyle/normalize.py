@@ -36,6 +36,8 @@ from jaxstyle.errors import JaxstyleError
 # Named rather than globbed, so adding an image to jaxstyle/data never silently
 # changes the normalised weights.
 BUNDLED_IMAGES: tuple[str, ...] = ("tubingen.jpg", "starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
+# conv5 follows four 2x2 poolings; a shorter side leaves it no position to average over.
+MIN_SIDE = 16
 
 
 @functools.partial(jax.jit, static_argnames="pooling")
@@ -66,8 +68,8 @@ def mean_activations(
 
     Args:
       params: the VGG-19 pytree (see ``jaxstyle.vgg``).
-      images: one or more f32[h, w, 3], RGB in [0, 1]; sizes may differ (each side
-        at least 16 for conv5 to see a position).
+      images: one or more f32[h, w, 3], RGB in [0, 1]; sizes may differ, each side
+        at least ``MIN_SIDE``.
       pooling: "avg" or "max", the pooling the means are measured with.
 
     Returns:
@@ -199,7 +201,8 @@ def normalize_file(
 
     Raises:
       JaxstyleError: the source is missing, damaged or already normalised, the output
-        is the source, an image cannot be read, or ``pooling`` is unknown.
+        is the source, an image cannot be read or is under ``MIN_SIDE`` px on a side
+        at ``size``, or ``pooling`` is unknown.
     """
     start = time.perf_counter()
     source, output = Path(source), Path(output)
@@ -219,6 +222,12 @@ def normalize_file(
         raise JaxstyleError("no images to measure the mean activations on; give at least one image.")
 
     pixels = [image_io.load_image(path, size=size) for path in paths]
+    for path, image in zip(paths, pixels):
+        if min(image.shape[:2]) < MIN_SIDE:
+            raise JaxstyleError(
+                f"{path.name} is only {image.shape[1]}x{image.shape[0]} px at size {size}, too small for "
+                f"conv5; give a size that makes each side at least {MIN_SIDE} px."
+            )
     means = mean_activations(params, pixels, pooling=pooling)
     new = normalize_params(params, means)
     weights.save_h5(

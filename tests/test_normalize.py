@@ -95,6 +95,11 @@ def test_cli_refuses_a_folder_without_images(tmp_path, capsys, make):
     assert not (tmp_path / "n.h5").exists()
 
 
+needs_weights = pytest.mark.skipif(
+    not REAL_WEIGHTS.exists(), reason=f"{REAL_WEIGHTS} missing: run `make weights` (make test does it)"
+)
+
+
 @pytest.fixture(scope="module")
 def real_normalized(tmp_path_factory):
     if not REAL_WEIGHTS.exists():
@@ -135,9 +140,16 @@ def test_real_weights_provenance_and_no_double_normalisation(real_normalized, tm
 
 
 @pytest.mark.real_weights
+@needs_weights
+def test_real_weights_too_small_an_image_is_refused(tmp_path):
+    images = [DATA / "starry_night.jpg"]  # 20x13 px at size 20
+    with pytest.raises(JaxstyleError, match="too small"):
+        normalize.normalize_file(REAL_WEIGHTS, tmp_path / "n.h5", images=images, size=20)
+
+
+@pytest.mark.real_weights
+@needs_weights
 def test_real_weights_cli(tmp_path, capsys):
-    if not REAL_WEIGHTS.exists():
-        pytest.skip(f"{REAL_WEIGHTS} missing: run `make weights` (make test does it)")
     out = tmp_path / "cli.h5"
     code = weights.main(["normalize", "--weights", str(REAL_WEIGHTS), "--output", str(out), "--size", "48"])
     printed = capsys.readouterr().out
