@@ -40,7 +40,7 @@ _HELP = {
     "style_scale": "style image size relative to the content's",
     "preserve_colors": "none, luminance (transfer on luminance only) or histogram (match the style's colours)",
     "scales": "coarse-to-fine levels: optimise at size/2^(N-1) ... size, --steps at each",
-    "linesearch_steps": "most line-search iterations per L-BFGS step",
+    "linesearch_steps": "most halvings of an L-BFGS step that does not decrease the loss enough",
 }
 
 

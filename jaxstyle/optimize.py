@@ -39,7 +39,7 @@ class Settings:
     """
 
     size: int = 256  # longest side in px; the paper shows 512 (see README: CPU time).
-    steps: int = 40
+    steps: int = 80
     optimizer: str = "lbfgs"
     content_weight: float = 1e-3
     style_weight: float = 1.0
@@ -59,7 +59,7 @@ class Settings:
     seed: int = 0
     learning_rate: float = 0.02  # Adam only, for pixels in [0, 1].
     lbfgs_memory: int = 10
-    linesearch_steps: int = 8  # optax's zoom line search; caps evaluations per L-BFGS step.
+    linesearch_steps: int = 10  # most halvings of an L-BFGS step that fails Armijo's condition.
 
     def __post_init__(self):
         if isinstance(self.style_layers, str):  # a preset name, e.g. "upto-conv3_1"
@@ -144,19 +144,18 @@ def validate(settings: Settings) -> None:
 
 
 class State(NamedTuple):
-    """Loop state of one image: image f32[h, w, 3] in [0, 1], optax state, step count i32[]."""
+    """Loop state of one image, with the loss and gradient already evaluated there.
+
+    image: f32[h, w, 3] in [0, 1]. opt_state: optax state. step: i32[].
+    value: f32[] total loss at image. grad: f32[h, w, 3]. parts: its unweighted terms.
+    """
 
     image: jax.Array
     opt_state: Any
     step: jax.Array
-
-
-class StepInfo(NamedTuple):
-    """Losses at the image a step started from, and function evaluations that step used."""
-
-    total: jax.Array
+    value: jax.Array
+    grad: jax.Array
     parts: losses.LossParts
-    evaluations: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,12 +195,11 @@ class NonFiniteLoss(JaxstyleError):
         self.result = result
 
 
-def make_optimizer(settings: Settings) -> optax.GradientTransformationExtraArgs:
+def make_optimizer(settings: Settings) -> optax.GradientTransformation:
+    """The update direction: L-BFGS's (optax.scale_by_lbfgs) or Adam's, signed to be added."""
     if settings.optimizer == "adam":
-        return optax.with_extra_args_support(optax.adam(settings.learning_rate))
-    linesearch = optax.scale_by_zoom_linesearch(
-        max_linesearch_steps=settings.linesearch_steps, initial_guess_strategy="one")
-    return optax.lbfgs(memory_size=settings.lbfgs_memory, linesearch=linesearch)
+        return optax.adam(settings.learning_rate)
+    return optax.chain(optax.scale_by_lbfgs(memory_size=settings.lbfgs_memory), optax.scale(-1.0))
 
 
 def _loss_fn(settings: Settings) -> Callable:
@@ -211,38 +209,52 @@ def _loss_fn(settings: Settings) -> Callable:
         pooling=settings.pooling)
 
 
-def _step(state: State, params, targets: losses.Targets, weights: losses.LossWeights, *,
-          settings: Settings) -> tuple[State, StepInfo]:
-    """One optimisation step of one image: value_and_grad, optax update, apply, clip to [0, 1]."""
+def _evaluate(params, image, targets, weights, *, settings: Settings):
+    """(value, parts), grad of the total loss at one image: one VGG-19 forward + backward."""
     loss = _loss_fn(settings)
-    value_fn = lambda x: loss(params, x, targets, weights)[0]
-    (value, parts), grad = jax.value_and_grad(
-        lambda x: loss(params, x, targets, weights), has_aux=True)(state.image)
-    optimizer = make_optimizer(settings)
-    updates, opt_state = optimizer.update(
-        grad, state.opt_state, state.image, value=value, grad=grad, value_fn=value_fn)
-    # Pixels are projected back into [0, 1] after each step. The gradient is recomputed at
-    # the projected image next step rather than reused from the line search, which keeps
-    # the L-BFGS memory consistent with the points actually visited.
-    image = jnp.clip(optax.apply_updates(state.image, updates), 0.0, 1.0)
-    evaluations = 1 + _linesearch_evaluations(opt_state)
-    return State(image, opt_state, state.step + 1), StepInfo(value, parts, evaluations)
+    return jax.value_and_grad(lambda x: loss(params, x, targets, weights), has_aux=True)(image)
 
 
-def _linesearch_evaluations(opt_state) -> jax.Array:
-    found = optax.tree_utils.tree_get(opt_state, "num_linesearch_steps", default=None)
-    return jnp.asarray(0 if found is None else found, jnp.int32)
-
-
-def _init_state(image: jax.Array, *, settings: Settings) -> State:
-    state = State(image, make_optimizer(settings).init(image), jnp.zeros((), jnp.int32))
+def _init_state(params, image, targets, weights, *, settings: Settings) -> State:
+    (value, parts), grad = _evaluate(params, image, targets, weights, settings=settings)
+    opt_state = make_optimizer(settings).init(image)
+    state = State(image, opt_state, jnp.zeros((), jnp.int32), value, grad, parts)
     # optax initialises some fields as weakly typed scalars; the step returns them strongly
     # typed, which would compile the step a second time.
     return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), state)
 
 
-def _final_parts(params, image, targets, weights, *, settings):
-    return _loss_fn(settings)(params, image, targets, weights)
+_ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search
+
+
+def _propose(state: State, params, targets, weights, stepsize, *, settings: Settings) -> tuple[State, jax.Array]:
+    """A candidate step from `state` scaled by `stepsize` (f32[]), evaluated; and whether to accept it.
+
+    The candidate is projected into [0, 1] before it is evaluated, so the loss, the gradient
+    and the L-BFGS curvature pairs all belong to the image actually kept. Acceptance is
+    Armijo's sufficient decrease along the projected step (Adam: always).
+    """
+    direction, opt_state = make_optimizer(settings).update(state.grad, state.opt_state, state.image)
+    image = jnp.clip(state.image + stepsize * direction, 0.0, 1.0)
+    (value, parts), grad = _evaluate(params, image, targets, weights, settings=settings)
+    step = image - state.image
+    if settings.optimizer == "adam":
+        accept = jnp.isfinite(value)
+    else:
+        accept = jnp.isfinite(value) & (value <= state.value + _ARMIJO * jnp.vdot(state.grad, step))
+        # L-BFGS needs s.y > 0 for a positive-definite inverse Hessian; projection can break
+        # it, and then the memory starts afresh instead of taking an ascent direction.
+        curvature = jnp.vdot(step, grad - state.grad)
+        fresh = make_optimizer(settings).init(image)
+        opt_state = jax.tree.map(lambda kept, new: jnp.where(curvature > 0, kept, new), opt_state, fresh)
+    return State(image, opt_state, state.step + 1, value, grad, parts), accept
+
+
+def _take(accept, new: State, old: State) -> State:
+    """Per example: the new state where accepted, else the old one (leaves broadcast over the batch)."""
+    def pick(n, o):
+        return jnp.where(accept.reshape(accept.shape + (1,) * (n.ndim - accept.ndim)), n, o)
+    return jax.tree.map(pick, new, old)
 
 
 # in_axes for (state / image, params, targets, weights) in each batching mode.
@@ -255,16 +267,15 @@ _AXES = {
 
 @functools.lru_cache(maxsize=None)
 def _programs(settings: Settings, mode: str):
-    """(init, step, final) jitted for a batching mode; cached so each compiles once per shape."""
+    """(init, propose, take) jitted for a batching mode; cached so each compiles once per shape."""
     init = functools.partial(_init_state, settings=settings)
-    step = functools.partial(_step, settings=settings)
-    final = functools.partial(_final_parts, settings=settings)
+    propose = functools.partial(_propose, settings=settings)
+    take = _take
     axes = _AXES[mode]
     if axes is not None:
-        init = jax.vmap(init)
-        step = jax.vmap(step, in_axes=axes)
-        final = jax.vmap(final, in_axes=(None, 0, *axes[2:]))
-    return jax.jit(init), jax.jit(step), jax.jit(final)
+        init = jax.vmap(init, in_axes=(None, 0, *axes[2:]))
+        propose = jax.vmap(propose, in_axes=(*axes, 0))
+    return jax.jit(init), jax.jit(propose), jax.jit(take)
 
 
 def check_size(shape: Sequence[int]) -> None:
@@ -380,40 +391,54 @@ def check_memory(shape: Sequence[int], settings: Settings, *, batch: int = 1) ->
     return need
 
 
-def _raise_non_finite(total, step: int, image, evaluations: int, seconds: float):
-    result = Result(np.asarray(image), total, None, None, None, step, evaluations, seconds)
+def _raise_non_finite(value, step: int, image, evaluations: int, seconds: float):
+    result = Result(np.asarray(image), value, None, None, None, step, evaluations, seconds)
     raise NonFiniteLoss(
-        f"the loss became {total} at step {step}; the last finite image is kept. Lower "
+        f"the loss became {value} at step {step}; the last finite image is kept. Lower "
         f"--style-weight (beta) or --tv-weight (or --learning-rate with Adam)", result)
 
 
 def _run(params, targets, weights, start, settings: Settings, mode: str,
          callback: Callable[[Progress], None] | None) -> Result:
-    """The Python loop around the jitted step: progress, NaN guard, final losses."""
-    init, step, final = _programs(settings, mode)
+    """The Python loop around the jitted step: line search, progress, NaN guard.
+
+    Each step evaluates one candidate; where Armijo's condition fails (rare after the first
+    steps) the step is halved and evaluated again, up to settings.linesearch_steps times. The
+    line search runs here rather than in a `lax.while_loop` because XLA:CPU runs convolutions
+    inside loop bodies several times slower (measured 5x; jax issue #12868).
+    """
+    init, propose, take = _programs(settings, mode)
     weights = jax.tree.map(jnp.asarray, weights)
-    state = init(jnp.asarray(start))
-    last_finite = state.image
-    t0, evaluations = time.perf_counter(), 0
+    t0 = time.perf_counter()
+    state = init(params, jnp.asarray(start), targets, weights)
+    evaluations = 1
+    if not np.all(np.isfinite(np.asarray(state.value))):
+        _raise_non_finite(np.asarray(state.value), 0, start, evaluations, time.perf_counter() - t0)
+    batch_shape = np.shape(state.value)
     for i in range(settings.steps):
-        new_state, info = step(state, params, targets, weights)
-        total = np.asarray(info.total)  # the loss at state.image, where this step started
-        if not np.all(np.isfinite(total)):
-            _raise_non_finite(total, i, last_finite, evaluations, time.perf_counter() - t0)
-        last_finite, state = state.image, new_state
-        evaluations += int(np.max(info.evaluations))
+        stepsize = np.ones(batch_shape, np.float32)
+        for attempt in range(settings.linesearch_steps + 1):
+            candidate, accept = propose(state, params, targets, weights, stepsize)
+            evaluations += 1
+            accept = np.asarray(accept)
+            if accept.all():
+                break
+            stepsize = np.where(accept, stepsize, stepsize / 2).astype(np.float32)
+        if not accept.all():
+            if not np.all(np.isfinite(np.asarray(candidate.value))):
+                _raise_non_finite(np.asarray(candidate.value), i, state.image, evaluations,
+                                  time.perf_counter() - t0)
+            accept = np.ones_like(accept)  # no sufficient decrease found: take the shortest step
+        state = take(jnp.asarray(accept), candidate, state)
         if callback is not None:
             callback(Progress(
-                step=i + 1, steps=settings.steps, total=total, content=np.asarray(info.parts.content),
-                style=np.asarray(info.parts.style), tv=np.asarray(info.parts.tv),
-                evaluations=evaluations, seconds=time.perf_counter() - t0,
+                step=i + 1, steps=settings.steps, total=np.asarray(state.value),
+                content=np.asarray(state.parts.content), style=np.asarray(state.parts.style),
+                tv=np.asarray(state.parts.tv), evaluations=evaluations, seconds=time.perf_counter() - t0,
                 image=functools.partial(np.asarray, state.image)))
-    total, parts = final(params, state.image, targets, weights)
-    total = np.asarray(total)
-    if not np.all(np.isfinite(total)):
-        _raise_non_finite(total, settings.steps, last_finite, evaluations, time.perf_counter() - t0)
-    return Result(np.asarray(state.image), total, np.asarray(parts.content), np.asarray(parts.style),
-                  np.asarray(parts.tv), settings.steps, evaluations, time.perf_counter() - t0)
+    parts = jax.tree.map(np.asarray, state.parts)
+    return Result(np.asarray(state.image), np.asarray(state.value), parts.content, parts.style, parts.tv,
+                  settings.steps, evaluations, time.perf_counter() - t0)
 
 
 def _targets(params, problem: Problem, settings: Settings) -> losses.Targets:
