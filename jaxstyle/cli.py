@@ -146,6 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_options(p)
     _add_common(p)
 
+    p = sub.add_parser("batch", help="many jobs from a manifest, resumable, sharded over devices and hosts")
+    p.add_argument("manifest", type=Path, nargs="?",
+                   help='JSON Lines, one job a line: {"content": ..., "style": ..., "output": ..., "settings": {...}}')
+    p.add_argument("--contents", type=Path, help="instead of a manifest: every image in this folder ...")
+    p.add_argument("--style", type=Path, help="... in the style of this image")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument("--batch-size", type=int, default=8, help="images optimised together in one vmapped program")
+    p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+                   help="save the optimisation state every N steps (0: never)")
+    p.add_argument("--coordinator", help="host:port of process 0, to run on several processes/hosts "
+                                         "(or set JAX_COORDINATOR_ADDRESS etc. and --distributed)")
+    p.add_argument("--num-processes", type=int, help="with --coordinator")
+    p.add_argument("--process-id", type=int, help="with --coordinator")
+    p.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() from the environment (cluster auto-detection)")
+    _add_settings_options(p)
+    _add_common(p)
+
     p = sub.add_parser("demo", help="the bundled Tübingen photo in the style of The Starry Night")
     p.add_argument("-o", "--output", type=Path, default=Path("outputs/tubingen_starry_night.png"))
     _add_settings_options(p)
@@ -162,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         return weights.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        return {"stylize": run_stylize, "sweep": run_sweep, "demo": run_demo}[args.command](args)
+        return {"stylize": run_stylize, "sweep": run_sweep, "demo": run_demo,
+                "batch": run_batch}[args.command](args)
     except optimize.NonFiniteLoss as e:
         print(f"jaxstyle: error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
@@ -252,6 +271,39 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.loss_plot:
         reporting.plot_losses(progress.history, args.loss_plot)
     return 0
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    import jax
+
+    from jaxstyle import batch
+
+    if args.coordinator or args.distributed:
+        kwargs = {}
+        if args.coordinator:
+            kwargs = dict(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                          process_id=args.process_id)
+        jax.distributed.initialize(**kwargs)
+    defaults = _settings_from(args)
+    image_io.ensure_output_dir(args.output)
+    if args.manifest is not None:
+        jobs, failures = batch.read_manifest(args.manifest, args.output, defaults)
+    elif args.contents is not None and args.style is not None:
+        jobs, failures = batch.folder_jobs(args.contents, args.style, args.output, defaults), []
+    else:
+        raise JaxstyleError("give a MANIFEST, or --contents FOLDER with --style IMAGE")
+    names = [job.output for job in jobs]
+    if len(set(names)) != len(names):
+        raise JaxstyleError("two jobs write the same output file; give them distinct \"output\" names")
+    params, weights_path = _load_params(args)
+    optimize.enable_compilation_cache(args.cache_dir)
+    summary = batch.run(jobs, args.output, params=params, weights_path=weights_path,
+                        batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
+                        initial_failures=failures, quiet=args.quiet,
+                        process_index=jax.process_index(), process_count=jax.process_count())
+    if args.quiet:
+        print(summary.line(), file=sys.stderr)
+    return summary.exit_code
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -87,18 +87,27 @@ def _version(package: str) -> str | None:
         return None
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read now (not cached)."""
+    return _sha256.__wrapped__(Path(path))
+
+
 def sidecar_path(output: Path) -> Path:
     return output.with_suffix(".json")
 
 
 def write_sidecar(output: Path, *, settings: Settings, result: Result, weights_path: Path,
-                  inputs: dict[str, Path]) -> Path:
-    """Writes OUTPUT.json: settings, seed, weights sha256, versions, final losses, cost, output sha256."""
+                  inputs: dict[str, Path], extra: dict | None = None) -> Path:
+    """Writes OUTPUT.json: settings, seed, weights sha256, versions, final losses, cost, output sha256.
+
+    `extra` adds fields (a batch job's id and process, say). Written atomically and after the
+    output, so a sidecar that names the output's sha256 marks a finished job.
+    """
     import jax
 
     record = {
         "output": str(output),
-        "output_sha256": _sha256.__wrapped__(Path(output)),
+        "output_sha256": file_sha256(output),
         "inputs": {k: {"path": str(v), "sha256": _sha256(Path(v).resolve())} for k, v in inputs.items()},
         "settings": settings.to_dict(),
         "seed": settings.seed,
@@ -112,6 +121,7 @@ def write_sidecar(output: Path, *, settings: Settings, result: Result, weights_p
         "backend": jax.default_backend(),
         "python": platform.python_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
     }
     return image_io.atomic_write_text(sidecar_path(output), json.dumps(record, indent=2) + "\n")
 

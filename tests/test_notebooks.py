@@ -34,7 +34,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
-    """A python3 kernelspec for *this* interpreter, found first, and a JAX compilation cache.
+    """A python3 kernelspec for *this* interpreter, found first; the weights; a JAX compilation cache.
 
     A user-wide `python3` kernelspec may point at another Python; writing our own into a folder
     on JUPYTER_PATH (searched before the user's and the venv's folders) makes the kernel run in the
@@ -48,6 +48,7 @@ def kernel_env(tmp_path_factory):
     write_kernel_spec(jupyter / "kernels" / KERNEL, overrides={"display_name": "jaxstyle tests"})
     patch = pytest.MonkeyPatch()
     patch.setenv("JUPYTER_PATH", os.pathsep.join(filter(None, [str(jupyter), os.environ.get("JUPYTER_PATH")])))
+    patch.setenv("JAXSTYLE_WEIGHTS", str(REAL_WEIGHTS))  # what load_params() reads in the notebooks
     patch.setenv("JAX_COMPILATION_CACHE_DIR",
                  os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(tmp_path_factory.mktemp("jax_cache")))
     yield
