@@ -121,6 +121,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs per tool and size")
     parser.add_argument("--quality-steps", type=int, default=500, help="pastiche's steps for time to quality (512 px)")
     parser.add_argument("--memory-size", type=int, default=1024)
+    parser.add_argument("--memory-steps", type=int, default=12)
     parser.add_argument("--quick", action="store_true", help="small figures only, for a smoke test")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
     if not BENCH_PY.exists():
         raise SystemExit(f"{BENCH_PY} missing: run `make bench` (it creates the benchmark venv)")
     if args.quick:
-        args.steps, args.repeats, args.quality_steps, args.memory_size = 6, 1, 20, 512
+        args.steps, args.repeats, args.quality_steps, args.memory_size, args.memory_steps = 6, 1, 20, 512, 3
     args.out.mkdir(parents=True, exist_ok=True)
     lines = []
 
@@ -168,10 +169,10 @@ def main(argv=None) -> int:
             f"of the BLAS matmul rate; pastiche {flops / p / 1e9:.0f} GFLOP/s.")
     say()
 
-    say(f"## Memory at {args.memory_size} px (3 steps)")
+    say(f"## Memory at {args.memory_size} px ({args.memory_steps} steps: past jaxstyle's 10-pair L-BFGS memory)")
     say()
-    pm = run_pastiche(args.memory_size, 3, args.out / "p_mem.png")
-    jm = run_jaxstyle(args.memory_size, 3, args.out / "j_mem.png")
+    pm = run_pastiche(args.memory_size, args.memory_steps, args.out / "p_mem.png")
+    jm = run_jaxstyle(args.memory_size, args.memory_steps, args.out / "j_mem.png")
     say(f"- peak RSS: jaxstyle {jm['peak_rss_mb']:.0f} MB, pastiche {pm['peak_rss_mb']:.0f} MB "
         f"(shape {jm['shape'][1]}x{jm['shape'][0]}).")
     say()
