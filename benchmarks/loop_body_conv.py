@@ -1,0 +1,31 @@
+"""Why jaxstyle's line search runs in Python: XLA:CPU runs VGG-19 value+grad inside a
+`lax.while_loop` or `lax.cond` body several times slower than at the top level (jax issue #12868).
+
+    .venv/bin/python benchmarks/loop_body_conv.py     # prints the median seconds of each
+"""
+import numpy as np, time, jax, jax.numpy as jnp
+from jaxstyle import optimize, weights, image_io, data_path
+P = weights.load_params()
+c = image_io.load_image(data_path("tubingen.jpg")); s = image_io.load_image(data_path("starry_night.jpg"))
+st = optimize.Settings(size=128)
+pr = optimize.make_problem(c, s, st); t = optimize._targets(P, pr, st)
+w = jax.tree.map(jnp.asarray, st.loss_weights()); loss = optimize._loss_fn(st)
+f = lambda x: loss(P, x, t, w)[0]
+vg = jax.jit(jax.value_and_grad(f))
+def in_loop(x):
+    def body(c):
+        i, x, v, g = c
+        v, g = jax.value_and_grad(f)(x)
+        return i+1, x, v, g
+    return jax.lax.while_loop(lambda c: c[0] < 1, body, (0, x, 0.0, jnp.zeros_like(x)))[2:]
+il = jax.jit(in_loop)
+def in_cond(x, flag):
+    return jax.lax.cond(flag, jax.value_and_grad(f), lambda x: (0.0, x), x)
+ic = jax.jit(in_cond)
+x = jnp.asarray(pr.content)
+for name, fn in [("plain", lambda: vg(x)), ("while", lambda: il(x)), ("cond", lambda: ic(x, True))]:
+    jax.block_until_ready(fn())
+    ts=[]
+    for _ in range(5):
+        t0=time.perf_counter(); jax.block_until_ready(fn()); ts.append(time.perf_counter()-t0)
+    print(name, np.median(ts))
