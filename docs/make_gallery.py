@@ -78,8 +78,8 @@ def markdown(rows: list[dict], settings: Settings, *, out: Path, page: Path, wei
         f"Content loss is the paper's L_content (unweighted), style loss its L_style; alpha/beta = "
         f"{settings.content_weight / settings.style_weight:g}. Steps count L-BFGS steps over all scales "
         f"({sizes}, {settings.steps} each); evaluations count loss evaluations including the line search; "
-        "seconds are the optimisation loop only (the first row also pays for compiling the step; loading "
-        "and computing the targets are excluded).",
+        "seconds are the optimisation loop, including compiling the step unless the persistent compilation "
+        "cache (`~/.cache/jaxstyle/jit`) already held it; loading and computing the targets are excluded.",
         "",
         "## Settings (all rows)",
         "",
