@@ -13,6 +13,7 @@ parser.add_argument("--steps", type=int, required=True)
 parser.add_argument("--scales", type=int, default=1)
 parser.add_argument("--batch", type=int, default=0, help="vmap this many copies of the content (0: single)")
 parser.add_argument("--weights", default=None)
+parser.add_argument("--alpha-beta", type=float, default=1e-3)
 parser.add_argument("--output", required=True)
 args = parser.parse_args()
 
@@ -24,7 +25,8 @@ from jaxstyle import image_io, optimize, weights  # noqa: E402
 params = weights.load_params(args.weights)
 content, style = image_io.load_image(args.content), image_io.load_image(args.style)
 # The paper's settings, with pooling and init as in pastiche_runner.py.
-settings = optimize.Settings(size=args.size, steps=args.steps, init="content", pooling="avg", scales=args.scales)
+settings = optimize.Settings(size=args.size, steps=args.steps, init="content", pooling="avg", scales=args.scales,
+                             content_weight=args.alpha_beta)
 stamps = []
 callback = lambda p: stamps.append(time.perf_counter())
 start = time.perf_counter()

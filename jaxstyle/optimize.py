@@ -277,6 +277,14 @@ _AXES = {
 }
 
 
+def _program_key(settings: Settings) -> Settings:
+    """The settings with every field that does not change the compiled step set to a constant,
+    so that runs differing only in steps, seed, init, size, loss weights etc. share programs."""
+    return settings.replace(size=MIN_SIDE, steps=0, scales=1, init="content", seed=0, preserve_colors="none",
+                            style_scale=1.0, content_weight=0.0, style_weight=0.0, tv_weight=0.0,
+                            linesearch_steps=0, style_blend=None)
+
+
 @functools.lru_cache(maxsize=None)
 def _programs(settings: Settings, mode: str):
     """(init, propose, take) jitted for a batching mode; cached so each compiles once per shape."""
@@ -422,7 +430,7 @@ def _run(params, targets, weights, start, settings: Settings, mode: str,
 
     `place` puts batched arrays on devices (sharding); `resume` continues a checkpointed state.
     """
-    init, propose, take = _programs(settings, mode)
+    init, propose, take = _programs(_program_key(settings), mode)
     weights = jax.tree.map(jnp.asarray, weights)
     place = place or (lambda tree: jax.tree.map(jnp.asarray, tree))
     start = place(np.asarray(start))

@@ -72,9 +72,9 @@ def test_stylize_many_groups_sizes_and_keeps_order():
 def test_second_call_does_not_recompile():
     settings = BASE.replace(steps=2, seed=11)
     optimize.stylize(PARAMS, CONTENT, STYLE, settings)
-    init, propose, _ = optimize._programs(settings, "single")
+    init, propose, _ = optimize._programs(optimize._program_key(settings), "single")
     before = (init._cache_size(), propose._cache_size())
-    optimize.stylize(PARAMS, CONTENT2, STYLE, settings)
+    optimize.stylize(PARAMS, CONTENT2, STYLE, settings.replace(steps=3, seed=5, content_weight=2.0))
     assert (init._cache_size(), propose._cache_size()) == before == (1, 1)
 
 
