@@ -214,21 +214,26 @@ def run(jobs: Sequence[Job], outdir: Path, *, params, weights_path: Path, batch_
     devices = list(devices or jax.local_devices())
     place = device_placer(devices)
     summary = Summary(total=len(jobs) + len(initial_failures), failed=list(initial_failures))
-    pending = [job for job in jobs if not is_done(job)]
-    summary.skipped = len(jobs) - len(pending)
-    groups, failures = buckets(pending)
-    summary.failed += failures
-    steps_total = sum(job.settings.steps * job.settings.scales for g in groups.values() for job in g)
-    bar = _bar(steps_total, quiet)
+    done = {job.id for job in jobs if is_done(job)}
+    summary.skipped = len(done)
+    groups, failures = buckets(jobs)
+    summary.failed += [f for f in failures if f["id"] not in done]
+    # Chunks are cut from all jobs, done or not, so a rerun batches every job with the same
+    # partners as before: the same program on the same batch gives the same floats.
+    work = []
+    for (_, settings, _), group in groups.items():
+        # Every chunk of a bucket has one padded size, so a short last chunk needs no new compile.
+        padded = -(-min(batch_size, len(group)) // len(devices)) * len(devices)
+        for start in range(0, len(group), batch_size):
+            chunk = group[start:start + batch_size]
+            if any(job.id not in done for job in chunk):
+                work.append((settings, chunk, padded))
+    bar = _bar(sum(s.steps * s.scales * len(chunk) for s, chunk, _ in work), quiet)
     try:
-        for (_, settings, _), group in groups.items():
-            for start in range(0, len(group), batch_size):
-                chunk = group[start:start + batch_size]
-                # Every chunk of a bucket has one padded size, so a short last chunk needs no new compile.
-                padded = -(-min(batch_size, len(group)) // len(devices)) * len(devices)
-                _run_chunk(chunk, outdir, settings, params=params, weights_path=weights_path, place=place,
-                           padded=padded, checkpoint_every=checkpoint_every, summary=summary,
-                           bar=bar, extra=extra)
+        for settings, chunk, padded in work:
+            _run_chunk(chunk, outdir, settings, params=params, weights_path=weights_path, place=place,
+                       padded=padded, checkpoint_every=checkpoint_every, summary=summary, bar=bar,
+                       extra=extra, done=done)
     finally:
         if bar is not None:
             bar.close()
@@ -243,21 +248,23 @@ def run(jobs: Sequence[Job], outdir: Path, *, params, weights_path: Path, batch_
 
 
 def _run_chunk(chunk: list[Job], outdir: Path, settings: optimize.Settings, *, params, weights_path, place,
-               padded: int, checkpoint_every: int, summary: Summary, bar, extra) -> None:
-    """Stylises up to `padded` jobs as one vmapped batch, padded with copies (results discarded)."""
+               padded: int, checkpoint_every: int, summary: Summary, bar, extra, done: set[str]) -> None:
+    """Stylises up to `padded` jobs as one vmapped batch, padded with copies (results discarded);
+    writes the outputs of the jobs not already `done`."""
     contents, ok = [], []
     for job in chunk:
         try:
             contents.append(image_io.load_image(job.content))
             ok.append(job)
         except JaxstyleError as e:
-            summary.failed.append(_failure(job, e))
+            if job.id not in done:
+                summary.failed.append(_failure(job, e))
     if not ok:
         return
     try:
         style = image_io.load_image(ok[0].style)
     except JaxstyleError as e:
-        summary.failed += [_failure(job, e) for job in ok]
+        summary.failed += [_failure(job, e) for job in ok if job.id not in done]
         return
     contents += [contents[-1]] * (padded - len(ok))
     checkpoint = _checkpoint_path(outdir, ok, padded)
@@ -277,10 +284,12 @@ def _run_chunk(chunk: list[Job], outdir: Path, settings: optimize.Settings, *, p
         result = optimize.stylize_batch(params, contents, style, settings, callback=on_step, resume=resume,
                                         place=place)
     except JaxstyleError as e:
-        summary.failed += [_failure(job, e) for job in ok]
+        summary.failed += [_failure(job, e) for job in ok if job.id not in done]
         checkpoint.unlink(missing_ok=True)
         return
     for k, job in enumerate(ok):
+        if job.id in done:
+            continue
         one = optimize.Result(result.image[k], result.total[k], result.content[k], result.style[k],
                               result.tv[k], result.steps, result.evaluations, result.seconds)
         image_io.save_image(job.output, one.image)
