@@ -1,8 +1,11 @@
-"""Optimising the pixels: one jitted step (value_and_grad + optax update + apply), batched by vmap.
+"""Optimising the pixels: a jitted step (optax update + projection + value_and_grad), batched by vmap.
 
+Each step proposes one candidate (optax's L-BFGS direction, or Adam's), projects it into [0, 1],
+evaluates loss and gradient there, and accepts it on Armijo's condition; the rare rejection is
+retried with half the step from the Python loop (see `_run` for why not in `lax.while_loop`).
 The step works on one image; `stylize_batch` vmaps it over content images (each with its own
-optimiser state and line search) and `sweep` vmaps it over loss weights. Each distinct
-(settings, image size, batch) compiles once per process; the persistent compilation cache
+optimiser state and step size) and `sweep` vmaps it over loss weights. Each distinct (program
+settings, image size, batch) compiles once per process; the persistent compilation cache
 (`enable_compilation_cache`) keeps it across processes.
 """
 
