@@ -290,8 +290,7 @@ def _run_chunk(chunk: list[Job], outdir: Path, settings: optimize.Settings, *, p
     for k, job in enumerate(ok):
         if job.id in done:
             continue
-        one = optimize.Result(result.image[k], result.total[k], result.content[k], result.style[k],
-                              result.tv[k], result.steps, result.evaluations, result.seconds)
+        one = result.item(k)
         image_io.save_image(job.output, one.image)
         reporting.write_sidecar(job.output, settings=settings, result=one, weights_path=weights_path,
                                 inputs={"content": job.content, "style": job.style},

@@ -258,8 +258,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         result = optimize.sweep(params, content, style, args.ratios, settings, masks=masks, callback=progress)
     labels = []
     for k, (ratio, out) in enumerate(zip(args.ratios, outputs)):
-        one = optimize.Result(result.image[k], result.total[k], result.content[k], result.style[k],
-                              result.tv[k], result.steps, result.evaluations, result.seconds)
+        one = result.item(k)
         one_settings = settings.replace(content_weight=float(ratio) * settings.style_weight)
         image_io.save_image(out, one.image)
         reporting.write_sidecar(out, settings=one_settings, result=one, weights_path=weights_path,

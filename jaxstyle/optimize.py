@@ -201,6 +201,11 @@ class Result:
     evaluations: int
     seconds: float
 
+    def item(self, k: int) -> "Result":
+        """The k-th image of a batched result, with its own losses."""
+        return dataclasses.replace(self, image=self.image[k], total=self.total[k], content=self.content[k],
+                                   style=self.style[k], tv=self.tv[k])
+
 
 class NonFiniteLoss(JaxstyleError):
     """The loss became NaN/inf; `.result` holds the last finite image."""
@@ -452,7 +457,7 @@ def _run(params, targets, weights, start, settings: Settings, mode: str,
     batch_shape = np.shape(state.value)
     for i in range(first, settings.steps):
         stepsize = np.ones(batch_shape, np.float32)
-        for attempt in range(settings.linesearch_steps + 1):
+        for _ in range(settings.linesearch_steps + 1):
             candidate, accept = propose(state, params, targets, weights, stepsize)
             evaluations += 1
             accept = np.asarray(accept)
@@ -597,8 +602,7 @@ def stylize_many(params, contents: Sequence[np.ndarray], style, settings: Settin
             chunk = indices[start:start + size]
             batch = stylize_batch(params, [contents[i] for i in chunk], style, settings, callback=callback)
             for j, i in enumerate(chunk):
-                results[i] = Result(batch.image[j], batch.total[j], batch.content[j], batch.style[j],
-                                    batch.tv[j], batch.steps, batch.evaluations, batch.seconds)
+                results[i] = batch.item(j)
     return results
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import io
 import json
 import platform
 import sys
@@ -142,9 +143,7 @@ def plot_losses(history: list[dict], path: Path) -> Path:
         ax.plot(steps, values)
         ax.set(title=f"{name} loss", xlabel="step", yscale="log")
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.plot.png")
-    fig.savefig(tmp, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    image_io.atomic_write_bytes(path, tmp.read_bytes())
-    tmp.unlink()
-    return Path(path)
+    return image_io.atomic_write_bytes(path, buffer.getvalue())

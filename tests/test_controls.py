@@ -7,6 +7,7 @@ import pytest
 import numpy_reference as ref
 from conftest import random_params
 from jaxstyle import color, losses, optimize
+from jaxstyle.errors import JaxstyleError
 
 PARAMS = random_params(seed=5, width=8)
 RNG = np.random.default_rng(9)
@@ -85,7 +86,7 @@ def test_coarse_to_fine_starts_each_scale_from_the_previous_result():
 
 
 def test_masks_need_one_per_style():
-    with pytest.raises(Exception, match="one mask per style"):
+    with pytest.raises(JaxstyleError, match="one mask per style"):
         optimize.make_problem(CONTENT, [STYLE_A, STYLE_B], BASE, masks=[np.ones((4, 4))])
 
 
