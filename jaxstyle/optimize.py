@@ -1,11 +1,12 @@
-"""Optimising the pixels: a jitted step (optax update + projection + value_and_grad), batched by vmap.
+"""Optimising the pixels: jitted optax directions and value_and_grad evaluations, batched by vmap.
 
-Each step proposes one candidate (optax's L-BFGS direction, or Adam's), projects it into [0, 1],
-evaluates loss and gradient there, and accepts it on Armijo's condition; the rare rejection is
-retried with half the step from the Python loop (see `_run` for why not in `lax.while_loop`).
-The step works on one image; `stylize_batch` vmaps it over content images (each with its own
-optimiser state and step size) and `sweep` vmaps it over loss weights. Each distinct (program
-settings, image size, batch) compiles once per process; the persistent compilation cache
+Each step takes a direction from the optimiser (optax's L-BFGS, or Adam), which updates its
+memory in place (the state is donated), then evaluates the candidate image + step * direction,
+projected into [0, 1], and accepts it on Armijo's condition; the rare rejection is retried
+with half the step from the Python loop (see `_run` for why not in `lax.while_loop`). The
+programs work on one image; `stylize_batch` vmaps them over content images (each with its own
+optimiser state and step size) and `sweep` over loss weights. Each distinct (program settings,
+image size, batch) compiles once per process; the persistent compilation cache
 (`enable_compilation_cache`) keeps it across processes.
 """
 
@@ -174,7 +175,8 @@ class Progress:
     evaluations: int
     seconds: float
     image: Callable[[], np.ndarray]  # fetches the current image(s) only when called
-    state: Any = None  # the loop `State` after this step, for checkpoints
+    state: Any = None  # the loop `State` after this step, for checkpoints; read it in the callback (the
+    # next step reuses its optimiser buffers)
     scale: int = 0  # index of the coarse-to-fine scale this step belongs to
 
 
@@ -247,37 +249,39 @@ def _init_state(params, image, targets, weights, *, settings: Settings) -> State
 _ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search
 
 
-def _propose(state: State, params, targets, weights, stepsize, *, settings: Settings) -> tuple[State, jax.Array]:
-    """A candidate step from `state` scaled by `stepsize` (f32[]), evaluated; and whether to accept it.
+def _direct(opt_state, image, grad, *, settings: Settings):
+    """The step direction at the current image (f32[h, w, 3]) and the optimiser state after it.
 
-    The candidate is projected into [0, 1] before it is evaluated, so the loss, the gradient
-    and the L-BFGS curvature pairs all belong to the image actually kept. Acceptance is
-    Armijo's sufficient decrease along the projected step (Adam: always).
+    optax's L-BFGS stores the curvature pair (s, y) between the previous image and this one.
+    It needs s.y > 0 for a positive-definite inverse Hessian; projection into [0, 1] can break
+    that, and then the memory starts afresh here instead of producing an ascent direction.
     """
-    direction, opt_state = make_optimizer(settings).update(state.grad, state.opt_state, state.image)
-    image = jnp.clip(state.image + stepsize * direction, 0.0, 1.0)
-    (value, parts), grad = _evaluate(params, image, targets, weights, settings=settings)
-    step = image - state.image
-    if settings.optimizer == "adam":
-        accept = jnp.isfinite(value)
-    else:
-        accept = jnp.isfinite(value) & (value <= state.value + _ARMIJO * jnp.vdot(state.grad, step))
-        # L-BFGS needs s.y > 0 for a positive-definite inverse Hessian; projection can break
-        # it, and then the memory starts afresh instead of taking an ascent direction.
-        curvature = jnp.vdot(step, grad - state.grad)
-        fresh = make_optimizer(settings).init(image)
-        opt_state = jax.tree.map(lambda kept, new: jnp.where(curvature > 0, kept, new), opt_state, fresh)
-    return State(image, opt_state, state.step + 1, value, grad, parts), accept
+    optimizer = make_optimizer(settings)
+    if settings.optimizer == "lbfgs":
+        lbfgs = opt_state[0]
+        curvature = jnp.vdot(image - lbfgs.params, grad - lbfgs.updates)
+        restart = (lbfgs.count > 0) & ~(curvature > 0)
+        fresh = optimizer.init(image)
+        opt_state = jax.tree.map(lambda new, kept: jnp.where(restart, new, kept), fresh, opt_state)
+    return optimizer.update(grad, opt_state, image)
 
 
-def _take(accept, new: State, old: State) -> State:
-    """Per example: the new state where accepted, else the old one (leaves broadcast over the batch)."""
-    def pick(n, o):
-        return jnp.where(accept.reshape(accept.shape + (1,) * (n.ndim - accept.ndim)), n, o)
-    return jax.tree.map(pick, new, old)
+def _evaluate_step(params, image, direction, stepsize, value, grad, targets, weights, *, settings: Settings):
+    """The candidate image + stepsize * direction, projected into [0, 1], and evaluated there.
+
+    Projecting before evaluating makes the loss, the gradient and the next curvature pair
+    belong to the image actually kept. Returns ((value, parts), grad, image, accept): accept
+    is Armijo's sufficient decrease along the projected step (Adam: a finite loss).
+    """
+    candidate = jnp.clip(image + stepsize * direction, 0.0, 1.0)
+    (new_value, parts), new_grad = _evaluate(params, candidate, targets, weights, settings=settings)
+    accept = jnp.isfinite(new_value)
+    if settings.optimizer == "lbfgs":
+        accept &= new_value <= value + _ARMIJO * jnp.vdot(grad, candidate - image)
+    return (new_value, parts), new_grad, candidate, accept
 
 
-# in_axes for (state / image, params, targets, weights) in each batching mode.
+# in_axes for (image-like, params, targets, weights) in each batching mode.
 _AXES = {
     "single": None,
     "contents": (0, None, 0, None),
@@ -295,15 +299,21 @@ def _program_key(settings: Settings) -> Settings:
 
 @functools.lru_cache(maxsize=None)
 def _programs(settings: Settings, mode: str):
-    """(init, propose, take) jitted for a batching mode; cached so each compiles once per shape."""
+    """(init, direct, evaluate) jitted for a batching mode; cached so each compiles once per shape.
+
+    `direct` donates the optimiser state, so L-BFGS's memory is updated in place and is never
+    part of the (much larger) evaluation program.
+    """
     init = functools.partial(_init_state, settings=settings)
-    propose = functools.partial(_propose, settings=settings)
-    take = _take
+    direct = functools.partial(_direct, settings=settings)
+    evaluate = functools.partial(_evaluate_step, settings=settings)
     axes = _AXES[mode]
     if axes is not None:
-        init = jax.vmap(init, in_axes=(None, 0, *axes[2:]))
-        propose = jax.vmap(propose, in_axes=(*axes, 0))
-    return jax.jit(init), jax.jit(propose), jax.jit(take)
+        image, params, targets, weights = axes
+        init = jax.vmap(init, in_axes=(params, image, targets, weights))
+        direct = jax.vmap(direct)
+        evaluate = jax.vmap(evaluate, in_axes=(params, image, image, image, image, image, targets, weights))
+    return jax.jit(init), jax.jit(direct, donate_argnums=0), jax.jit(evaluate)
 
 
 def check_size(shape: Sequence[int]) -> None:
@@ -438,7 +448,7 @@ def _run(params, targets, weights, start, settings: Settings, mode: str,
 
     `place` puts batched arrays on devices (sharding); `resume` continues a checkpointed state.
     """
-    init, propose, take = _programs(_program_key(settings), mode)
+    init, direct, evaluate = _programs(_program_key(settings), mode)
     weights = jax.tree.map(jnp.asarray, weights)
     place = place or (lambda tree: jax.tree.map(jnp.asarray, tree))
     start = place(np.asarray(start))
@@ -456,20 +466,21 @@ def _run(params, targets, weights, start, settings: Settings, mode: str,
         _raise_non_finite(np.asarray(state.value), 0, start, evaluations, time.perf_counter() - t0)
     batch_shape = np.shape(state.value)
     for i in range(first, settings.steps):
+        direction, opt_state = direct(state.opt_state, state.image, state.grad)
         stepsize = np.ones(batch_shape, np.float32)
         for _ in range(settings.linesearch_steps + 1):
-            candidate, accept = propose(state, params, targets, weights, stepsize)
+            (value, parts), grad, image, accept = evaluate(
+                params, state.image, direction, stepsize, state.value, state.grad, targets, weights)
             evaluations += 1
             accept = np.asarray(accept)
             if accept.all():
                 break
+            # Halve the step where it failed; where it held, the same step is evaluated again.
             stepsize = np.where(accept, stepsize, stepsize / 2).astype(np.float32)
-        if not accept.all():
-            if not np.all(np.isfinite(np.asarray(candidate.value))):
-                _raise_non_finite(np.asarray(candidate.value), i, state.image, evaluations,
-                                  time.perf_counter() - t0)
-            accept = np.ones_like(accept)  # no sufficient decrease found: take the shortest step
-        state = take(jnp.asarray(accept), candidate, state)
+        if not accept.all() and not np.all(np.isfinite(np.asarray(value))):
+            _raise_non_finite(np.asarray(value), i, state.image, evaluations, time.perf_counter() - t0)
+        # Where no step gave a sufficient decrease, the shortest one tried is taken.
+        state = State(image, opt_state, state.step + 1, value, grad, parts)
         if callback is not None:
             callback(Progress(
                 step=i + 1, steps=settings.steps, total=np.asarray(state.value),
@@ -482,19 +493,24 @@ def _run(params, targets, weights, start, settings: Settings, mode: str,
 
 
 def _targets(params, problem: Problem, settings: Settings) -> losses.Targets:
-    return _targets_program(settings)(
-        params, jnp.asarray(problem.content), [jnp.asarray(x) for x in problem.styles],
-        None if problem.masks is None else jnp.asarray(problem.masks))
+    """The problem's `losses.make_targets`, one jitted forward pass per image: compiled as one
+    program, the passes over content and styles kept their buffers side by side (1.6 GB at 1024 px)."""
+    content_program, style_program = _targets_programs(settings)
+    features = content_program(params, jnp.asarray(problem.content))
+    grams = [style_program(params, jnp.asarray(style), problem.content.shape[:2]) for style in problem.styles]
+    return losses.assemble_targets(features, grams, blend=settings.style_blend, masks=problem.masks)
 
 
 @functools.lru_cache(maxsize=None)
-def _targets_program(settings: Settings):
-    def make(params, content, styles, masks):
-        return losses.make_targets(
-            params, content, styles, blend=settings.style_blend, masks=masks,
-            content_layers=settings.content_layers, style_layers=settings.style_layers,
-            pooling=settings.pooling)
-    return jax.jit(make)
+def _targets_programs(settings: Settings):
+    def content_features(params, content):
+        return vgg.features(params, content, layers=settings.content_layers, pooling=settings.pooling)
+
+    def style_grams(params, style, content_hw):
+        return losses.style_grams(params, style, content_hw, style_layers=settings.style_layers,
+                                  pooling=settings.pooling)
+
+    return jax.jit(content_features), jax.jit(style_grams, static_argnums=2)
 
 
 def _stack(trees):

@@ -22,6 +22,24 @@ def test_gram(shape):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
+def test_gram_derivatives(shape):
+    # The paper's eq. 6: dE/dF = F (G - A) / (N^2 M^2), here for the unnormalised
+    # E = sum((G - A)^2), whose gradient is 4 F (G - A) with G symmetric.
+    f, s = rand(shape, 5), rand(shape, 6)
+    f64 = f.astype(np.float64).reshape(-1, shape[-1])
+    g = f64.T @ f64
+    a = np.einsum("hwc,hwd->cd", s.astype(np.float64), s.astype(np.float64))
+    expected = (4 * f64 @ (g - a)).reshape(shape)
+    got = jax.jit(jax.grad(lambda x: jnp.sum(jnp.square(losses.gram(x) - a.astype(np.float32)))))(f)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())
+    # Forward mode: dG = F^T dF + dF^T F.
+    df = rand(shape, 7)
+    df64 = df.astype(np.float64).reshape(f64.shape)
+    _, tangent = jax.jvp(losses.gram, (f,), (df,))
+    np.testing.assert_allclose(tangent, f64.T @ df64 + df64.T @ f64, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
 def test_content_loss(shape):
     f, p = rand(shape, 1), rand(shape, 2)
     expected = 0.5 * sum((a - b) ** 2 for a, b in zip(f.ravel().tolist(), p.ravel().tolist()))

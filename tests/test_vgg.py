@@ -72,3 +72,21 @@ def test_real_weights_match_numpy_on_real_crop(real_params):
         scale = np.abs(expected[name]).max()
         assert scale > 1.0, name  # a real activation, not all zeros
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-3, atol=1e-4 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (19, 23)])
+def test_feature_hw_matches_the_forward_pass(tiny_params, shape):
+    out = vgg.features(tiny_params, jnp.ones((*shape, 3)), layers=vgg.LAYER_NAMES[:-4])
+    for name, f in out.items():
+        assert vgg.feature_hw(shape, name) == f.shape[:2], name
+
+
+def test_average_pooling_gradient():
+    # d mean / d x = 1/4 for each pixel of a 2x2 window; the odd last row and column, which
+    # pooling drops (floor), get none.
+    x = np.random.default_rng(3).random((1, 5, 7, 2), dtype=np.float32)
+    upstream = np.random.default_rng(4).random((1, 2, 3, 2), dtype=np.float32)
+    grad = jax.grad(lambda x: jnp.sum(vgg._pool(x, "avg") * upstream))(x)
+    expected = np.zeros_like(x)
+    expected[:, :4, :6] = np.repeat(np.repeat(upstream, 2, axis=1), 2, axis=2) / 4
+    np.testing.assert_allclose(grad, expected, rtol=1e-6)
