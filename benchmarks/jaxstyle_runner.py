@@ -27,8 +27,14 @@ content, style = image_io.load_image(args.content), image_io.load_image(args.sty
 # The paper's settings, with pooling and init as in pastiche_runner.py.
 settings = optimize.Settings(size=args.size, steps=args.steps, init="content", pooling="avg", scales=args.scales,
                              content_weight=args.alpha_beta)
-stamps = []
-callback = lambda p: stamps.append(time.perf_counter())
+stamps, evaluations = [], []
+
+
+def callback(progress):
+    stamps.append(time.perf_counter())
+    evaluations.append(progress.evaluations)
+
+
 start = time.perf_counter()
 if args.batch:
     result = optimize.stylize_batch(params, [content] * args.batch, style, settings, callback=callback)
@@ -40,7 +46,8 @@ image_io.save_image(args.output, image)
 steps = np.diff([start, *stamps]).tolist()
 print(json.dumps({
     "tool": "jaxstyle", "size": args.size, "shape": list(image.shape[:2]), "steps": result.steps,
-    "evaluations": result.evaluations, "step_seconds": steps, "setup_seconds": start - t0,
+    "evaluations": result.evaluations, "step_seconds": steps,
+    "step_evaluations": np.diff([1, *evaluations]).tolist(), "setup_seconds": start - t0,
     "wall_seconds": time.perf_counter() - t0, "optimise_seconds": stamps[-1] - start if stamps else 0.0,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "output": args.output,
     "batch": args.batch,
