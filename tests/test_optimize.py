@@ -121,3 +121,21 @@ def test_memory_estimate_grows_with_pixels_and_batch():
     assert optimize.estimate_memory_bytes((100, 100), s, batch=4) > small
     with pytest.raises(JaxstyleError, match="GiB"):
         optimize.check_memory((60000, 60000), s)
+
+
+def test_lbfgs_direction_keeps_or_restarts_its_memory():
+    """Fresh L-BFGS memory gives -g scaled to at most unit norm; a curvature pair with
+    s.y > 0 is kept (the count grows), one with s.y <= 0 restarts the memory."""
+    settings = optimize.Settings(lbfgs_memory=3)
+    direct = jax.jit(lambda s, x, g: optimize._direct(s, x, g, settings=settings))
+    rng = np.random.default_rng(0)
+    x0, g0 = rng.random((6, 5, 3), dtype=np.float32), rng.standard_normal((6, 5, 3)).astype(np.float32)
+    d0, state = direct(optimize.make_optimizer(settings).init(x0), x0, g0)
+    np.testing.assert_allclose(d0, -g0 / max(1.0, np.linalg.norm(g0)), rtol=1e-5)
+    x1 = x0 + 0.01 * np.asarray(d0)
+    # A convex quadratic's gradient change along the step: s.y = 2 |s|^2 > 0.
+    _, kept = direct(state, x1, g0 + 2 * (x1 - x0))
+    assert int(kept[0].count) == 2
+    # The gradient moved against the step: s.y < 0, so the memory starts again.
+    _, restarted = direct(jax.tree.map(np.asarray, state), x1, g0 - 2 * (x1 - x0))
+    assert int(restarted[0].count) == 1
