@@ -212,8 +212,9 @@ def memory(args, say):
         big = run_jaxstyle(args.big_size, args.big_steps, args.out / "j_big.png", scales=args.big_scales)
         say(f"- {args.big_size} px (shape {big['shape'][1]}x{big['shape'][0]}), coarse-to-fine over "
             f"{args.big_scales} scales, {args.big_steps} steps each: completed in {big['wall_seconds']:.0f} s, "
-            f"peak RSS {big['peak_rss_mb']:.0f} MB; its last {args.big_steps} steps at full size took "
-            f"{statistics.median(big['step_seconds'][-args.big_steps + 1:]):.1f} s each (median).")
+            f"peak RSS {big['peak_rss_mb']:.0f} MB; its steps at full size took "
+            f"{per_step(dict(step_seconds=big['step_seconds'][-args.big_steps:]), skip=1):.1f} s each "
+            "(median, leaving out the first, which compiles).")
     say()
 
 

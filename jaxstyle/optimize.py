@@ -396,7 +396,7 @@ def estimate_memory_bytes(shape: Sequence[int], settings: Settings, *, batch: in
 
     Counts the activations up to the deepest layer, with a 25% margin, plus the process's own
     600 MB (runtime, weights, optimiser state). Measured peaks with the default layers:
-    2.6 GB at 1024x768 (estimate 2.9) and 8.2 GB at 2048x1536 (estimate 9.7).
+    2.6-2.7 GB at 1024x768 (estimate 2.9) and 8.2-8.5 GB at 2048x1536 (estimate 9.7).
     """
     h, w = shape
     deepest = max(vgg.LAYER_NAMES.index(n) for n in (*settings.content_layers, *settings.style_layers))

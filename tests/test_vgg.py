@@ -81,12 +81,19 @@ def test_feature_hw_matches_the_forward_pass(tiny_params, shape):
         assert vgg.feature_hw(shape, name) == f.shape[:2], name
 
 
-def test_average_pooling_gradient():
-    # d mean / d x = 1/4 for each pixel of a 2x2 window; the odd last row and column, which
-    # pooling drops (floor), get none.
+def test_pooling_gradients():
+    # Average: d mean / d x = 1/4 for each pixel of a 2x2 window. Max: all of it to the window's
+    # largest pixel. The odd last row and column, which pooling drops (floor), get none.
     x = np.random.default_rng(3).random((1, 5, 7, 2), dtype=np.float32)
     upstream = np.random.default_rng(4).random((1, 2, 3, 2), dtype=np.float32)
-    grad = jax.grad(lambda x: jnp.sum(vgg._pool(x, "avg") * upstream))(x)
+    spread = np.repeat(np.repeat(upstream, 2, axis=1), 2, axis=2)
     expected = np.zeros_like(x)
-    expected[:, :4, :6] = np.repeat(np.repeat(upstream, 2, axis=1), 2, axis=2) / 4
+    expected[:, :4, :6] = spread / 4
+    grad = jax.grad(lambda x: jnp.sum(vgg._pool(x, "avg") * upstream))(x)
+    np.testing.assert_allclose(grad, expected, rtol=1e-6)
+    windows = x[:, :4, :6].reshape(1, 2, 2, 3, 2, 2)
+    largest = np.repeat(np.repeat(windows.max(axis=(2, 4)), 2, axis=1), 2, axis=2)
+    expected = np.zeros_like(x)
+    expected[:, :4, :6] = np.where(x[:, :4, :6] == largest, spread, 0.0)
+    grad = jax.grad(lambda x: jnp.sum(vgg._pool(x, "max") * upstream))(x)
     np.testing.assert_allclose(grad, expected, rtol=1e-6)
