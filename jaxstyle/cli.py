@@ -1,4 +1,4 @@
-"""The `jaxstyle` command: stylize, sweep, demo, weights.
+"""The `jaxstyle` command: stylize, sweep, batch, demo, train, apply, weights.
 
 Option defaults come from `optimize.Settings`; nothing here restates them.
 """
@@ -169,9 +169,83 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_options(p)
     _add_common(p)
 
+    _add_train_parser(sub)
+    _add_apply_parser(sub)
+
     sub.add_parser("weights", help="fetch, convert or inspect VGG-19 weights (see `jaxstyle weights -h`)",
                    add_help=False)
     return parser
+
+
+_TRAIN_HELP = {
+    "size": "crop side in px",
+    "steps": "training steps (batches)",
+    "batch_size": "photos per step, rounded up to a multiple of the device count",
+    "learning_rate": "Adam's step size",
+    "content_weight": "alpha, the content loss weight",
+    "style_weight": "beta, the style loss weight",
+    "tv_weight": "total-variation weight (smooths high-frequency noise)",
+    "style_size": "longest side of each style image when its Gram matrices are taken "
+                  "(the scale of the strokes: about the size you will apply at)",
+    "content_layers": "comma-separated VGG-19 layers",
+    "style_layers": "comma-separated VGG-19 layers, or a preset: " + ", ".join(losses.STYLE_PRESETS),
+    "width": "filters of the first convolution (the others are 2x and 4x); Johnson et al.: 32",
+    "residual_blocks": "residual blocks (Johnson et al.: 5)",
+    "seed": "seed of the initial parameters and of every crop",
+}
+
+
+def _add_train_parser(sub) -> None:
+    from jaxstyle import training
+
+    p = sub.add_parser("train", help="train a fast style network on a folder of photos (Johnson et al. 2016)")
+    p.add_argument("styles", nargs="+", type=Path, metavar="STYLE",
+                   help="style image(s); several make one multi-style network (Dumoulin et al. 2017)")
+    p.add_argument("--photos", type=Path, required=True, help="folder of training photos (e.g. COCO train2014)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.msgpack)")
+    group = p.add_argument_group("training (defaults: see README, Fast networks)")
+    defaults = training.TrainSettings()
+    for field in dataclasses.fields(training.TrainSettings):
+        default = getattr(defaults, field.name)
+        kind = _parse_layers if field.name.endswith("_layers") else type(default)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=kind,
+                           default=argparse.SUPPRESS, help=f"{_TRAIN_HELP.get(field.name, '')} (default: {shown})")
+    group.add_argument("--alpha-beta", type=float, default=argparse.SUPPRESS,
+                       help="alpha/beta ratio: sets content weight = ratio x style weight")
+    out = p.add_argument_group("output")
+    out.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                     help="save the training state every N steps beside the model; the same command "
+                          "resumes from it (0: never; default: 100)")
+    out.add_argument("--float16", action="store_true", help="store the parameters as float16 (half the file)")
+    out.add_argument("--preview", type=Path, default=None, metavar="IMAGE",
+                     help="at every checkpoint, write IMAGE painted by the network so far (MODEL_preview.png)")
+    out.add_argument("--weights", type=Path, default=None,
+                     help="converted VGG-19 weights (default: weights/vgg19.h5 or $JAXSTYLE_WEIGHTS)")
+    out.add_argument("--loss-plot", type=Path, default=None, help="also write a loss-curve PNG here")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--cache-dir", type=Path, default=None,
+                     help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
+
+
+def _add_apply_parser(sub) -> None:
+    p = sub.add_parser("apply", help="stylise photos with a trained fast network (one forward pass each)")
+    p.add_argument("model", type=Path, metavar="MODEL", help="model file from `jaxstyle train` "
+                   "(a ready one: models/starry_night.msgpack)")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image file(s) or folder(s) of images")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output .png/.jpg for one photo, or a folder (created if missing)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--style", type=int, default=None, metavar="K", help="index of the style to paint (default 0)")
+    which.add_argument("--mix", type=_parse_list(float), default=None, metavar="W1,W2,...",
+                       help="blend the model's styles with these weights (one per style)")
+    p.add_argument("--size", type=int, default=None, help="resize each photo so its longest side is N px first")
+    p.add_argument("--batch-size", type=int, default=4, help="photos per forward pass (default: 4)")
+    p.add_argument("--preserve-colors", default="none",
+                   help="none, luminance (keep the photo's colours) or histogram (match them)")
+    p.add_argument("--quiet", action="store_true", help="print only the output paths")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"stylize": run_stylize, "sweep": run_sweep, "demo": run_demo,
-                "batch": run_batch}[args.command](args)
+                "batch": run_batch, "train": run_train, "apply": run_apply}[args.command](args)
     except optimize.NonFiniteLoss as e:
         print(f"jaxstyle: error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
@@ -303,6 +377,158 @@ def run_batch(args: argparse.Namespace) -> int:
     if args.quiet:
         print(summary.line(), file=sys.stderr)
     return summary.exit_code
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import jax
+
+    from jaxstyle import model_file, reporting, training
+    from jaxstyle.photos import PhotoFolder
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(training.TrainSettings)
+              if hasattr(args, f.name)}
+    if hasattr(args, "alpha_beta"):
+        values["content_weight"] = args.alpha_beta * values.get("style_weight", training.TrainSettings.style_weight)
+    settings = training.TrainSettings(**values)
+    model_path = image_io.check_output_path(args.output)
+    sidecar = training.sidecar_path(model_path)
+    if model_path.suffix.lower() == ".json":
+        raise JaxstyleError(f"-o {model_path}: the sidecar is written as MODEL.json; name the model .msgpack")
+    extra_outputs = [sidecar, *([args.loss_plot] if args.loss_plot else [])]
+    for path in extra_outputs:
+        image_io.check_output_path(path)
+    styles = [image_io.load_image(p) for p in args.styles]
+    names = [p.stem for p in args.styles]
+    preview = image_io.load_image(args.preview, size=256) if args.preview else None
+    _check_not_inputs([model_path, *extra_outputs], [*args.styles, *([args.preview] if args.preview else [])])
+    if args.checkpoint_every < 0:
+        raise JaxstyleError("--checkpoint-every must be 0 (never) or a positive number of steps")
+    params, weights_path = _load_params(args)
+    photos = PhotoFolder(args.photos, size=settings.size, seed=settings.seed, max_short_side=settings.style_size)
+    optimize.enable_compilation_cache(args.cache_dir)
+    devices = jax.local_devices()
+    batch = training.batch_size_for(settings, devices)
+
+    checkpoints = training.Checkpointer(
+        model_path.with_name(model_path.name + ".checkpoint"),
+        tag={"settings": settings.to_dict(), "batch": batch, "styles": [reporting.file_sha256(p) for p in args.styles],
+             "weights": reporting.file_sha256(weights_path), "photos": [str(p) for p in photos.files]})
+    template = training.init_state(settings, len(styles))
+    resume, history = checkpoints.load(template, log=lambda m: print(f"jaxstyle train: {m}", file=sys.stderr))
+    start = 0 if resume is None else int(resume.step)
+    if resume is not None:
+        print(f"jaxstyle train: resuming from step {start} ({checkpoints.path})", file=sys.stderr)
+    print(f"jaxstyle train: {len(photos.files)} photo file(s) in {args.photos}, {len(styles)} style(s), "
+          f"batch {batch} over {len(devices)} device(s), {settings.steps} steps at {settings.size} px",
+          file=sys.stderr)
+
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=settings.steps, initial=start, unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def on_step(p: training.Progress) -> None:
+        history.append({"step": p.step, "total": p.total, "content": p.content, "style": p.style, "tv": p.tv})
+        if bar is not None:
+            bar.set_postfix_str(f"loss {p.total:.4g} (content {p.content:.3g}, style {p.style:.3g}, "
+                                f"tv {p.tv:.3g}) {p.images_per_s:.2f} img/s, skipped {photos.skipped}")
+            bar.update(1)
+        if args.checkpoint_every and p.step % args.checkpoint_every == 0 and p.step < p.steps:
+            checkpoints.save(p.state, history)
+            if preview is not None:
+                model = model_file.FastModel(settings.network_config(len(styles)), tuple(names), p.state.params)
+                from jaxstyle import fast
+
+                image_io.save_image(model_path.with_name(model_path.stem + "_preview.png"),
+                                    np.concatenate(fast.apply(model, [preview] * len(styles), style=None)
+                                                   if len(styles) == 1 else
+                                                   [fast.apply(model, [preview], style=k)[0]
+                                                    for k in range(len(styles))], axis=1))
+
+    try:
+        result = training.train(params, styles, photos, settings, style_names=names, resume=resume,
+                                callback=on_step, devices=devices)
+    finally:
+        if bar is not None:
+            bar.close()
+    model_file.save(model_path, result.model, dtype="float16" if args.float16 else "float32")
+    training.write_sidecar(model_path, settings=settings, result=result, style_paths=args.styles,
+                           weights_path=weights_path, photos=photos, devices=len(devices),
+                           extra={"resumed_from_step": start, "float16": bool(args.float16)})
+    if args.loss_plot:
+        reporting.plot_losses(history, args.loss_plot)
+    checkpoints.remove()
+    print(f"jaxstyle train: skipped {photos.skipped} unusable photo file(s)", file=sys.stderr)
+    print(model_path)
+    return 0
+
+
+def _photo_files(paths: list[Path]) -> list[Path]:
+    """Files as given, and the image files inside any folder (sorted); a folder with none is an error."""
+    from jaxstyle.photos import EXTENSIONS
+
+    files = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
+            if not found:
+                raise JaxstyleError(f"folder {path} holds no image files ({', '.join(EXTENSIONS)})")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    import time
+
+    from jaxstyle import color, fast, reporting
+
+    model = fast.load_model(args.model)
+    weights = fast.style_weights(model, style=args.style, mix=args.mix)
+    color.prepare_colors(args.preserve_colors, np.zeros((1, 1, 3), np.float32), [])
+    if args.size is not None and args.size < 1:
+        raise JaxstyleError(f"--size must be a positive number of pixels, got {args.size}")
+    if args.batch_size < 1:
+        raise JaxstyleError(f"--batch-size must be at least 1, got {args.batch_size}")
+    files = _photo_files(args.photos)
+    label = "mix" if args.mix is not None else model.styles[args.style or 0]
+    if len(files) == 1 and args.output.suffix and not args.output.is_dir():
+        outputs = [image_io.check_output_path(args.output)]
+    else:
+        image_io.ensure_output_dir(args.output)
+        outputs = [args.output / f"{f.stem}_{label}.png" for f in files]
+    if len(set(outputs)) != len(outputs):
+        raise JaxstyleError("two photos share a file name; rename one so the outputs do not collide")
+    for out in outputs:
+        image_io.check_output_path(out)
+        if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            raise JaxstyleError(f"output {out} must end in .png, .jpg or .jpeg")
+    _check_not_inputs(outputs, [*files, args.model])
+    photos = [image_io.load_image(f) for f in files]
+    optimize.enable_compilation_cache(args.cache_dir)
+    t0 = time.perf_counter()
+    results = fast.apply(model, photos, style=args.style, mix=args.mix, size=args.size,
+                         batch_size=args.batch_size, preserve_colors=args.preserve_colors)
+    seconds = time.perf_counter() - t0
+    for photo_path, out, image in zip(files, outputs, results):
+        image_io.save_image(out, image)
+        record = {
+            "output": str(out), "output_sha256": reporting.file_sha256(out),
+            "model": {"path": str(args.model), "sha256": reporting.file_sha256(args.model),
+                      "styles": list(model.styles)},
+            "style_weights": [float(w) for w in weights],
+            "input": {"path": str(photo_path), "sha256": reporting.file_sha256(photo_path)},
+            "size": args.size, "preserve_colors": args.preserve_colors,
+            "seconds_all_images": round(seconds, 3), "images": len(files),
+            "versions": {p: reporting._version(p) for p in ("jaxstyle", "jax", "jaxlib", "flax")},
+        }
+        image_io.atomic_write_text(reporting.sidecar_path(out), json.dumps(record, indent=2) + "\n")
+        print(out)
+    if not args.quiet:
+        print(f"jaxstyle apply: {len(files)} image(s) in {seconds:.2f} s (compilation included)", file=sys.stderr)
+    return 0
 
 
 # --- helpers --------------------------------------------------------------------------------------

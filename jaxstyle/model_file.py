@@ -1,0 +1,147 @@
+"""The fast-network model file: parameters, architecture and style names, without pickle.
+
+A model file is one msgpack map (flax's serialisation: arrays are typed buffers, nothing
+is ever executed on load)::
+
+    {"format": "jaxstyle-fast-network", "version": 1,
+     "config": {"width": 16, "residual_blocks": 5, "num_styles": 1},
+     "styles": ["starry_night"], "dtype": "float32" | "float16",
+     "params": <msgpack of the params pytree>, "params_sha256": <hex digest of those bytes>}
+
+The digest makes a damaged file (truncated, or bytes changed in place) one clear error
+instead of a network of garbage, and every array's shape is checked against the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import numpy as np
+from flax import serialization
+
+from jaxstyle import image_io, networks
+from jaxstyle.errors import JaxstyleError
+
+FORMAT = "jaxstyle-fast-network"
+VERSION = 1
+
+
+class FastModel(NamedTuple):
+    """A trained style network: its architecture, its style names and its params pytree."""
+
+    config: networks.NetworkConfig
+    styles: tuple[str, ...]
+    params: Mapping
+
+
+def to_bytes(model: FastModel, *, dtype: str = "float32") -> bytes:
+    """The model file's bytes; dtype "float16" halves the file (params are cast back on load)."""
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
+    if len(model.styles) != model.config.num_styles:
+        raise ValueError(f"{len(model.styles)} style names for a network of {model.config.num_styles} styles")
+    params = jax.tree.map(lambda x: np.asarray(x, dtype), serialization.to_state_dict(model.params))
+    payload = serialization.msgpack_serialize(params)
+    record = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict(),
+              "styles": list(model.styles), "dtype": dtype, "params": payload,
+              "params_sha256": hashlib.sha256(payload).hexdigest()}
+    return serialization.msgpack_serialize(record)
+
+
+def save(path: str | os.PathLike, model: FastModel, *, dtype: str = "float32") -> Path:
+    """Writes the model file atomically (readers see the old file or the new one)."""
+    return image_io.atomic_write_bytes(path, to_bytes(model, dtype=dtype))
+
+
+def load(path: str | os.PathLike) -> FastModel:
+    """Reads and checks a model file.
+
+    Raises:
+      JaxstyleError: missing or unreadable file, not a jaxstyle fast-network file (a CycleGAN
+        model or VGG weights, say), another format version, damaged bytes, or params whose
+        shapes do not match the recorded architecture.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise JaxstyleError(f"cannot read model file {path} ({e.strerror or e}); check the path") from None
+    return from_bytes(data, where=str(path))
+
+
+def from_bytes(data: bytes, *, where: str = "model") -> FastModel:
+    """`load` for bytes in memory."""
+    try:
+        record = serialization.msgpack_restore(data)
+    except Exception:  # noqa: BLE001 - msgpack reports damage with many exception types
+        raise JaxstyleError(f"{where} is not a jaxstyle model file, or it is damaged (cannot be decoded); "
+                            "train one with `jaxstyle train` or copy it again") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        kind = record.get("format") if isinstance(record, dict) else None
+        raise JaxstyleError(f"{where} is not a jaxstyle fast-network model"
+                            + (f" (it is a {kind!r} file)" if kind else "")
+                            + "; give a file written by `jaxstyle train`")
+    if record.get("version") != VERSION:
+        raise JaxstyleError(f"{where} has model format version {record.get('version')!r}; this jaxstyle reads "
+                            f"version {VERSION}: retrain it, or use the jaxstyle that wrote it")
+    try:
+        payload = bytes(record["params"])
+        if hashlib.sha256(payload).hexdigest() != record["params_sha256"]:
+            raise JaxstyleError(f"{where} is damaged (its parameters do not match their checksum); copy it again")
+        config = networks.NetworkConfig.from_dict(record["config"])
+        styles = tuple(str(s) for s in record["styles"])
+        params = serialization.msgpack_restore(payload)
+    except JaxstyleError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise JaxstyleError(f"{where} is damaged or incomplete ({type(e).__name__}: {e}); copy it again") from None
+    _check_params(params, config, where)
+    if len(styles) != config.num_styles:
+        raise JaxstyleError(f"{where} names {len(styles)} styles for a network of {config.num_styles}")
+    params = jax.tree.map(lambda x: np.asarray(x, np.float32), params)
+    return FastModel(config, styles, params)
+
+
+def _check_params(params, config: networks.NetworkConfig, where: str) -> None:
+    expected = jax.eval_shape(lambda: networks.init_params(config, jax.random.key(0)))
+    want = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(expected)}
+    try:
+        got = {jax.tree_util.keystr(k): np.shape(v) for k, v in jax.tree_util.tree_leaves_with_path(params)}
+    except Exception:  # noqa: BLE001
+        got = {}
+    if got != want:
+        missing = sorted(set(want) - set(got))[:3]
+        wrong = sorted(k for k in set(want) & set(got) if want[k] != got[k])[:3]
+        raise JaxstyleError(f"{where}: parameters do not match its architecture {config.to_dict()} "
+                            f"(missing {missing}, wrong shape {wrong}); the file is damaged or from another tool")
+
+
+def style_weights(model: FastModel, *, style: int | None = None,
+                  mix: Sequence[float] | None = None) -> np.ndarray:
+    """f32[S] weights of the conditional instance norm: one-hot for `style`, normalised `mix`.
+
+    Raises:
+      JaxstyleError: both given, `style` out of range, or `mix` with the wrong count, a
+        negative weight or a zero sum.
+    """
+    n = model.config.num_styles
+    if style is not None and mix is not None:
+        raise JaxstyleError("give either a style index or a mix of styles, not both")
+    if mix is not None:
+        mix = np.asarray(mix, np.float64)
+        if mix.shape != (n,):
+            raise JaxstyleError(f"--mix needs {n} weight(s), one per style of the model "
+                                f"({', '.join(model.styles)}), got {mix.size}")
+        if np.any(mix < 0) or not np.all(np.isfinite(mix)) or mix.sum() <= 0:
+            raise JaxstyleError(f"--mix weights must be non-negative with a positive sum, got {mix.tolist()}")
+        return (mix / mix.sum()).astype(np.float32)
+    style = 0 if style is None else style
+    if not 0 <= style < n:
+        raise JaxstyleError(f"--style {style} is out of range: the model holds {n} style(s), "
+                            f"0..{n - 1} ({', '.join(model.styles)})")
+    return np.eye(n, dtype=np.float32)[style]

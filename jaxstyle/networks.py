@@ -1,0 +1,185 @@
+"""Trainable image-to-image networks as flax (linen) modules.
+
+The feed-forward style network of Johnson et al. 2016 ("Perceptual Losses for Real-Time
+Style Transfer"), with the instance normalisation of Ulyanov et al. 2016 made conditional
+on the style as in Dumoulin et al. 2017 ("A Learned Representation for Artistic Style"):
+one scale and shift per style and normalisation layer, so one network paints N styles and
+mixes of them.
+
+linen rather than nnx: a linen module's parameters are a plain pytree, like VGG-19's, so
+`jax.jit`, `jax.vmap`, sharding and flax's msgpack serialisation apply to them directly,
+with no split/merge of stateful objects around every transformation.
+
+Every module takes one image, f32[h, w, C]; batches are `jax.vmap` at the edge
+(`stylize_batch`). Any h, w >= 1 works: each upsampling resizes back to the exact size
+that its matching downsampling started from, so odd sides come out unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    """The architecture; stored in every model file.
+
+    width: filters of the first convolution; the others are 2x and 4x that (Johnson et al.:
+      32; their instance-norm models and jaxstyle's default: 16, a quarter of the FLOPs).
+    residual_blocks: residual blocks at the lowest resolution (Johnson et al.: 5).
+    num_styles: styles the conditional instance norm holds (1: a plain instance norm).
+    """
+
+    width: int = 16
+    residual_blocks: int = 5
+    num_styles: int = 1
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "NetworkConfig":
+        return cls(**{f.name: int(data[f.name]) for f in dataclasses.fields(cls)})
+
+
+class ReflectConv(nn.Module):
+    """k x k convolution with reflect padding (k // 2), optional stride. f32[h, w, Cin] -> [h', w', C]."""
+
+    features: int
+    kernel: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        pad = self.kernel // 2
+        # Reflect padding needs pad < side; tiny inputs fall back to edge replication.
+        mode = "reflect" if min(x.shape[:2]) > pad else "edge"
+        x = jnp.pad(x, ((pad, pad), (pad, pad), (0, 0)), mode=mode)
+        h, w = ((n - self.kernel) // self.stride + 1 for n in x.shape[:2])
+        # One extra zero row/column, cropped off again: XLA:CPU runs convolutions that have
+        # some padding 1.5-5x faster than unpadded ("VALID") ones (docs/fast_benchmarks.md).
+        y = nn.Conv(self.features, (self.kernel, self.kernel), strides=self.stride,
+                    padding=((0, 1), (0, 1)))(x)
+        return y[:h, :w]
+
+
+class ConditionalInstanceNorm(nn.Module):
+    """Instance normalisation whose scale and shift are a mix of per-style parameters.
+
+    y = (x - mean_hw) / sqrt(var_hw + eps) * (w @ gamma) + (w @ beta), with gamma, beta of
+    shape [S, C] and w: f32[S] the style weights (one-hot for one style, a convex mix to
+    interpolate styles, Dumoulin et al. 2017 sec. 3).
+    """
+
+    num_styles: int
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x: jax.Array, style_weights: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        gamma = self.param("scale", nn.initializers.ones, (self.num_styles, channels))
+        beta = self.param("shift", nn.initializers.zeros, (self.num_styles, channels))
+        mean = jnp.mean(x, axis=(0, 1), keepdims=True)
+        var = jnp.mean(jnp.square(x - mean), axis=(0, 1), keepdims=True)
+        normed = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+        return normed * (style_weights @ gamma).reshape(1, 1, -1) + (style_weights @ beta).reshape(1, 1, -1)
+
+
+class ConvNormRelu(nn.Module):
+    """ReflectConv, conditional instance norm, then ReLU (none when `relu` is False).
+
+    The convolution keeps its bias, as in Johnson et al.'s code, although the norm removes it.
+    """
+
+    features: int
+    kernel: int
+    num_styles: int
+    stride: int = 1
+    relu: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array, style_weights: jax.Array) -> jax.Array:
+        x = ReflectConv(self.features, self.kernel, self.stride)(x)
+        x = ConditionalInstanceNorm(self.num_styles)(x, style_weights)
+        return nn.relu(x) if self.relu else x
+
+
+class ResidualBlock(nn.Module):
+    """x + norm(conv(relu(norm(conv(x))))), two 3x3 convolutions (Johnson et al., supp. fig. 1)."""
+
+    num_styles: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array, style_weights: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        y = ConvNormRelu(channels, 3, self.num_styles)(x, style_weights)
+        y = ConvNormRelu(channels, 3, self.num_styles, relu=False)(y, style_weights)
+        return x + y
+
+
+def upsample_to(x: jax.Array, hw: tuple[int, int]) -> jax.Array:
+    """Nearest-neighbour resize of f32[h, w, C] to (hw[0], hw[1]) (2x, less one where a side was odd)."""
+    return jax.image.resize(x, (*hw, x.shape[-1]), method="nearest")
+
+
+class TransformNet(nn.Module):
+    """Johnson et al.'s image transformation network, with conditional instance norm.
+
+    9x9 conv (w), 3x3 stride-2 convs (2w, 4w), residual blocks of 4w, two stages of
+    nearest upsampling + 3x3 conv (2w, w), 9x9 conv to RGB, sigmoid to [0, 1].
+    Departures: upsampling is resize-then-convolve instead of fractionally strided
+    convolutions (those leave checkerboard artefacts, Odena et al. 2016); the output is
+    a sigmoid instead of a scaled tanh (the same function, shifted to [0, 1]).
+
+    Call: (image f32[h, w, 3] in [0, 1], style_weights f32[S]) -> f32[h, w, 3] in [0, 1].
+    """
+
+    config: NetworkConfig
+
+    @nn.compact
+    def __call__(self, image: jax.Array, style_weights: jax.Array) -> jax.Array:
+        w, s = self.config.width, self.config.num_styles
+        x = ConvNormRelu(w, 9, s)(image, style_weights)
+        full_hw = x.shape[:2]
+        x = ConvNormRelu(2 * w, 3, s, stride=2)(x, style_weights)
+        half_hw = x.shape[:2]
+        x = ConvNormRelu(4 * w, 3, s, stride=2)(x, style_weights)
+        for _ in range(self.config.residual_blocks):
+            x = ResidualBlock(s)(x, style_weights)
+        x = ConvNormRelu(2 * w, 3, s)(upsample_to(x, half_hw), style_weights)
+        x = ConvNormRelu(w, 3, s)(upsample_to(x, full_hw), style_weights)
+        x = ReflectConv(3, 9)(x)
+        return nn.sigmoid(x)
+
+
+def init_params(config: NetworkConfig, key: jax.Array, *, size: int = 32) -> dict:
+    """Fresh parameters of `TransformNet(config)` (the pytree does not depend on `size`)."""
+    image = jnp.zeros((size, size, 3), jnp.float32)
+    weights = jnp.ones(config.num_styles, jnp.float32) / config.num_styles
+    return TransformNet(config).init(key, image, weights)["params"]
+
+
+def stylize_batch(config: NetworkConfig, params: Mapping, images: jax.Array,
+                  style_weights: jax.Array) -> jax.Array:
+    """The network on a batch: f32[B, h, w, 3], f32[B, S] -> f32[B, h, w, 3]."""
+    net = TransformNet(config)
+    return jax.vmap(lambda x, sw: net.apply({"params": params}, x, sw))(images, style_weights)
+
+
+def flops_per_pixel(config: NetworkConfig) -> float:
+    """Multiply-adds x 2 per input pixel, by direct count of the convolutions."""
+    w, full, half, quarter = config.width, 1.0, 0.25, 1.0 / 16
+    macs = (9 * 9 * 3 * w * full                        # 9x9 in
+            + 3 * 3 * w * 2 * w * half                  # down 1 (output at 1/2 side)
+            + 3 * 3 * 2 * w * 4 * w * quarter           # down 2
+            + config.residual_blocks * 2 * 3 * 3 * (4 * w) ** 2 * quarter
+            + 3 * 3 * 4 * w * 2 * w * half              # up 1
+            + 3 * 3 * 2 * w * w * full                  # up 2
+            + 9 * 9 * w * 3 * full)                     # 9x9 out
+    return 2.0 * macs

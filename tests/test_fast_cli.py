@@ -1,0 +1,192 @@
+"""`jaxstyle train` and `jaxstyle apply` as a user runs them: files written, resume after a kill,
+and one clear line (exit 2, nothing written) for bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import DATA, REAL_WEIGHTS, REPO
+from jaxstyle import cli, image_io, model_file, networks
+
+pytestmark = pytest.mark.real_weights
+TINY = ["--size", "32", "--style-size", "40", "--batch-size", "2", "--width", "4", "--residual-blocks", "1",
+        "--quiet"]
+COMMITTED = REPO / "models" / "starry_night.msgpack"
+
+
+@pytest.fixture(autouse=True)
+def _need_weights(monkeypatch):
+    if not REAL_WEIGHTS.exists():
+        pytest.skip("weights/vgg19.h5 missing: run `make weights`")
+    monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(REAL_WEIGHTS))
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fast")
+    photos = folder / "photos"
+    photos.mkdir()
+    town = Image.open(DATA / "tubingen.jpg")
+    town.crop((0, 0, 300, 200)).save(photos / "a.jpg")
+    town.crop((400, 300, 700, 600)).save(photos / "b.jpg")
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    style = folder / "starry.png"
+    Image.open(DATA / "starry_night.jpg").resize((64, 40)).save(style)
+    scream = folder / "scream.png"
+    Image.open(DATA / "the_scream.jpg").resize((40, 50)).save(scream)
+    photo = folder / "town.jpg"
+    town.resize((45, 33)).save(photo)
+    return {"photos": photos, "style": style, "scream": scream, "photo": photo, "folder": folder}
+
+
+def run(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def two_style_model(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "two.msgpack"
+    code = cli.main([str(a) for a in ["train", inputs["style"], inputs["scream"], "--photos", inputs["photos"],
+                                      "-o", out, "--steps", "3", *TINY]])
+    assert code == 0
+    return out
+
+
+def test_train_writes_model_sidecar_and_plot(inputs, two_style_model, tmp_path, capsys):
+    model = model_file.load(two_style_model)
+    assert model.styles == ("starry", "scream") and model.config.num_styles == 2
+    sidecar = json.loads(two_style_model.with_suffix(".json").read_text())
+    assert sidecar["steps"] == 3 and sidecar["settings"]["size"] == 32
+    assert [s["name"] for s in sidecar["styles"]] == ["starry", "scream"]
+    assert len(sidecar["styles"][0]["sha256"]) == 64 and len(sidecar["weights"]["sha256"]) == 64
+    assert sidecar["photos"]["skipped"] == 1  # broken.jpg
+    assert set(sidecar["final_losses"]) == {"total", "content", "style", "tv"}
+    assert sidecar["versions"]["flax"] and sidecar["seconds"] > 0
+    assert not two_style_model.with_name("two.msgpack.checkpoint").exists()
+
+    plot = tmp_path / "loss.png"
+    out = tmp_path / "one.msgpack"
+    code, stdout, _ = run(["train", inputs["style"], "--photos", inputs["photos"], "-o", out, "--steps", "2",
+                           "--loss-plot", plot, "--float16", *TINY], capsys)
+    assert code == 0 and stdout.strip() == str(out)
+    assert Image.open(plot).size[0] > 100
+    assert out.stat().st_size < two_style_model.stat().st_size
+
+
+def test_apply_paints_files_and_folders_with_style_index_and_mix(inputs, two_style_model, tmp_path, capsys):
+    out = tmp_path / "one.png"
+    code, stdout, _ = run(["apply", two_style_model, inputs["photo"], "-o", out, "--quiet"], capsys)
+    assert code == 0 and stdout.strip() == str(out)
+    assert Image.open(out).size == (45, 33)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["style_weights"] == [1.0, 0.0] and len(sidecar["model"]["sha256"]) == 64
+
+    folder_out = tmp_path / "painted"
+    code, stdout, _ = run(["apply", two_style_model, inputs["photos"] / "a.jpg", inputs["photos"] / "b.jpg",
+                           "-o", folder_out, "--style", "1", "--size", "40", "--quiet"], capsys)
+    assert code == 0
+    written = sorted(p.name for p in folder_out.glob("*.png"))
+    assert written == ["a_scream.png", "b_scream.png"]
+    assert Image.open(folder_out / "a_scream.png").size == (40, 27)
+
+    mixed = tmp_path / "mix.png"
+    code, _, _ = run(["apply", two_style_model, inputs["photo"], "-o", mixed, "--mix", "0.5,0.5",
+                      "--preserve-colors", "luminance", "--quiet"], capsys)
+    assert code == 0
+    assert json.loads(mixed.with_suffix(".json").read_text())["style_weights"] == [0.5, 0.5]
+
+
+def test_apply_in_python_matches_the_network(two_style_model, inputs):
+    from jaxstyle import fast
+
+    model = fast.load_model(two_style_model)
+    photo = image_io.load_image(inputs["photo"])
+    images = [photo, photo[:20, :30], photo]
+    outs = fast.apply(model, images, style=1, batch_size=2)
+    assert [o.shape for o in outs] == [i.shape for i in images]
+    direct = networks.TransformNet(model.config).apply({"params": model.params}, photo, np.array([0.0, 1.0]))
+    np.testing.assert_allclose(outs[0], direct, atol=1e-5)
+    np.testing.assert_allclose(outs[2], direct, atol=1e-5)
+
+
+def test_bad_input_is_one_line_exit_2_and_no_file(inputs, two_style_model, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    vgg_file = REAL_WEIGHTS
+    cases = [
+        (["apply", tmp_path / "missing.msgpack", inputs["photo"], "-o", out], "cannot read model"),
+        (["apply", vgg_file, inputs["photo"], "-o", out], "not a jaxstyle"),
+        (["apply", two_style_model, inputs["photo"], "-o", out, "--style", "5"], "out of range"),
+        (["apply", two_style_model, inputs["photo"], "-o", out, "--mix", "1,2,3"], "needs 2"),
+        (["apply", two_style_model, inputs["photo"], "-o", out, "--mix", "1,-1"], "non-negative"),
+        (["apply", two_style_model, inputs["photo"], "-o", inputs["photo"]], "also an input"),
+        (["apply", two_style_model, tmp_path / "nope.jpg", "-o", out], "does not exist"),
+        (["apply", two_style_model, inputs["photo"], "-o", out, "--preserve-colors", "sepia"], "colour mode"),
+        (["train", tmp_path / "nostyle.jpg", "--photos", inputs["photos"], "-o", tmp_path / "m.msgpack", *TINY],
+         "does not exist"),
+        (["train", inputs["style"], "--photos", tmp_path / "nophotos", "-o", tmp_path / "m.msgpack", *TINY],
+         "does not exist"),
+        (["train", inputs["style"], "--photos", inputs["photos"], "-o", inputs["style"], *TINY], "also an input"),
+        (["train", inputs["style"], "--photos", inputs["photos"], "-o", tmp_path / "m.msgpack", *TINY,
+          "--size", "8"], "too small"),
+    ]
+    for argv, message in cases:
+        code, stdout, stderr = run(argv, capsys)
+        assert code == 2, (argv, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (argv, stderr)
+    assert not out.exists() and not (tmp_path / "m.msgpack").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _train_cmd(inputs, out, steps):
+    return [sys.executable, "-m", "jaxstyle", "train", str(inputs["style"]), "--photos", str(inputs["photos"]),
+            "-o", str(out), "--steps", str(steps), "--checkpoint-every", "1", *TINY]
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_parameters(inputs, tmp_path):
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"))
+    whole = tmp_path / "whole" / "m.msgpack"
+    whole.parent.mkdir()
+    subprocess.run(_train_cmd(inputs, whole, 8), check=True, env=env, capture_output=True, timeout=600)
+
+    killed = tmp_path / "killed" / "m.msgpack"
+    killed.parent.mkdir()
+    checkpoint = killed.with_name("m.msgpack.checkpoint")
+    proc = subprocess.Popen(_train_cmd(inputs, killed, 8), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # somewhere in the middle of the run, maybe mid-write of a checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not killed.exists(), "the kill did not land during training"
+    out = subprocess.run(_train_cmd(inputs, killed, 8), env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resuming from step" in out.stderr
+    a, b = model_file.load(whole), model_file.load(killed)
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    assert json.loads(killed.with_suffix(".json").read_text())["resumed_from_step"] >= 1
+
+
+@pytest.mark.skipif(not COMMITTED.exists(), reason="models/starry_night.msgpack not trained yet")
+def test_committed_model_paints_the_bundled_photo(tmp_path, capsys):
+    out = tmp_path / "town.png"
+    code, _, _ = run(["apply", COMMITTED, DATA / "tubingen.jpg", "-o", out, "--size", "256", "--quiet"], capsys)
+    assert code == 0
+    painted = image_io.load_image(out)
+    photo = image_io.load_image(DATA / "tubingen.jpg", size=256)
+    assert painted.shape == photo.shape == (192, 256, 3)
+    assert 0.03 < np.abs(painted - photo).mean() < 0.5  # changed, but not replaced by noise

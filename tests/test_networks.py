@@ -1,0 +1,173 @@
+"""The flax style network against NumPy references written here, and its model file."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxstyle import model_file, networks
+from jaxstyle.errors import JaxstyleError
+
+
+def np_reflect_conv(x, kernel, bias, stride):
+    """Direct loop: reflect-pad by k // 2, then a strided k x k convolution. x: [h, w, ci]."""
+    k = kernel.shape[0]
+    p = k // 2
+    xp = np.pad(x, ((p, p), (p, p), (0, 0)), mode="reflect")
+    h = (xp.shape[0] - k) // stride + 1
+    w = (xp.shape[1] - k) // stride + 1
+    out = np.zeros((h, w, kernel.shape[-1]))
+    for i in range(h):
+        for j in range(w):
+            patch = xp[i * stride:i * stride + k, j * stride:j * stride + k]
+            out[i, j] = np.einsum("abc,abcd->d", patch, kernel) + bias
+    return out
+
+
+@pytest.mark.parametrize("kernel,stride,hw", [(3, 1, (7, 9)), (3, 2, (8, 11)), (9, 1, (11, 10)), (3, 2, (5, 5))])
+def test_reflect_conv_matches_direct_loop(kernel, stride, hw):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((*hw, 3)).astype(np.float32)
+    conv = networks.ReflectConv(4, kernel, stride)
+    params = conv.init(jax.random.key(1), x)
+    params = jax.tree.map(lambda a: rng.standard_normal(a.shape).astype(np.float32), params)
+    got = conv.apply(params, x)
+    want = np_reflect_conv(x, np.asarray(params["params"]["Conv_0"]["kernel"]),
+                           np.asarray(params["params"]["Conv_0"]["bias"]), stride)
+    assert got.shape == want.shape == (-(-hw[0] // stride), -(-hw[1] // stride), 4)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conditional_instance_norm_mixes_scales_and_shifts():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 5, 4)).astype(np.float32) * 3 + 1
+    norm = networks.ConditionalInstanceNorm(num_styles=3)
+    gamma = rng.standard_normal((3, 4)).astype(np.float32)
+    beta = rng.standard_normal((3, 4)).astype(np.float32)
+    mix = np.array([0.2, 0.5, 0.3], np.float32)
+    got = norm.apply({"params": {"scale": gamma, "shift": beta}}, x, mix)
+    mean = x.mean(axis=(0, 1))
+    std = np.sqrt(x.var(axis=(0, 1)) + 1e-5)
+    want = (x - mean) / std * (mix @ gamma) + mix @ beta
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("hw", [(17, 23), (32, 32), (9, 6), (3, 4)])
+def test_network_keeps_any_shape_and_stays_in_unit_range(hw):
+    config = networks.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
+    params = networks.init_params(config, jax.random.key(0))
+    x = np.random.default_rng(1).random((2, *hw, 3)).astype(np.float32)
+    y = networks.stylize_batch(config, params, x, np.eye(2, dtype=np.float32))
+    assert y.shape == x.shape
+    assert float(y.min()) > 0 and float(y.max()) < 1
+
+
+def test_batch_equals_one_image_at_a_time():
+    config = networks.NetworkConfig(width=4, residual_blocks=2, num_styles=2)
+    params = networks.init_params(config, jax.random.key(0))
+    x = np.random.default_rng(1).random((3, 12, 10, 3)).astype(np.float32)
+    weights = np.array([[1, 0], [0, 1], [0.5, 0.5]], np.float32)
+    batch = networks.stylize_batch(config, params, x, weights)
+    net = networks.TransformNet(config)
+    for k in range(3):
+        one = net.apply({"params": params}, x[k], weights[k])
+        np.testing.assert_allclose(batch[k], one, rtol=1e-5, atol=1e-6)
+
+
+def _perturbed(config, seed=0):
+    """Params whose per-style scales and shifts differ, so styles give different pictures."""
+    params = networks.init_params(config, jax.random.key(seed))
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda a: a + 0.3 * rng.standard_normal(a.shape).astype(np.float32), params)
+
+
+def test_mix_is_the_network_with_interpolated_norm_parameters():
+    config = networks.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
+    params = _perturbed(config)
+    x = np.random.default_rng(1).random((1, 10, 10, 3)).astype(np.float32)
+    mixed = networks.stylize_batch(config, params, x, np.array([[0.7, 0.3]], np.float32))
+    # The same network with every (scale, shift) pair replaced by 0.7 style 0 + 0.3 style 1,
+    # stored as style 0, then asked for style 0.
+    def interpolate(path, leaf):
+        if path[-1].key in ("scale", "shift"):
+            blended = 0.7 * leaf[0] + 0.3 * leaf[1]
+            return jnp.stack([blended, blended])
+        return leaf
+    blended_params = jax.tree_util.tree_map_with_path(interpolate, params)
+    want = networks.stylize_batch(config, blended_params, x, np.array([[1.0, 0.0]], np.float32))
+    np.testing.assert_allclose(mixed, want, rtol=1e-5, atol=1e-6)
+    other = networks.stylize_batch(config, params, x, np.array([[0.0, 1.0]], np.float32))
+    assert np.abs(np.asarray(other) - np.asarray(mixed)).max() > 1e-3
+
+
+def test_flop_count_matches_xla_cost_analysis():
+    config = networks.NetworkConfig(width=8, residual_blocks=2)
+    params = networks.init_params(config, jax.random.key(0))
+    x = jnp.zeros((1, 64, 64, 3))
+    w = jnp.ones((1, 1))
+    compiled = jax.jit(lambda p, x: networks.stylize_batch(config, p, x, w)).lower(params, x).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    # XLA counts every op (norms, padding, the extra cropped row/column); the convolutions dominate.
+    assert cost["flops"] == pytest.approx(networks.flops_per_pixel(config) * 64 * 64, rel=0.15)
+
+
+# --- model file ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_model():
+    config = networks.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
+    params = jax.tree.map(np.asarray, _perturbed(config))
+    return model_file.FastModel(config, ("starry", "scream"), params)
+
+
+def test_model_file_round_trip(small_model, tmp_path):
+    path = model_file.save(tmp_path / "m.msgpack", small_model)
+    loaded = model_file.load(path)
+    assert loaded.config == small_model.config and loaded.styles == small_model.styles
+    for a, b in zip(jax.tree.leaves(loaded.params), jax.tree.leaves(small_model.params)):
+        np.testing.assert_array_equal(a, b)
+    half = model_file.from_bytes(model_file.to_bytes(small_model, dtype="float16"))
+    for a, b in zip(jax.tree.leaves(half.params), jax.tree.leaves(small_model.params)):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_damaged_or_foreign_model_files_are_one_clear_error(small_model, tmp_path):
+    data = model_file.to_bytes(small_model)
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "empty": b"",
+        "text": b"hello, not a model",
+        "flipped": data[:-200] + bytes([data[-200] ^ 0xFF]) + data[-199:],
+    }
+    for name, blob in cases.items():
+        with pytest.raises(JaxstyleError, match="damaged|not a jaxstyle"):
+            model_file.from_bytes(blob, where=name)
+    from flax import serialization
+
+    other = serialization.msgpack_serialize({"format": "jaxstyle-cyclegan", "version": 1})
+    with pytest.raises(JaxstyleError, match="cyclegan"):
+        model_file.from_bytes(other)
+    record = serialization.msgpack_restore(data)
+    record["version"] = 99
+    with pytest.raises(JaxstyleError, match="version 99"):
+        model_file.from_bytes(serialization.msgpack_serialize(record))
+    # A well-formed file whose params do not fit its architecture (another width).
+    record = serialization.msgpack_restore(data)
+    record["config"]["width"] = 8
+    with pytest.raises(JaxstyleError, match="do not match its architecture"):
+        model_file.from_bytes(serialization.msgpack_serialize(record))
+    with pytest.raises(JaxstyleError, match="cannot read"):
+        model_file.load(tmp_path / "missing.msgpack")
+
+
+def test_style_weights_validate_index_and_mix(small_model):
+    np.testing.assert_array_equal(model_file.style_weights(small_model, style=1), [0, 1])
+    np.testing.assert_allclose(model_file.style_weights(small_model, mix=[3, 1]), [0.75, 0.25])
+    for kwargs, message in [({"style": 2}, "out of range"), ({"style": -1}, "out of range"),
+                            ({"mix": [1, 2, 3]}, "needs 2"), ({"mix": [1, -1]}, "non-negative"),
+                            ({"mix": [0, 0]}, "positive sum"), ({"style": 0, "mix": [1, 1]}, "either")]:
+        with pytest.raises(JaxstyleError, match=message):
+            model_file.style_weights(small_model, **kwargs)

@@ -1,0 +1,206 @@
+"""Training photos, the training step, checkpoints and resume, data parallelism over devices."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import DATA, REPO, random_params
+from jaxstyle import losses, networks, training, vgg
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.photos import PhotoFolder
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    """Three real photos (crops of the bundled one), a tiny one, a broken one and a non-image."""
+    folder = tmp_path_factory.mktemp("photos")
+    town = Image.open(DATA / "tubingen.jpg")
+    town.crop((0, 0, 400, 300)).save(folder / "a.jpg")
+    town.crop((500, 300, 1000, 700)).save(folder / "b.png")
+    town.crop((200, 100, 520, 420)).save(folder / "nested_c.jpg")
+    town.resize((20, 15)).save(folder / "tiny.jpg")
+    (folder / "broken.jpg").write_bytes((folder / "a.jpg").read_bytes()[:300])
+    (folder / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def test_crops_are_deterministic_flipped_and_in_range(photo_dir):
+    photos = PhotoFolder(photo_dir, size=32, seed=3)
+    a = photos.batch(5, 6)
+    assert a.shape == (6, 32, 32, 3) and a.dtype == np.float32
+    assert 0 <= a.min() and a.max() <= 1
+    np.testing.assert_array_equal(PhotoFolder(photo_dir, size=32, seed=3).batch(5, 6), a)
+    assert np.abs(photos.batch(6, 6) - a).max() > 0.1
+    assert np.abs(PhotoFolder(photo_dir, size=32, seed=4).batch(5, 6) - a).max() > 0.1
+    streamed = list(photos.batches(4, 7, 6))
+    assert len(streamed) == 3
+    np.testing.assert_array_equal(streamed[1], a)
+
+
+def test_unusable_files_are_skipped_and_counted(photo_dir):
+    photos = PhotoFolder(photo_dir, size=32)
+    assert len(photos.files) == 5  # the .txt is not listed
+    for step in range(12):
+        photos.batch(step, 4)
+    assert photos.skipped == 2  # tiny.jpg and broken.jpg, never a crash
+
+
+def test_folder_without_usable_photos_is_one_clear_error(tmp_path, photo_dir):
+    with pytest.raises(JaxstyleError, match="does not exist"):
+        PhotoFolder(tmp_path / "missing", size=32)
+    (tmp_path / "bad.jpg").write_bytes(b"garbage")
+    Image.new("RGB", (10, 10)).save(tmp_path / "small.png")
+    with pytest.raises(JaxstyleError, match="no usable photo"):
+        PhotoFolder(tmp_path, size=32)
+
+
+def test_batch_loss_is_the_mean_of_each_images_paper_loss(tiny_params):
+    settings = training.TrainSettings(size=32, style_size=40, tv_weight=0.5, content_weight=2e-3)
+    rng = np.random.default_rng(0)
+    styles = [rng.random((30, 40, 3)).astype(np.float32), rng.random((40, 36, 3)).astype(np.float32)]
+    targets = training.style_targets(tiny_params, styles, settings)
+    config = settings.network_config(2)
+    params = networks.init_params(config, jax.random.key(0))
+    photos = rng.random((3, 32, 32, 3)).astype(np.float32)
+    ids = np.array([1, 0, 1], np.int32)
+    loss, terms = training.batch_loss(params, tiny_params, photos, ids, targets, config=config, settings=settings)
+    outputs = networks.stylize_batch(config, params, photos, np.eye(2, dtype=np.float32)[ids])
+    want = []
+    for out, photo, sid in zip(outputs, photos, ids):
+        grams = {n: g[sid][None] for n, g in targets.grams.items()}
+        p = vgg.features(tiny_params, photo, layers=settings.content_layers)
+        total, _ = losses.total_loss(
+            tiny_params, out, losses.Targets(p, grams, np.ones(1, np.float32)),
+            losses.LossWeights(settings.content_weight, settings.style_weight, settings.tv_weight),
+            content_layer_weights=losses.equal_weights(settings.content_layers),
+            style_layer_weights=losses.equal_weights(settings.style_layers))
+        want.append(float(total))
+    np.testing.assert_allclose(float(loss), np.mean(want), rtol=1e-4)
+    assert terms.shape == (3,)
+
+
+def test_style_targets_are_grams_of_the_resized_style(tiny_params):
+    settings = training.TrainSettings(size=32, style_size=48)
+    style = np.random.default_rng(1).random((24, 48, 3)).astype(np.float32)  # resized to 24x48 -> 24 x 48
+    from jaxstyle import image_io
+
+    resized = image_io.resize_longest(style, 48)
+    grams = training.style_targets(tiny_params, [style], settings).grams
+    f = vgg.features(tiny_params, resized, layers=("conv1_1",))["conv1_1"]
+    flat = np.asarray(f).reshape(-1, f.shape[-1]).astype(np.float64)
+    want = flat.T @ flat * (32 * 32) / flat.shape[0]  # rescaled to a 32x32 crop's positions
+    np.testing.assert_allclose(grams["conv1_1"][0], want, rtol=1e-4)
+
+
+def _tiny_settings(**kw):
+    return training.TrainSettings(size=32, steps=6, batch_size=2, style_size=40, width=4, residual_blocks=1,
+                                  learning_rate=1e-2, **kw)
+
+
+def test_training_lowers_the_loss(tiny_params, photo_dir):
+    style = np.asarray(Image.open(DATA / "starry_night.jpg").resize((48, 30)), np.float32) / 255
+    settings = _tiny_settings().replace(steps=25)
+    result = training.train(tiny_params, [style], PhotoFolder(photo_dir, size=32), settings,
+                            style_names=["starry"])
+    first = np.mean([h["total"] for h in result.history[:3]])
+    last = np.mean([h["total"] for h in result.history[-3:]])
+    assert last < 0.8 * first
+    assert result.steps == 25 and result.model.styles == ("starry",)
+
+
+def test_resumed_training_ends_with_the_same_parameters(tiny_params, photo_dir, tmp_path):
+    rng = np.random.default_rng(2)
+    styles = [rng.random((40, 40, 3)).astype(np.float32), rng.random((30, 40, 3)).astype(np.float32)]
+    settings = _tiny_settings()
+    photos = PhotoFolder(photo_dir, size=32)
+    whole = training.train(tiny_params, styles, photos, settings, style_names=["a", "b"])
+
+    checkpoints = training.Checkpointer(tmp_path / "m.checkpoint", tag={"run": 1})
+
+    class Killed(Exception):
+        pass
+
+    def stop_after_3(p):
+        if p.step == 3:
+            checkpoints.save(p.state, [{"step": 3, "total": p.total, "content": 0, "style": 0, "tv": 0}])
+            raise Killed
+
+    with pytest.raises(Killed):
+        training.train(tiny_params, styles, PhotoFolder(photo_dir, size=32), settings, style_names=["a", "b"],
+                       callback=stop_after_3)
+    state, history = checkpoints.load(training.init_state(settings, 2))
+    assert int(state.step) == 3 and history[0]["step"] == 3
+    resumed = training.train(tiny_params, styles, PhotoFolder(photo_dir, size=32), settings,
+                             style_names=["a", "b"], resume=state)
+    assert resumed.steps == whole.steps == 6
+    for a, b in zip(jax.tree.leaves(resumed.model.params), jax.tree.leaves(whole.model.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_stale_or_damaged_checkpoint_starts_afresh(tmp_path):
+    settings = _tiny_settings()
+    state = training.init_state(settings, 1)
+    training.Checkpointer(tmp_path / "c", tag={"lr": 1}).save(state)
+    messages = []
+    assert training.Checkpointer(tmp_path / "c", tag={"lr": 2}).load(state, log=messages.append) == (None, [])
+    (tmp_path / "c").write_bytes(b"\x00" * 10)
+    assert training.Checkpointer(tmp_path / "c", tag={"lr": 1}).load(state, log=messages.append) == (None, [])
+    assert "other settings" in messages[0] and "unreadable" in messages[1]
+
+
+def test_multi_style_batches_cycle_through_styles():
+    ids = np.concatenate([training.style_ids(t, 4, 3) for t in range(3)])
+    np.testing.assert_array_equal(np.bincount(ids), [4, 4, 4])
+    assert len(set(training.style_ids(0, 4, 3))) == 3
+
+
+SHARDED = textwrap.dedent("""
+    import json, sys
+    import jax, numpy as np
+    sys.path.insert(0, {tests!r})
+    from conftest import random_params
+    from jaxstyle import networks, training
+    from jaxstyle.photos import PhotoFolder
+    assert len(jax.local_devices()) == 8
+    settings = training.TrainSettings(size=32, steps=3, batch_size=8, style_size=40, width=4,
+                                      residual_blocks=1, learning_rate=1e-2)
+    rng = np.random.default_rng(0)
+    styles = [rng.random((40, 40, 3)).astype(np.float32) for _ in range(2)]
+    x = rng.random((2, 24, 20, 3)).astype(np.float32)
+    out = {{}}
+    for n in (1, 8):
+        result = training.train(random_params(), styles, PhotoFolder({photos!r}, size=32), settings,
+                                style_names=["a", "b"], devices=jax.local_devices()[:n])
+        # Compared as functions: a convolution bias right before an instance norm has a zero
+        # gradient up to rounding, which Adam's first steps turn into +-lr moves of either sign.
+        painted = networks.stylize_batch(result.model.config, result.model.params, x, np.eye(2, dtype=np.float32))
+        out[n] = np.asarray(painted).ravel().tolist()
+        out[str(n) + "_loss"] = [h["total"] for h in result.history]
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_data_parallel_over_8_devices_matches_one_device(photo_dir):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    code = SHARDED.format(tests=str(REPO / "tests"), photos=str(photo_dir))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(result["8_loss"], result["1_loss"], rtol=1e-4)
+    np.testing.assert_allclose(result["8"], result["1"], atol=1e-3)
+
+
+def test_settings_refuse_bad_values():
+    for kwargs in [{"size": 16}, {"steps": 0}, {"content_weight": -1.0}, {"style_layers": ("conv9_9",)},
+                   {"learning_rate": float("nan")}]:
+        with pytest.raises(JaxstyleError):
+            training.TrainSettings(**kwargs)
+    assert training.TrainSettings(style_layers="upto-conv2_1").style_layers == ("conv1_1", "conv2_1")
