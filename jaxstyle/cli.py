@@ -213,19 +213,14 @@ def _add_train_parser(sub) -> None:
                            default=argparse.SUPPRESS, help=f"{_TRAIN_HELP.get(field.name, '')} (default: {shown})")
     group.add_argument("--alpha-beta", type=float, default=argparse.SUPPRESS,
                        help="alpha/beta ratio: sets content weight = ratio x style weight")
-    out = p.add_argument_group("output")
+    out = p.add_argument_group("checkpoints and model file")
     out.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
                      help="save the training state every N steps beside the model; the same command "
                           "resumes from it (0: never; default: 100)")
     out.add_argument("--float16", action="store_true", help="store the parameters as float16 (half the file)")
     out.add_argument("--preview", type=Path, default=None, metavar="IMAGE",
                      help="at every checkpoint, write IMAGE painted by the network so far (MODEL_preview.png)")
-    out.add_argument("--weights", type=Path, default=None,
-                     help="converted VGG-19 weights (default: weights/vgg19.h5 or $JAXSTYLE_WEIGHTS)")
-    out.add_argument("--loss-plot", type=Path, default=None, help="also write a loss-curve PNG here")
-    out.add_argument("--quiet", action="store_true", help="no progress bar")
-    out.add_argument("--cache-dir", type=Path, default=None,
-                     help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
+    _add_common(p)
 
 
 def _add_apply_parser(sub) -> None:

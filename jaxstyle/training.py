@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import platform
@@ -182,8 +183,12 @@ def init_state(settings: TrainSettings, num_styles: int) -> TrainState:
     return TrainState(params, make_optimizer(settings).init(params), jnp.zeros((), jnp.int32))
 
 
+@functools.lru_cache(maxsize=8)
 def make_train_step(settings: TrainSettings, config: networks.NetworkConfig) -> Callable:
-    """(state, vgg_params, photos, style_ids, targets) -> (state, loss, terms); jitted, state donated."""
+    """(state, vgg_params, photos, style_ids, targets) -> (state, loss, terms); jitted, state donated.
+
+    Cached, so a second run with the same settings in one process does not compile again.
+    """
     optimizer = make_optimizer(settings)
 
     def step(state: TrainState, vgg_params, photos, style_ids, targets):
@@ -314,15 +319,6 @@ class Checkpointer:
 _HISTORY_KEYS = ("step", "total", "content", "style", "tv")
 
 
-def _version(package: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def sidecar_path(model_path: Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
@@ -331,7 +327,7 @@ def write_sidecar(model_path: Path, *, settings: TrainSettings, result: TrainRes
                   style_paths: Sequence[Path], weights_path: Path, photos: PhotoFolder,
                   devices: int, extra: Mapping[str, Any] | None = None) -> Path:
     """MODEL.json: settings, styles' and weights' sha256, steps, final losses, versions, seconds."""
-    from jaxstyle.reporting import file_sha256
+    from jaxstyle.reporting import _version, file_sha256
 
     record = {
         "model": str(model_path),
