@@ -43,7 +43,7 @@ photos: .photos/train/.done
 	touch $@
 
 # The committed Starry Night network, reproducibly (about 45 min on 2 CPU cores).
-MODEL_ARGS ?= --size 128 --steps 800 --batch-size 4 --learning-rate 2e-3 --checkpoint-every 50
+MODEL_ARGS ?= --size 128 --steps 550 --batch-size 4 --learning-rate 2e-3 --checkpoint-every 50
 model: install weights photos
 	$(VENV)/bin/jaxstyle train jaxstyle/data/starry_night.jpg --photos .photos/train \
 		-o models/starry_night.msgpack $(MODEL_ARGS) --loss-plot models/starry_night_loss.png \

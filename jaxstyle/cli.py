@@ -408,7 +408,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     checkpoints = training.Checkpointer(
         model_path.with_name(model_path.name + ".checkpoint"),
-        tag={"settings": settings.to_dict(), "batch": batch, "styles": [reporting.file_sha256(p) for p in args.styles],
+        # Not the step count: a run resumed with another --steps continues the same trajectory.
+        tag={"settings": {**settings.to_dict(), "steps": None}, "batch": batch, "styles": [reporting.file_sha256(p) for p in args.styles],
              "weights": reporting.file_sha256(weights_path), "photos": [str(p) for p in photos.files]})
     template = training.init_state(settings, len(styles))
     resume, history = checkpoints.load(template, log=lambda m: print(f"jaxstyle train: {m}", file=sys.stderr))
