@@ -27,7 +27,7 @@ CASES = {
                       ["fast_training_loss.png", "fast_vs_optimisation.png", "fast_interpolation.png"]),
 }
 # Committed with the outputs of a real run, so that their pictures show where the repository is browsed.
-WITH_OUTPUTS = {"fast_networks"}
+WITH_OUTPUTS = set(CASES)
 
 pytestmark = [
     pytest.mark.real_weights,
