@@ -21,8 +21,9 @@ import jax
 
 import jaxstyle
 from jaxstyle import Settings, data_path, load_image, load_params, save_image, stylize
+from jaxstyle.files import file_sha256
 from jaxstyle.optimize import enable_compilation_cache, scale_sizes
-from jaxstyle.weights import default_weights_path, file_sha256
+from jaxstyle.weights import default_weights_path
 
 CONTENT = "tubingen"
 STYLES = ("starry_night", "the_scream", "shipwreck")

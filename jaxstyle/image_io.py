@@ -3,18 +3,15 @@
 NumPy and Pillow only: the numeric code never sees a file, and this module
 never sees JAX. Every image crosses the boundary as float32 RGB in ``[0, 1]``.
 
-Writes are atomic: the data goes to a hidden temporary file in the target's
-own folder, is flushed to disk, then renamed over the target, so an error or
-a crash never leaves a half-written output behind.
+Writes are atomic (``jaxstyle.files.atomic_write_bytes``, also importable from
+here): an error or a crash never leaves a half-written output behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,10 +19,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from jaxstyle.errors import JaxstyleError
+# atomic_write_text and check_output_path are used by callers of this module.
+from jaxstyle.files import atomic_write_bytes, atomic_write_text, check_output_path
 
 PathLike = str | os.PathLike[str]
 
-_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+# The extensions save_image writes, and their Pillow formats.
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 _RESAMPLE = Image.Resampling.LANCZOS
 
 
@@ -302,17 +302,18 @@ def _as_rgb_float(image: np.ndarray) -> np.ndarray:
 
 
 def save_image(path: PathLike, image: np.ndarray, *, quality: int = 95) -> Path:
-    """Writes an RGB image as PNG or JPEG, atomically.
+    """Writes an RGB image as PNG, JPEG or WebP, atomically.
 
-    The format follows the extension (.png, .jpg, .jpeg). JPEGs are written
-    without chroma subsampling, since stylised images are full of fine colour.
+    The format follows the extension (.png, .jpg, .jpeg, .webp). JPEGs are
+    written without chroma subsampling, since stylised images are full of fine
+    colour; WebP is lossy at ``quality`` (its encoder always halves chroma).
 
     Args:
       path: the output file; its folder must already exist and be writable
         (see ``ensure_output_dir``).
       image: ``[h, w, 3]`` floats in ``[0, 1]`` (outside values are clipped)
         or uint8.
-      quality: JPEG quality, 1 to 100; ignored for PNG.
+      quality: JPEG and WebP quality, 1 to 100; ignored for PNG.
 
     Returns:
       ``path`` as a ``Path``.
@@ -324,129 +325,45 @@ def save_image(path: PathLike, image: np.ndarray, *, quality: int = 95) -> Path:
         ``quality`` is out of range.
     """
     path = Path(path)
-    image_format = _SAVE_FORMATS.get(path.suffix.lower())
-    if image_format is None:
-        supported = ", ".join(_SAVE_FORMATS)
-        raise JaxstyleError(
-            f"Cannot save {path}: extension {path.suffix or '(none)'!r} is not "
-            f"supported; use one of {supported}."
-        )
+    image_format = _image_format(path)
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
-    _check_output_dir(path.parent, target=path)
+    check_output_path(path)
     pixels = to_uint8(_as_rgb_float(image))
 
     encoded = io.BytesIO()
-    options = {"quality": quality, "subsampling": 0} if image_format == "JPEG" else {}
-    Image.fromarray(np.ascontiguousarray(pixels)).save(encoded, format=image_format, **options)
+    options = {"PNG": {}, "JPEG": {"quality": quality, "subsampling": 0}, "WEBP": {"quality": quality}}
+    Image.fromarray(np.ascontiguousarray(pixels)).save(encoded, format=image_format, **options[image_format])
     return atomic_write_bytes(path, encoded.getvalue())
 
 
-def atomic_write_text(path: PathLike, text: str, *, encoding: str = "utf-8") -> Path:
-    """Writes text to ``path`` atomically; see ``atomic_write_bytes``.
-
-    Args:
-      path: the output file; its folder must exist and be writable.
-      text: the content, written as is (no newline translation).
-      encoding: the text encoding.
-
-    Returns:
-      ``path`` as a ``Path``.
-    """
-    return atomic_write_bytes(path, text.encode(encoding))
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Writes bytes to ``path`` so that readers see the old file or the new one, never a mix.
-
-    The data goes to a hidden ``.tmp`` file in the same folder (a rename is
-    only atomic within one file system), is flushed and fsynced, then
-    ``os.replace``d onto ``path``. On any failure the temporary file is
-    removed and an existing ``path`` is left untouched.
-
-    Args:
-      path: the output file; its folder must exist and be writable.
-      data: the complete new content.
-
-    Returns:
-      ``path`` as a ``Path``.
+def check_image_output(path: PathLike) -> Path:
+    """Checks, before any work, that ``save_image`` can write ``path``; returns ``path`` as a ``Path``.
 
     Raises:
-      JaxstyleError: the folder is missing or unwritable, ``path`` is a
-        folder, or the write failed (for example, the disk is full).
+      JaxstyleError: the extension is not one ``save_image`` writes (the message
+        lists those), or the folder is missing or not writable.
     """
+    path = check_image_format(path)
+    return check_output_path(path)
+
+
+def check_image_format(path: PathLike) -> Path:
+    """``path`` as a ``Path``; JaxstyleError unless its extension is one ``save_image`` writes."""
     path = Path(path)
-    _check_output_dir(path.parent, target=path)
-    if path.is_dir():
-        raise JaxstyleError(f"Cannot write {path}: it is a folder; choose a file name.")
-    temp_path, fd = _create_temp_file(path)
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_path, path)
-    except BaseException as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_path)
-        if isinstance(e, OSError):
-            raise JaxstyleError(
-                f"Could not write {path} ({e.strerror or e}); check free disk space "
-                "and permissions."
-            ) from e
-        raise
-    _fsync_dir(path.parent)
+    _image_format(path)
     return path
 
 
-def _create_temp_file(path: Path) -> tuple[Path, int]:
-    """Creates a new hidden temporary file next to ``path``; returns it and its fd.
-
-    Unlike ``tempfile``, which makes files private (0600), ``os.open`` with
-    0666 lets the umask decide, so the output gets normal permissions.
-    """
-    while True:
-        temp_path = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise JaxstyleError(
-                f"Could not write {path} ({e.strerror or e}); check the folder's permissions."
-            ) from e
-        return temp_path, fd
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Makes a rename in ``directory`` durable; best effort, as not every OS allows it."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _check_output_dir(directory: Path, *, target: Path) -> None:
-    """Raises JaxstyleError unless ``directory`` exists and is writable (never creates it)."""
-    if not directory.exists():
+def _image_format(path: Path) -> str:
+    """The Pillow format that ``path``'s extension names; JaxstyleError for any other extension."""
+    image_format = _SAVE_FORMATS.get(path.suffix.lower())
+    if image_format is None:
         raise JaxstyleError(
-            f"Cannot write {target}: folder {directory} does not exist; create it first."
+            f"Cannot save {path}: extension {path.suffix or '(none)'!r} is not "
+            f"supported; use one of {', '.join(_SAVE_FORMATS)}."
         )
-    if not directory.is_dir():
-        raise JaxstyleError(f"Cannot write {target}: {directory} is not a folder.")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise JaxstyleError(
-            f"Cannot write {target}: folder {directory} is not writable; check its permissions."
-        )
-
-
-def check_output_path(path: PathLike) -> Path:
-    """Raises JaxstyleError unless ``path``'s folder exists and is writable; never creates it."""
-    path = Path(path)
-    _check_output_dir(path.parent if str(path.parent) else Path("."), target=path)
-    return path
+    return image_format
 
 
 def ensure_output_dir(directory: PathLike) -> Path:

@@ -247,3 +247,112 @@ def total_loss(
     )
     total = weights.content * parts.content + weights.style * parts.style + weights.tv * parts.tv
     return total, parts
+
+
+# --- one image inside a canvas: the form the batched solver optimises -----------------------------
+
+
+class ImageTargets(NamedTuple):
+    """One image's targets inside a canvas of (H, W) px; the solver stacks them along a batch axis.
+
+    content: {layer: f32[h, w, N]} features P^l of the content image, zero outside it.
+    style: {layer: f32[S, N, N]} Gram matrices of S style images per position, A^l / M^l_style.
+    blend: f32[S] weight of each style image (0 for a style slot the image does not use).
+    masks: {layer: f32[S, h, w]} the region each style paints at that layer (zero outside the
+      image), or None: each style covers the whole image.
+    """
+
+    content: dict[str, jax.Array]
+    style: dict[str, jax.Array]
+    blend: jax.Array
+    masks: dict[str, jax.Array] | None = None
+
+
+class ImageWeights(NamedTuple):
+    """One image's loss weights: alpha, beta, TV (scalars) and per-layer weights f32[L]."""
+
+    content: jax.Array
+    style: jax.Array
+    tv: jax.Array
+    content_layers: jax.Array
+    style_layers: jax.Array
+
+
+def gram_per_position(f: jax.Array, valid: jax.Array, pools: int) -> jax.Array:
+    """G / M over the image's own positions. f: f32[h, w, N], zero outside the image -> f32[N, N]."""
+    positions = (valid[0] >> pools) * (valid[1] >> pools)
+    return gram(f) / jnp.maximum(positions, 1).astype(f.dtype)
+
+
+def masked_total_variation(image: jax.Array, valid: jax.Array) -> jax.Array:
+    """`total_variation` of the image in the top-left valid = (h, w) of a canvas f32[H, W, C]."""
+    rows = jnp.arange(image.shape[0])[:, None, None]
+    cols = jnp.arange(image.shape[1])[None, :, None]
+    inside_y = (rows[1:] < valid[0]) & (cols < valid[1])
+    inside_x = (rows < valid[0]) & (cols[:, 1:] < valid[1])
+    dy = jnp.where(inside_y, image[1:] - image[:-1], 0.0)
+    dx = jnp.where(inside_x, image[:, 1:] - image[:, :-1], 0.0)
+    return jnp.sum(jnp.square(dy)) + jnp.sum(jnp.square(dx))
+
+
+def _pools_before(layer: str) -> int:
+    return sum(1 for name in vgg.LAYER_NAMES[: vgg.LAYER_NAMES.index(layer) + 1] if name.startswith("pool"))
+
+
+def image_targets(
+    params: Mapping, content: jax.Array, valid: jax.Array, styles: jax.Array, style_valid: jax.Array,
+    blend: jax.Array, masks: dict[str, jax.Array] | None, *, content_layers: Sequence[str],
+    style_layers: Sequence[str], pooling: str = "avg",
+) -> ImageTargets:
+    """Targets of one image from its canvases.
+
+    Args:
+      content: f32[H, W, 3], the content in the top-left valid = i32[2] (h, w).
+      styles: f32[S, Hs, Ws, 3], each style in the top-left style_valid[s] = (h_s, w_s).
+      blend: f32[S]. masks: {layer: f32[S, h_l, w_l]} or None (see `ImageTargets`).
+    """
+    p = vgg.features(params, content, layers=content_layers, pooling=pooling, valid=valid)
+
+    def grams(style, v):
+        f = vgg.features(params, style, layers=style_layers, pooling=pooling, valid=v)
+        return {n: gram_per_position(f[n], v, _pools_before(n)) for n in style_layers}
+
+    return ImageTargets(dict(p), jax.vmap(grams)(styles, style_valid), blend, masks)
+
+
+def _masked_style_term(f, valid, pools, grams, blend, masks):
+    """sum_s blend_s E_l,s = 1/(4 N^2) sum_s blend_s ||G_s/M - A_s/M_s||^2 at one layer.
+
+    The same number as `_style_term`'s 1/(4 N^2 M^2) ||G - A||^2 with A rescaled to M positions.
+    """
+    n = f.shape[-1]
+    if masks is None:
+        g = gram_per_position(f, valid, pools)[None]
+    else:
+        weight = jnp.square(masks)  # [S, h, w], zero outside the image
+
+        def guided(m):
+            flat = (f * m[..., None]).reshape(-1, n)
+            return flat.T @ f.reshape(-1, n) / jnp.maximum(jnp.sum(m), 1e-8)
+
+        g = jax.vmap(guided)(weight)
+    return jnp.sum(blend * jnp.sum(jnp.square(g - grams), axis=(1, 2))) / (4.0 * float(n) ** 2)
+
+
+def image_loss(
+    params: Mapping, image: jax.Array, valid: jax.Array, targets: ImageTargets, weights: ImageWeights, *,
+    content_layers: Sequence[str], style_layers: Sequence[str], pooling: str = "avg",
+) -> tuple[jax.Array, LossParts]:
+    """alpha L_content + beta L_style + tv L_tv of the image in the top-left valid = (h, w) of a
+    canvas f32[H, W, 3], and the unweighted parts: equal to `total_loss` of that image alone."""
+    layers = tuple(dict.fromkeys([*content_layers, *style_layers]))
+    f = vgg.features(params, image, layers=layers, pooling=pooling, valid=valid)
+    zero = jnp.zeros((), image.dtype)
+    lc = sum((weights.content_layers[i] * content_loss(f[n], targets.content[n])
+              for i, n in enumerate(content_layers)), zero)
+    ls = sum((weights.style_layers[i] * _masked_style_term(
+        f[n], valid, _pools_before(n), targets.style[n], targets.blend,
+        None if targets.masks is None else targets.masks[n]) for i, n in enumerate(style_layers)), zero)
+    parts = LossParts(content=lc, style=ls, tv=masked_total_variation(image, valid))
+    total = weights.content * parts.content + weights.style * parts.style + weights.tv * parts.tv
+    return total, parts

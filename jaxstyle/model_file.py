@@ -24,8 +24,9 @@ import jax
 import numpy as np
 from flax import serialization
 
-from jaxstyle import image_io, networks
+from jaxstyle import networks
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.files import atomic_write_bytes
 
 FORMAT = "jaxstyle-fast-network"
 VERSION = 1
@@ -55,7 +56,7 @@ def to_bytes(model: FastModel, *, dtype: str = "float32") -> bytes:
 
 def save(path: str | os.PathLike, model: FastModel, *, dtype: str = "float32") -> Path:
     """Writes the model file atomically (readers see the old file or the new one)."""
-    return image_io.atomic_write_bytes(path, to_bytes(model, dtype=dtype))
+    return atomic_write_bytes(path, to_bytes(model, dtype=dtype))
 
 
 def load(path: str | os.PathLike) -> FastModel:

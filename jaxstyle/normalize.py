@@ -32,12 +32,11 @@ from PIL import Image, UnidentifiedImageError
 
 from jaxstyle import data_path, image_io, vgg, weights
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.files import file_sha256
 
 # Named rather than globbed, so adding an image to jaxstyle/data never silently
 # changes the normalised weights.
 BUNDLED_IMAGES: tuple[str, ...] = ("tubingen.jpg", "starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
-# conv5 follows four 2x2 poolings; a shorter side leaves it no position to average over.
-MIN_SIDE = 16
 
 
 @functools.partial(jax.jit, static_argnames="pooling")
@@ -69,7 +68,7 @@ def mean_activations(
     Args:
       params: the VGG-19 pytree (see ``jaxstyle.vgg``).
       images: one or more f32[h, w, 3], RGB in [0, 1]; sizes may differ, each side
-        at least ``MIN_SIDE``.
+        at least ``vgg.MIN_SIDE``.
       pooling: "avg" or "max", the pooling the means are measured with.
 
     Returns:
@@ -201,7 +200,7 @@ def normalize_file(
 
     Raises:
       JaxstyleError: the source is missing, damaged or already normalised, the output
-        is the source, an image cannot be read or is under ``MIN_SIDE`` px on a side
+        is the source, an image cannot be read or is under ``vgg.MIN_SIDE`` px on a side
         at ``size``, or ``pooling`` is unknown.
     """
     start = time.perf_counter()
@@ -223,10 +222,10 @@ def normalize_file(
 
     pixels = [image_io.load_image(path, size=size) for path in paths]
     for path, image in zip(paths, pixels):
-        if min(image.shape[:2]) < MIN_SIDE:
+        if min(image.shape[:2]) < vgg.MIN_SIDE:
             raise JaxstyleError(
                 f"{path.name} is only {image.shape[1]}x{image.shape[0]} px at size {size}, too small for "
-                f"conv5; give a size that makes each side at least {MIN_SIDE} px."
+                f"conv5_1; give a size that makes each side at least {vgg.MIN_SIDE} px."
             )
     means = mean_activations(params, pixels, pooling=pooling)
     new = normalize_params(params, means)
@@ -239,7 +238,7 @@ def normalize_file(
         extra_attrs={
             **({"source": attrs["source"]} if "source" in attrs else {}),
             "normalized": True,
-            "normalized_from_sha256": weights.file_sha256(source),
+            "normalized_from_sha256": file_sha256(source),
             "normalization_images": json.dumps([path.name for path in paths]),
             "normalization_size": size,
             "normalization_pooling": pooling,

@@ -1,198 +1,79 @@
-"""Optimising the pixels: jitted optax directions and value_and_grad evaluations, batched by vmap.
+"""Stylising: problem set-up, coarse-to-fine, batching plans, and the public API.
 
-Each step takes a direction from the optimiser (optax's L-BFGS, or Adam), which updates its
-memory in place (the state is donated), then evaluates the candidate image + step * direction,
-projected into [0, 1], and accepts it on Armijo's condition; the rare rejection is retried
-with half the step from the Python loop (see `_run` for why not in `lax.while_loop`). The
-programs work on one image; `stylize_batch` vmaps them over content images (each with its own
-optimiser state and step size) and `sweep` over loss weights. Each distinct (program settings,
-image size, batch) compiles once per process; the persistent compilation cache
-(`enable_compilation_cache`) keeps it across processes.
+A `Task` is one image to paint: its content, style image(s), optional region masks and
+`Settings`. `solve` optimises tasks that share a program (`Settings.batch_key`) as one batch,
+each image padded into one canvas and masked to its own pixels (see `jaxstyle.solver`), so
+images of different shapes, styles, weights, seeds and step counts share compiled programs;
+`plan` packs any list of tasks into such batches. `stylize` is a batch of one, `stylize_batch`
+a batch of contents, `sweep` one content with K weight sets, and `stylize_many` any tasks.
+The persistent compilation cache (`enable_compilation_cache`) keeps compiled programs across
+processes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxstyle import color, image_io, losses, vgg
+from jaxstyle import color, image_io, losses, solver, vgg
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.settings import INITS, MIN_SIDE, OPTIMIZERS, ProgramKey, Settings, validate
+from jaxstyle.solver import Progress, Resume
 
-INITS = ("noise", "content", "style")
-OPTIMIZERS = ("lbfgs", "adam")
-MIN_SIDE = 32  # conv5_1 sits behind four 2x2 poolings: 32 px leaves it 2x2 positions.
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Everything that decides the picture. Defaults are the paper's unless a comment says otherwise.
-
-    content_weight / style_weight are the paper's alpha / beta (alpha/beta = 1e-3, Fig. 3).
-    Layer weights of None mean equal weights summing to one (the paper's w_l = 1/5).
-    init is "noise", "content", "style", or the path of an image file.
-    """
-
-    size: int = 256  # longest side in px; the paper shows 512 (see README: CPU time).
-    steps: int = 80
-    optimizer: str = "lbfgs"
-    content_weight: float = 1e-3
-    style_weight: float = 1.0
-    tv_weight: float = 0.0
-    content_layers: tuple[str, ...] = losses.CONTENT_LAYERS
-    style_layers: tuple[str, ...] = losses.STYLE_LAYERS
-    content_layer_weights: tuple[float, ...] | None = None
-    style_layer_weights: tuple[float, ...] | None = None
-    pooling: str = "avg"
-    style_blend: tuple[float, ...] | None = None  # one weight per style image; None: 1/S each.
-    style_scale: float = 1.0  # style image size relative to the content's (the paper: 1).
-    preserve_colors: str = "none"  # "luminance" or "histogram" (Gatys et al. 2016/2017).
-    scales: int = 1  # coarse-to-fine: optimise at size / 2^(scales-1), ..., size; steps per scale.
-    # Departure: the paper starts from white noise; the content image reaches a good
-    # picture in far fewer steps (the paper's Fig. 6 shows both work).
-    init: str = "content"
-    seed: int = 0
-    learning_rate: float = 0.02  # Adam only, for pixels in [0, 1].
-    lbfgs_memory: int = 10
-    linesearch_steps: int = 10  # most halvings of an L-BFGS step that fails Armijo's condition.
-
-    def __post_init__(self):
-        if isinstance(self.style_layers, str):  # a preset name, e.g. "upto-conv3_1"
-            if self.style_layers not in losses.STYLE_PRESETS:
-                raise JaxstyleError(f"unknown style-layer preset {self.style_layers!r}; "
-                                    f"choose from {', '.join(losses.STYLE_PRESETS)} or list layers")
-            object.__setattr__(self, "style_layers", losses.STYLE_PRESETS[self.style_layers])
-        for name in ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights",
-                     "style_blend"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(value))
-        validate(self)
-
-    def replace(self, **changes) -> "Settings":
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Settings":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise JaxstyleError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
-
-    def layer_weights(self) -> tuple[dict[str, float], dict[str, float]]:
-        """({content layer: weight}, {style layer: weight})."""
-        return (_weights_for(self.content_layers, self.content_layer_weights),
-                _weights_for(self.style_layers, self.style_layer_weights))
-
-    def loss_weights(self) -> losses.LossWeights:
-        return losses.LossWeights(content=self.content_weight, style=self.style_weight, tv=self.tv_weight)
-
-
-def _weights_for(layers: tuple[str, ...], weights: tuple[float, ...] | None) -> dict[str, float]:
-    if weights is None:
-        return losses.equal_weights(layers) if layers else {}
-    return dict(zip(layers, weights))
-
-
-def validate(settings: Settings) -> None:
-    """Raises JaxstyleError naming the first setting that cannot work."""
-    s = settings
-    problems = []
-    if s.optimizer not in OPTIMIZERS:
-        problems.append(f"optimizer must be one of {OPTIMIZERS}, got {s.optimizer!r}")
-    if s.pooling not in vgg.POOLINGS:
-        problems.append(f"pooling must be one of {vgg.POOLINGS}, got {s.pooling!r}")
-    if s.steps < 0:
-        problems.append(f"steps must be >= 0, got {s.steps}")
-    if s.size < MIN_SIDE:
-        problems.append(f"size must be at least {MIN_SIDE} px, got {s.size}")
-    for name in ("content_weight", "style_weight", "tv_weight", "learning_rate"):
-        value = getattr(s, name)
-        if not (np.isfinite(value) and value >= 0):
-            problems.append(f"{name} must be a finite number >= 0, got {value}")
-    if not s.content_layers and not s.style_layers:
-        problems.append("give at least one content or style layer")
-    for kind in ("content", "style"):
-        layers, weights = getattr(s, f"{kind}_layers"), getattr(s, f"{kind}_layer_weights")
-        bad = [n for n in layers if n not in vgg.LAYER_NAMES]
-        if bad:
-            problems.append(f"unknown {kind} layer(s) {bad}; choose from {', '.join(vgg.LAYER_NAMES)}")
-        if weights is not None and len(weights) != len(layers):
-            problems.append(f"{kind}_layer_weights has {len(weights)} values for {len(layers)} layers")
-    if s.preserve_colors not in color.PRESERVE_COLORS:
-        problems.append(f"preserve_colors must be one of {color.PRESERVE_COLORS}, got {s.preserve_colors!r}")
-    if not (np.isfinite(s.style_scale) and s.style_scale > 0):
-        problems.append(f"style_scale must be a number > 0, got {s.style_scale}")
-    if s.scales < 1 or s.size // 2 ** (s.scales - 1) < MIN_SIDE:
-        problems.append(f"scales must be >= 1 and leave the coarsest size >= {MIN_SIDE} px, got {s.scales} "
-                        f"at size {s.size}")
-    if s.style_blend is not None and (not s.style_blend or min(s.style_blend) < 0):
-        problems.append(f"style_blend needs one weight >= 0 per style image, got {s.style_blend}")
-    if s.init not in INITS and not Path(s.init).is_file():
-        problems.append(f"init must be one of {INITS} or an image file, got {s.init!r}")
-    if problems:
-        raise JaxstyleError("; ".join(problems))
-
-
-class State(NamedTuple):
-    """Loop state of one image, with the loss and gradient already evaluated there.
-
-    image: f32[h, w, 3] in [0, 1]. opt_state: optax state. step: i32[].
-    value: f32[] total loss at image. grad: f32[h, w, 3]. parts: its unweighted terms.
-    """
-
-    image: jax.Array
-    opt_state: Any
-    step: jax.Array
-    value: jax.Array
-    grad: jax.Array
-    parts: losses.LossParts
+__all__ = ["INITS", "MIN_SIDE", "OPTIMIZERS", "NonFiniteLoss", "Progress", "ProgramKey", "Result", "Resume",
+           "Settings", "Task", "check_memory", "check_size", "enable_compilation_cache", "make_task", "plan",
+           "solve", "stylize", "stylize_batch", "stylize_many", "sweep", "validate"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Progress:
-    """What a callback receives after each step (for a batch: the per-image arrays)."""
+class Task:
+    """One image to paint, as arrays (no file is read past this point).
 
-    step: int
-    steps: int
-    total: Any
-    content: Any
-    style: Any
-    tv: Any
-    evaluations: int
-    seconds: float
-    image: Callable[[], np.ndarray]  # fetches the current image(s) only when called
-    state: Any = None  # the loop `State` after this step, for checkpoints; read it in the callback (the
-    # next step reuses its optimiser buffers)
-    scale: int = 0  # index of the coarse-to-fine scale this step belongs to
+    content: f32[h, w, 3] RGB in [0, 1], any size (resized to settings.size).
+    styles: one or more f32[h', w', 3] style images, blended by settings.style_blend.
+    masks: None, or one map f32[h'', w''] in [0, 1] per style image: the region of the content
+      that style paints (spatial control, guided Gram matrices).
+    init: the starting image when settings.init names a file (see `make_task`).
+    """
+
+    content: np.ndarray
+    styles: tuple[np.ndarray, ...]
+    settings: Settings = Settings()
+    masks: tuple[np.ndarray, ...] | None = None
+    init: np.ndarray | None = None
+
+    def group(self) -> tuple:
+        """Tasks with equal groups can share a batch."""
+        return self.settings.batch_key(), len(self.styles), self.masks is not None
 
 
-class Resume(NamedTuple):
-    """Where a checkpointed run stopped: scale index, steps done there, evaluations so far, and
-    the flattened leaves of its loop `State` (NumPy arrays, in `jax.tree.leaves` order)."""
-
-    scale: int
-    step: int
-    evaluations: int
-    leaves: list
+def make_task(content: np.ndarray, style, settings: Settings = Settings(), *, masks=None) -> Task:
+    """A `Task` from one style image or a list; loads settings.init when it names an image file."""
+    styles = tuple(_as_list(style))
+    if settings.style_blend is not None and len(settings.style_blend) != len(styles):
+        raise JaxstyleError(f"style_blend has {len(settings.style_blend)} weights for {len(styles)} style images")
+    if masks is not None:
+        masks = tuple(np.asarray(m, np.float32) for m in masks)
+        if len(masks) != len(styles):
+            raise JaxstyleError(f"got {len(masks)} masks for {len(styles)} style images; give one mask per style")
+    init = None if settings.init in INITS else image_io.load_image(settings.init)
+    return Task(np.asarray(content, np.float32), styles, settings, masks, init)
 
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    """image: f32[h, w, 3] (or [B, h, w, 3]); final losses at that image; cost of the run."""
+    """image: f32[h, w, 3] (or [B, h, w, 3]); final losses at that image; cost of the run.
+
+    failure: None, or why the image stopped early (its loss became NaN/inf; the image is the
+    last finite one).
+    """
 
     image: np.ndarray
     total: Any
@@ -202,11 +83,13 @@ class Result:
     steps: int
     evaluations: int
     seconds: float
+    failure: Any = None
 
     def item(self, k: int) -> "Result":
-        """The k-th image of a batched result, with its own losses."""
+        """The k-th image of a stacked result, with its own losses."""
+        failure = None if self.failure is None else self.failure[k]
         return dataclasses.replace(self, image=self.image[k], total=self.total[k], content=self.content[k],
-                                   style=self.style[k], tv=self.tv[k])
+                                   style=self.style[k], tv=self.tv[k], failure=failure)
 
 
 class NonFiniteLoss(JaxstyleError):
@@ -215,105 +98,6 @@ class NonFiniteLoss(JaxstyleError):
     def __init__(self, message: str, result: Result):
         super().__init__(message)
         self.result = result
-
-
-def make_optimizer(settings: Settings) -> optax.GradientTransformation:
-    """The update direction: L-BFGS's (optax.scale_by_lbfgs) or Adam's, signed to be added."""
-    if settings.optimizer == "adam":
-        return optax.adam(settings.learning_rate)
-    return optax.chain(optax.scale_by_lbfgs(memory_size=settings.lbfgs_memory), optax.scale(-1.0))
-
-
-def _loss_fn(settings: Settings) -> Callable:
-    content_lw, style_lw = settings.layer_weights()
-    return functools.partial(
-        losses.total_loss, content_layer_weights=content_lw, style_layer_weights=style_lw,
-        pooling=settings.pooling)
-
-
-def _evaluate(params, image, targets, weights, *, settings: Settings):
-    """(value, parts), grad of the total loss at one image: one VGG-19 forward + backward."""
-    loss = _loss_fn(settings)
-    return jax.value_and_grad(lambda x: loss(params, x, targets, weights), has_aux=True)(image)
-
-
-def _init_state(params, image, targets, weights, *, settings: Settings) -> State:
-    (value, parts), grad = _evaluate(params, image, targets, weights, settings=settings)
-    opt_state = make_optimizer(settings).init(image)
-    state = State(image, opt_state, jnp.zeros((), jnp.int32), value, grad, parts)
-    # optax initialises some fields as weakly typed scalars; the step returns them strongly
-    # typed, which would compile the step a second time.
-    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), state)
-
-
-_ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search
-
-
-def _direct(opt_state, image, grad, *, settings: Settings):
-    """The step direction at the current image (f32[h, w, 3]) and the optimiser state after it.
-
-    optax's L-BFGS stores the curvature pair (s, y) between the previous image and this one.
-    It needs s.y > 0 for a positive-definite inverse Hessian; projection into [0, 1] can break
-    that, and then the memory starts afresh here instead of producing an ascent direction.
-    """
-    optimizer = make_optimizer(settings)
-    if settings.optimizer == "lbfgs":
-        lbfgs = opt_state[0]
-        curvature = jnp.vdot(image - lbfgs.params, grad - lbfgs.updates)
-        restart = (lbfgs.count > 0) & ~(curvature > 0)
-        fresh = optimizer.init(image)
-        opt_state = jax.tree.map(lambda new, kept: jnp.where(restart, new, kept), fresh, opt_state)
-    return optimizer.update(grad, opt_state, image)
-
-
-def _evaluate_step(params, image, direction, stepsize, value, grad, targets, weights, *, settings: Settings):
-    """The candidate image + stepsize * direction, projected into [0, 1], and evaluated there.
-
-    Projecting before evaluating makes the loss, the gradient and the next curvature pair
-    belong to the image actually kept. Returns ((value, parts), grad, image, accept): accept
-    is Armijo's sufficient decrease along the projected step (Adam: a finite loss).
-    """
-    candidate = jnp.clip(image + stepsize * direction, 0.0, 1.0)
-    (new_value, parts), new_grad = _evaluate(params, candidate, targets, weights, settings=settings)
-    accept = jnp.isfinite(new_value)
-    if settings.optimizer == "lbfgs":
-        accept &= new_value <= value + _ARMIJO * jnp.vdot(grad, candidate - image)
-    return (new_value, parts), new_grad, candidate, accept
-
-
-# in_axes for (image-like, params, targets, weights) in each batching mode.
-_AXES = {
-    "single": None,
-    "contents": (0, None, 0, None),
-    "weights": (0, None, None, 0),
-}
-
-
-def _program_key(settings: Settings) -> Settings:
-    """The settings with every field that does not change the compiled step set to a constant,
-    so that runs differing only in steps, seed, init, size, loss weights etc. share programs."""
-    return settings.replace(size=MIN_SIDE, steps=0, scales=1, init="content", seed=0, preserve_colors="none",
-                            style_scale=1.0, content_weight=0.0, style_weight=0.0, tv_weight=0.0,
-                            linesearch_steps=0, style_blend=None)
-
-
-@functools.lru_cache(maxsize=None)
-def _programs(settings: Settings, mode: str):
-    """(init, direct, evaluate) jitted for a batching mode; cached so each compiles once per shape.
-
-    `direct` donates the optimiser state, so L-BFGS's memory is updated in place and is never
-    part of the (much larger) evaluation program.
-    """
-    init = functools.partial(_init_state, settings=settings)
-    direct = functools.partial(_direct, settings=settings)
-    evaluate = functools.partial(_evaluate_step, settings=settings)
-    axes = _AXES[mode]
-    if axes is not None:
-        image, params, targets, weights = axes
-        init = jax.vmap(init, in_axes=(params, image, targets, weights))
-        direct = jax.vmap(direct)
-        evaluate = jax.vmap(evaluate, in_axes=(params, image, image, image, image, image, targets, weights))
-    return jax.jit(init), jax.jit(direct, donate_argnums=0), jax.jit(evaluate)
 
 
 def check_size(shape: Sequence[int]) -> None:
@@ -332,44 +116,39 @@ def _as_list(images) -> list[np.ndarray]:
     return [images] if isinstance(images, np.ndarray) and images.ndim == 3 else list(images)
 
 
-class Problem(NamedTuple):
-    """One content image's optimisation problem at one scale, ready for the jitted loop.
+# --- one scale of one task --------------------------------------------------------------------------
+
+
+class Prepared(NamedTuple):
+    """A task at one scale, before padding.
 
     content: f32[h, w, 3] as transferred (gray luminance in "luminance" mode).
     styles: S images f32[h_s, w_s, 3] at style_scale x the content's size.
-    masks: f32[S, h, w] or None.
+    masks: {style layer: f32[S, h_l, w_l]} or None.
     """
 
     content: np.ndarray
     styles: list[np.ndarray]
-    masks: np.ndarray | None
+    masks: dict[str, np.ndarray] | None
 
 
-def make_problem(content: np.ndarray, styles, settings: Settings, *, size: int | None = None,
-                 masks=None) -> Problem:
-    """Resizes and colour-prepares the inputs for one scale (the paper: style at the content's size).
-
-    Args:
-      content: f32[h, w, 3] RGB in [0, 1]. styles: one f32[h', w', 3] image or a list of them.
-      size: longest side (default settings.size).
-      masks: None or one f32[h'', w''] map per style (resized to the content).
-    """
-    styles = _as_list(styles)
-    if settings.style_blend is not None and len(settings.style_blend) != len(styles):
-        raise JaxstyleError(f"style_blend has {len(settings.style_blend)} weights for {len(styles)} style images")
-    content = image_io.resize_longest(content, size or settings.size)
+def prepare(task: Task, size: int) -> Prepared:
+    """Resizes and colour-prepares one task's inputs for the scale whose longest side is `size`
+    (the paper: the style at the content's size)."""
+    s = task.settings
+    content = image_io.resize_longest(task.content, size)
     shape = content.shape[:2]
     check_size(shape)
-    style_shape = tuple(max(1, round(side * settings.style_scale)) for side in shape)
+    style_shape = tuple(max(1, round(side * s.style_scale)) for side in shape)
     check_size(style_shape)
-    styles = [image_io.resize(style, style_shape) for style in styles]
-    content, styles = color.prepare_colors(settings.preserve_colors, content, styles)
-    if masks is not None:
-        masks = list(masks)
-        if len(masks) != len(styles):
-            raise JaxstyleError(f"got {len(masks)} masks for {len(styles)} style images; give one mask per style")
-        masks = np.stack([_resize_mask(m, shape) for m in masks])
-    return Problem(content, styles, masks)
+    styles = [image_io.resize(style, style_shape) for style in task.styles]
+    content, styles = color.prepare_colors(s.preserve_colors, content, styles)
+    masks = None
+    if task.masks is not None:
+        full = jnp.asarray(np.stack([_resize_mask(m, shape) for m in task.masks]))
+        masks = {name: np.asarray(jax.image.resize(full, (len(styles), *vgg.feature_hw(shape, name)), "linear"))
+                 for name in s.style_layers}
+    return Prepared(content, styles, masks)
 
 
 def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -379,16 +158,286 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return image_io.resize(np.repeat(mask[..., None], 3, axis=-1), shape)[..., 0]
 
 
-def initial_image(problem: Problem, settings: Settings) -> np.ndarray:
-    """The starting image, f32[h, w, 3]: seeded white noise, the content, the style, or a file."""
-    shape = problem.content.shape
-    if settings.init == "noise":
-        return np.random.default_rng(settings.seed).random(shape, dtype=np.float32)
-    if settings.init == "content":
-        return problem.content
-    if settings.init == "style":
-        return image_io.resize(problem.styles[0], shape[:2])
-    return image_io.resize(image_io.load_image(settings.init), shape[:2])
+def initial_image(task: Task, prepared: Prepared) -> np.ndarray:
+    """The starting image, f32[h, w, 3]: seeded white noise, the content, the style, or task.init."""
+    s, shape = task.settings, prepared.content.shape
+    if s.init == "noise":
+        return np.random.default_rng(s.seed).random(shape, dtype=np.float32)
+    if s.init == "content":
+        return prepared.content
+    if s.init == "style":
+        return image_io.resize(prepared.styles[0], shape[:2])
+    if task.init is None:
+        raise JaxstyleError(f"init {s.init!r} names a file: build the task with make_task, which loads it")
+    return image_io.resize(task.init, shape[:2])
+
+
+def _pad(images: Sequence[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """Stacks arrays [h, w, ...] into zeros of [len, *shape], each in the top-left corner."""
+    out = np.zeros((len(images), *shape), np.float32)
+    for k, x in enumerate(images):
+        out[(k, *(slice(0, n) for n in x.shape))] = x
+    return out
+
+
+def _weights(s: Settings) -> losses.ImageWeights:
+    content_lw, style_lw = s.layer_weights()
+    return losses.ImageWeights(
+        content=np.float32(s.content_weight), style=np.float32(s.style_weight), tv=np.float32(s.tv_weight),
+        content_layers=np.asarray([content_lw[n] for n in s.content_layers], np.float32),
+        style_layers=np.asarray([style_lw[n] for n in s.style_layers], np.float32))
+
+
+def _stack(trees):
+    return jax.tree.map(lambda *xs: np.stack(xs), *trees)
+
+
+# --- batches ------------------------------------------------------------------------------------------
+
+
+def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None] | None = None,
+          resume: Resume | None = None, place: Callable | None = None, pad_to: int = 0) -> list[Result]:
+    """Optimises tasks of one group (`Task.group`) as one batch, coarse-to-fine over their scales.
+
+    Each image is padded into the batch's canvas (the largest height and width among its images)
+    and masked to its own pixels, so it comes out as it would alone.
+
+    Args:
+      params: VGG-19 params (`jaxstyle.weights.load_params`).
+      callback: called with a `Progress` after every step.
+      resume: continue from a checkpoint taken from `Progress.state` of the same tasks.
+      place: puts batched arrays on devices, e.g. sharded along the batch axis.
+      pad_to: fill the batch up to this many images with copies of the last task (their results
+        are dropped), e.g. to a multiple of the device count.
+
+    Returns:
+      One `Result` per task, in order; a task whose loss became NaN/inf has `failure` set and
+      its last finite image.
+    """
+    tasks = list(tasks)
+    if not tasks:
+        return []
+    if len({t.group() for t in tasks}) != 1:
+        raise JaxstyleError("these tasks differ in layers, pooling, optimiser, scales, line search, number of "
+                            "styles or masks, so they cannot share a batch; use stylize_many, which plans batches")
+    real = len(tasks)
+    tasks += [tasks[-1]] * max(0, pad_to - real)
+    first = tasks[0].settings
+    key, levels = first.program_key(), first.scales
+    finals = [final_shape(t) for t in tasks]
+    for shape in finals:
+        check_size(shape)
+    check_memory(_canvas(finals), first, batch=len(tasks))
+    place = place or (lambda tree: jax.tree.map(jnp.asarray, tree))
+    previous, stopped = None, np.zeros(len(tasks), bool)
+    steps = evaluations = 0
+    seconds = 0.0
+    for level in range(levels):
+        if resume is not None and level < resume.scale:
+            continue  # the checkpointed state already holds this scale's result
+        prepared = [prepare(t, t.settings.size // 2 ** (levels - 1 - level)) for t in tasks]
+        shapes = [p.content.shape[:2] for p in prepared]
+        if previous is None:
+            starts = [initial_image(t, p) for t, p in zip(tasks, prepared)]
+        else:
+            starts = [image_io.resize(image, shape) for image, shape in zip(previous, shapes)]
+        batch, start = _batch(params, key, tasks, prepared, starts, stopped, place)
+        level_resume = resume if resume is not None and level == resume.scale else None
+
+        def on_step(state, step, n_evaluations, elapsed, level=level, shapes=shapes):
+            if callback is not None:
+                callback(Progress(
+                    step=step, steps=int(batch.steps.max()), total=np.asarray(state.value)[:real],
+                    content=np.asarray(state.parts.content)[:real], style=np.asarray(state.parts.style)[:real],
+                    tv=np.asarray(state.parts.tv)[:real], evaluations=evaluations + n_evaluations,
+                    seconds=seconds + elapsed, image=lambda: _crop(state.image, shapes[:real]), state=state,
+                    scale=level))
+
+        out = solver.run(params, key, start, batch, linesearch_steps=first.linesearch_steps, callback=on_step,
+                         resume=level_resume, place=place)
+        previous = _crop(out.state.image, shapes)
+        stopped |= np.asarray(out.state.failed)
+        steps, evaluations, seconds = steps + out.steps, evaluations + out.evaluations, seconds + out.seconds
+    state = out.state
+    results = []
+    for k, (task, image) in enumerate(zip(tasks[:real], previous)):
+        original = image_io.resize(task.content, image.shape[:2])
+        failure = None
+        if stopped[k]:
+            failure = (f"the loss became NaN/inf at step {int(np.asarray(state.step)[k]) + 1}; the last finite "
+                       f"image is kept. Lower --style-weight (beta) or --tv-weight (or --learning-rate with Adam)")
+        results.append(Result(color.finish_colors(task.settings.preserve_colors, image, original),
+                              *(np.asarray(x)[k] for x in (state.value, *state.parts)), steps=steps,
+                              evaluations=evaluations, seconds=seconds, failure=failure))
+    return results
+
+
+def _canvas(shapes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    return max(h for h, _ in shapes), max(w for _, w in shapes)
+
+
+def _crop(images, shapes) -> list[np.ndarray]:
+    images = np.asarray(images)
+    return [images[k, :h, :w] for k, (h, w) in enumerate(shapes)]
+
+
+def _batch(params, key: ProgramKey, tasks, prepared, starts, stopped, place) -> tuple[solver.Batch, jax.Array]:
+    """The padded, placed `solver.Batch` of one scale, and its starting images."""
+    shapes = [p.content.shape[:2] for p in prepared]
+    canvas = _canvas(shapes)
+    style_shapes = [p.styles[0].shape[:2] for p in prepared]
+    style_canvas = _canvas(style_shapes)
+    n_styles = len(prepared[0].styles)
+    styles = np.stack([_pad(p.styles, (*style_canvas, 3)) for p in prepared])
+    style_valid = np.asarray([[shape] * n_styles for shape in style_shapes], np.int32)
+    blends = np.asarray([t.settings.style_blend or [1.0 / n_styles] * n_styles for t in tasks], np.float32)
+    masks = None
+    if prepared[0].masks is not None:
+        masks = {name: np.stack([_pad(list(p.masks[name]), vgg.feature_hw(canvas, name)).reshape(
+                     n_styles, *vgg.feature_hw(canvas, name)) for p in prepared])
+                 for name in prepared[0].masks}
+    valid = place(np.asarray(shapes, np.int32))
+    targets = solver.programs(key).targets(params, place(_pad([p.content for p in prepared], (*canvas, 3))),
+                                           valid, place(styles), place(style_valid), place(blends), place(masks))
+    batch = solver.Batch(
+        valid=valid, targets=targets, weights=place(_stack([_weights(t.settings) for t in tasks])),
+        stepsize=np.asarray([t.settings.initial_stepsize() for t in tasks], np.float32),
+        steps=np.where(stopped, 0, [t.settings.steps for t in tasks]).astype(np.int32))
+    return batch, place(_pad(starts, (*canvas, 3)))
+
+
+def final_shape(task: Task) -> tuple[int, int]:
+    """(h, w) of the task's output."""
+    return image_io.longest_side_shape(task.content.shape[:2], task.settings.size)
+
+
+def plan(tasks: Sequence[Task], *, batch_size: int = 8, devices: int = 1) -> list[list[int]]:
+    """Packs tasks into batches: lists of task indices, each list one `solve` call (see `plan_shapes`)."""
+    return plan_shapes([(t.group(), final_shape(t)) for t in tasks], batch_size=batch_size, devices=devices)
+
+
+def plan_shapes(items: Sequence[tuple[Any, tuple[int, int]]], *, batch_size: int = 8,
+                devices: int = 1) -> list[list[int]]:
+    """Batches of item indices from each item's (group, output shape (h, w)); deterministic.
+
+    Items of one group are sorted by aspect ratio, then cut into the fewest batches of at most
+    batch_size (rounded up to a multiple of `devices`), of nearly equal sizes: similar shapes
+    share a canvas, and only a batch's rounding up to the device count is padding.
+    """
+    if batch_size < 1:
+        raise JaxstyleError(f"batch size must be at least 1, got {batch_size}")
+    per_batch = -(-batch_size // devices) * devices
+    groups: dict[Any, list[int]] = {}
+    for i, (group, _) in enumerate(items):
+        groups.setdefault(group, []).append(i)
+    batches = []
+    for members in groups.values():
+        members = sorted(members, key=lambda i: (items[i][1][0] / items[i][1][1], items[i][1][0] * items[i][1][1], i))
+        count = -(-len(members) // per_batch)
+        bounds = np.linspace(0, len(members), count + 1).round().astype(int)
+        batches += [members[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return batches
+
+
+def padded_size(batch: Sequence[int], devices: int) -> int:
+    """A batch's size rounded up to a multiple of the device count."""
+    return -(-len(batch) // devices) * devices
+
+
+def solve_all(params, tasks: Sequence[Task], *, batch_size: int = 8, devices: int = 1,
+              callback: Callable[[Progress], None] | None = None, place: Callable | None = None) -> list[Result]:
+    """`plan`s the tasks into batches and `solve`s each; one `Result` per task, in order."""
+    results: list[Result | None] = [None] * len(tasks)
+    for indices in plan(tasks, batch_size=batch_size, devices=devices):
+        for i, result in zip(indices, solve(params, [tasks[i] for i in indices], callback=callback, place=place,
+                                            pad_to=padded_size(indices, devices))):
+            results[i] = result
+    return results
+
+
+# --- the public API -------------------------------------------------------------------------------------
+
+
+def stylize(params, content: np.ndarray, style, settings: Settings = Settings(), *, masks=None,
+            callback: Callable[[Progress], None] | None = None) -> Result:
+    """Paints one content image in the style of one or more style images.
+
+    Args:
+      params: VGG-19 params (`jaxstyle.weights.load_params`).
+      content: f32[h, w, 3] RGB in [0, 1], any size (resized to settings.size).
+      style: f32[h', w', 3] RGB in [0, 1], or a list of them blended by settings.style_blend
+        (each resized to style_scale x the content's size; the paper: the content's size).
+      settings: see `Settings`.
+      masks: None, or one map f32[h'', w''] in [0, 1] per style image: the region of the content
+        that style paints (spatial control, guided Gram matrices).
+      callback: called with a `Progress` after every step.
+
+    Returns:
+      A `Result` whose image is f32[H, W, 3] with max(H, W) == settings.size.
+
+    Raises:
+      NonFiniteLoss: the loss became NaN/inf; its `.result` holds the last finite image.
+    """
+    result = solve(params, [make_task(content, style, settings, masks=masks)], callback=callback)[0]
+    if result.failure:
+        raise NonFiniteLoss(result.failure, result)
+    return result
+
+
+def _stacked(results: list[Result]) -> Result:
+    shapes = {r.image.shape for r in results}
+    if len(shapes) != 1:
+        raise JaxstyleError(f"the images came out in different shapes {sorted(shapes)}; use stylize_many")
+    failures = [r.failure for r in results]
+    first = results[0]
+    return Result(np.stack([r.image for r in results]), *(np.stack([getattr(r, n) for r in results])
+                                                           for n in ("total", "content", "style", "tv")),
+                  steps=first.steps, evaluations=first.evaluations, seconds=first.seconds,
+                  failure=failures if any(failures) else None)
+
+
+def stylize_batch(params, contents: Sequence[np.ndarray], style, settings: Settings = Settings(),
+                  *, masks=None, callback: Callable[[Progress], None] | None = None,
+                  resume: Resume | None = None, place: Callable | None = None) -> Result:
+    """Stylises same-size content images against one style in one vmapped, compiled program.
+
+    Returns:
+      A `Result` with image f32[B, H, W, 3], per-image losses f32[B] and, where an image's loss
+      became NaN/inf, `failure` a list of B messages (None for the images that finished).
+    """
+    tasks = [make_task(c, style, settings, masks=masks) for c in contents]
+    shapes = {image_io.longest_side_shape(c.shape[:2], settings.size) for c in contents}
+    if len(shapes) != 1:
+        raise JaxstyleError(f"stylize_batch needs content images of one size, got {sorted(shapes)}; "
+                            f"use stylize_many, which packs any sizes into batches")
+    return _stacked(solve(params, tasks, callback=callback, resume=resume, place=place))
+
+
+def stylize_many(params, contents: Sequence[np.ndarray], style, settings: Settings = Settings(),
+                 *, batch_size: int = 8, callback: Callable[[Progress], None] | None = None) -> list[Result]:
+    """Stylises content images of any sizes in full batches (see `plan`); one `Result` each, in order."""
+    tasks = [make_task(c, style, settings) for c in contents]
+    return solve_all(params, tasks, batch_size=batch_size, callback=callback)
+
+
+def sweep(params, content: np.ndarray, style, ratios: Sequence[float], settings: Settings = Settings(), *,
+          masks=None, callback: Callable[[Progress], None] | None = None) -> Result:
+    """One batch for K values of alpha/beta, one content/style pair.
+
+    beta stays settings.style_weight; alpha = ratio * beta for each ratio.
+
+    Returns:
+      A `Result` with image f32[K, H, W, 3] and per-ratio losses f32[K].
+    """
+    ratios = np.asarray(ratios, np.float32)
+    if ratios.ndim != 1 or len(ratios) == 0 or not np.all(np.isfinite(ratios)) or np.any(ratios < 0):
+        raise JaxstyleError(f"ratios must be a non-empty list of finite numbers >= 0, got {ratios.tolist()}")
+    tasks = [make_task(content, style, settings.replace(content_weight=float(r) * settings.style_weight),
+                       masks=masks) for r in ratios]
+    return _stacked(solve(params, tasks, callback=callback))
+
+
+# --- memory and the compilation cache ---------------------------------------------------------------
 
 
 def estimate_memory_bytes(shape: Sequence[int], settings: Settings, *, batch: int = 1) -> int:
@@ -430,221 +479,8 @@ def check_memory(shape: Sequence[int], settings: Settings, *, batch: int = 1) ->
     return need
 
 
-def _raise_non_finite(value, step: int, image, evaluations: int, seconds: float):
-    result = Result(np.asarray(image), value, None, None, None, step, evaluations, seconds)
-    raise NonFiniteLoss(
-        f"the loss became {value} at step {step}; the last finite image is kept. Lower "
-        f"--style-weight (beta) or --tv-weight (or --learning-rate with Adam)", result)
-
-
-def _run(params, targets, weights, start, settings: Settings, mode: str,
-         callback: Callable[[Progress], None] | None, *, scale: int = 0, resume: Resume | None = None,
-         place: Callable | None = None) -> Result:
-    """The Python loop around the jitted step: line search, progress, NaN guard.
-
-    Each step evaluates one candidate; where Armijo's condition fails (rare after the first
-    steps) the step is halved and evaluated again, up to settings.linesearch_steps times. The
-    line search runs here rather than in a `lax.while_loop` because XLA:CPU runs convolutions
-    inside loop bodies several times slower (measured 5x; jax issue #12868).
-
-    `place` puts batched arrays on devices (sharding); `resume` continues a checkpointed state.
-    """
-    init, direct, evaluate = _programs(_program_key(settings), mode)
-    weights = jax.tree.map(jnp.asarray, weights)
-    place = place or (lambda tree: jax.tree.map(jnp.asarray, tree))
-    start = place(np.asarray(start))
-    if mode == "contents":
-        targets = place(targets)
-    t0 = time.perf_counter()
-    if resume is None:
-        state = init(params, start, targets, weights)
-        first, evaluations = 0, 1
-    else:
-        structure = jax.tree.structure(jax.eval_shape(init, params, start, targets, weights))
-        state = place(jax.tree.unflatten(structure, [np.asarray(x) for x in resume.leaves]))
-        first, evaluations = resume.step, resume.evaluations
-    if not np.all(np.isfinite(np.asarray(state.value))):
-        _raise_non_finite(np.asarray(state.value), 0, start, evaluations, time.perf_counter() - t0)
-    batch_shape = np.shape(state.value)
-    for i in range(first, settings.steps):
-        direction, opt_state = direct(state.opt_state, state.image, state.grad)
-        stepsize = np.ones(batch_shape, np.float32)
-        for _ in range(settings.linesearch_steps + 1):
-            (value, parts), grad, image, accept = evaluate(
-                params, state.image, direction, stepsize, state.value, state.grad, targets, weights)
-            evaluations += 1
-            accept = np.asarray(accept)
-            if accept.all():
-                break
-            # Halve the step where it failed; where it held, the same step is evaluated again.
-            stepsize = np.where(accept, stepsize, stepsize / 2).astype(np.float32)
-        if not accept.all() and not np.all(np.isfinite(np.asarray(value))):
-            _raise_non_finite(np.asarray(value), i, state.image, evaluations, time.perf_counter() - t0)
-        # Where no step gave a sufficient decrease, the shortest one tried is taken.
-        state = State(image, opt_state, state.step + 1, value, grad, parts)
-        if callback is not None:
-            callback(Progress(
-                step=i + 1, steps=settings.steps, total=np.asarray(state.value),
-                content=np.asarray(state.parts.content), style=np.asarray(state.parts.style),
-                tv=np.asarray(state.parts.tv), evaluations=evaluations, seconds=time.perf_counter() - t0,
-                image=functools.partial(np.asarray, state.image), state=state, scale=scale))
-    parts = jax.tree.map(np.asarray, state.parts)
-    return Result(np.asarray(state.image), np.asarray(state.value), parts.content, parts.style, parts.tv,
-                  settings.steps, evaluations, time.perf_counter() - t0)
-
-
-def _targets(params, problem: Problem, settings: Settings) -> losses.Targets:
-    """The problem's `losses.make_targets`, one jitted forward pass per image: compiled as one
-    program, the passes over content and styles kept their buffers side by side (1.6 GB at 1024 px)."""
-    content_program, style_program = _targets_programs(settings)
-    features = content_program(params, jnp.asarray(problem.content))
-    grams = [style_program(params, jnp.asarray(style), problem.content.shape[:2]) for style in problem.styles]
-    return losses.assemble_targets(features, grams, blend=settings.style_blend, masks=problem.masks)
-
-
-@functools.lru_cache(maxsize=None)
-def _targets_programs(settings: Settings):
-    def content_features(params, content):
-        return vgg.features(params, content, layers=settings.content_layers, pooling=settings.pooling)
-
-    def style_grams(params, style, content_hw):
-        return losses.style_grams(params, style, content_hw, style_layers=settings.style_layers,
-                                  pooling=settings.pooling)
-
-    return jax.jit(content_features), jax.jit(style_grams, static_argnums=2)
-
-
-def _stack(trees):
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def _solve(params, contents: list[np.ndarray], styles, settings: Settings, *, mode: str, masks=None,
-           weights: losses.LossWeights | None = None, callback=None, resume: Resume | None = None,
-           place: Callable | None = None) -> Result:
-    """Coarse-to-fine over settings' scales; each scale runs the jitted loop in one batching mode.
-
-    mode "single": one content. "contents": B same-size contents, vmapped. "weights": one content,
-    vmapped over the leading axis of `weights`.
-    """
-    weights = settings.loss_weights() if weights is None else weights
-    batch = len(np.atleast_1d(weights.content)) if mode == "weights" else len(contents)
-    final_shape = image_io.longest_side_shape(contents[0].shape[:2], settings.size)
-    check_size(final_shape)
-    check_memory(final_shape, settings, batch=batch)
-    previous, steps, evaluations, seconds = None, 0, 0, 0.0
-    for level, size in enumerate(scale_sizes(settings)):
-        if resume is not None and level < resume.scale:
-            continue  # the checkpointed state already holds this scale's result
-        problems = [make_problem(c, styles, settings, size=size, masks=masks) for c in contents]
-        shape = problems[0].content.shape[:2]
-        if previous is None:
-            starts = [initial_image(pr, settings) for pr in problems] * (batch if mode == "weights" else 1)
-        else:
-            starts = [image_io.resize(image, shape) for image in previous]
-        targets = [_targets(params, pr, settings) for pr in problems]
-        run = functools.partial(_run, settings=settings, mode=mode, callback=callback, scale=level,
-                                resume=resume if resume is not None and level == resume.scale else None,
-                                place=place)
-        if mode == "single":
-            result = run(params, targets[0], weights, starts[0])
-        elif mode == "contents":
-            result = run(params, _stack(targets), weights, np.stack(starts))
-        else:
-            result = run(params, targets[0], weights, np.stack(starts))
-        previous = [result.image] if mode == "single" else list(result.image)
-        steps, evaluations, seconds = steps + result.steps, evaluations + result.evaluations, seconds + result.seconds
-    finished = [color.finish_colors(settings.preserve_colors, image,
-                                    image_io.resize(contents[0 if mode == "weights" else i], image.shape[:2]))
-                for i, image in enumerate(previous)]
-    image = finished[0] if mode == "single" else np.stack(finished)
-    return dataclasses.replace(result, image=image, steps=steps, evaluations=evaluations, seconds=seconds)
-
-
-def stylize(params, content: np.ndarray, style, settings: Settings = Settings(), *, masks=None,
-            callback: Callable[[Progress], None] | None = None) -> Result:
-    """Paints one content image in the style of one or more style images.
-
-    Args:
-      params: VGG-19 params (`jaxstyle.weights.load_params`).
-      content: f32[h, w, 3] RGB in [0, 1], any size (resized to settings.size).
-      style: f32[h', w', 3] RGB in [0, 1], or a list of them blended by settings.style_blend
-        (each resized to style_scale x the content's size; the paper: the content's size).
-      settings: see `Settings`.
-      masks: None, or one map f32[h'', w''] in [0, 1] per style image: the region of the content
-        that style paints (spatial control, guided Gram matrices).
-      callback: called with a `Progress` after every step.
-
-    Returns:
-      A `Result` whose image is f32[H, W, 3] with max(H, W) == settings.size.
-    """
-    return _solve(params, [content], style, settings, mode="single", masks=masks, callback=callback)
-
-
-def stylize_batch(params, contents: Sequence[np.ndarray], style, settings: Settings = Settings(),
-                  *, masks=None, callback: Callable[[Progress], None] | None = None,
-                  resume: Resume | None = None, place: Callable | None = None) -> Result:
-    """Stylises same-size content images against one style in one vmapped, compiled program.
-
-    Args:
-      contents: B images f32[h, w, 3] that resize to one shape at settings.size.
-      style, masks: as for `stylize`, shared by all contents.
-      resume: continue from a checkpoint taken from `Progress.state` (see `jaxstyle.batch`).
-      place: puts batched arrays on devices, e.g. sharded along the batch axis.
-
-    Returns:
-      A `Result` with image f32[B, H, W, 3] and per-image losses f32[B].
-    """
-    shapes = {image_io.longest_side_shape(c.shape[:2], settings.size) for c in contents}
-    if len(shapes) != 1:
-        raise JaxstyleError(f"stylize_batch needs content images of one size, got {sorted(shapes)}; "
-                            f"use stylize_many to group them")
-    return _solve(params, list(contents), style, settings, mode="contents", masks=masks, callback=callback,
-                  resume=resume, place=place)
-
-
-def stylize_many(params, contents: Sequence[np.ndarray], style, settings: Settings = Settings(),
-                 *, batch_size: int | None = None,
-                 callback: Callable[[Progress], None] | None = None) -> list[Result]:
-    """Stylises content images of any sizes: vmapped batches, one compile per size.
-
-    Returns one single-image `Result` per content, in the input order.
-    """
-    groups: dict[tuple, list[int]] = {}
-    for i, c in enumerate(contents):
-        groups.setdefault(image_io.longest_side_shape(c.shape[:2], settings.size), []).append(i)
-    results: list[Result | None] = [None] * len(contents)
-    for indices in groups.values():
-        size = batch_size or len(indices)
-        for start in range(0, len(indices), size):
-            chunk = indices[start:start + size]
-            batch = stylize_batch(params, [contents[i] for i in chunk], style, settings, callback=callback)
-            for j, i in enumerate(chunk):
-                results[i] = batch.item(j)
-    return results
-
-
-def sweep(params, content: np.ndarray, style, ratios: Sequence[float], settings: Settings = Settings(), *,
-          masks=None, callback: Callable[[Progress], None] | None = None) -> Result:
-    """One compiled program for K values of alpha/beta (vmapped loss weights), one content/style pair.
-
-    beta stays settings.style_weight; alpha = ratio * beta for each ratio.
-
-    Returns:
-      A `Result` with image f32[K, H, W, 3] and per-ratio losses f32[K].
-    """
-    ratios = np.asarray(ratios, np.float32)
-    if ratios.ndim != 1 or len(ratios) == 0 or not np.all(np.isfinite(ratios)) or np.any(ratios < 0):
-        raise JaxstyleError(f"ratios must be a non-empty list of finite numbers >= 0, got {ratios.tolist()}")
-    k = len(ratios)
-    weights = losses.LossWeights(content=ratios * np.float32(settings.style_weight),
-                                 style=np.full(k, settings.style_weight, np.float32),
-                                 tv=np.full(k, settings.tv_weight, np.float32))
-    return _solve(params, [content], style, settings, mode="weights", masks=masks, weights=weights,
-                  callback=callback)
-
-
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> None:
-    """Keeps compiled programs on disk so a new process skips the compile (per image size)."""
+    """Keeps compiled programs on disk so a new process skips the compile (per canvas shape)."""
     path = path or os.environ.get("JAX_COMPILATION_CACHE_DIR") or Path.home() / ".cache" / "jaxstyle" / "jit"
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

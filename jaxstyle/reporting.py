@@ -6,8 +6,6 @@ The optimisation loop knows nothing of this; it only calls a callback with `opti
 from __future__ import annotations
 
 import datetime
-import functools
-import hashlib
 import io
 import json
 import platform
@@ -19,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from jaxstyle import image_io
+# file_sha256 is also imported from here by callers (jaxstyle.batch).
+from jaxstyle.files import atomic_write_bytes, atomic_write_text, cached_file_sha256, file_sha256
 from jaxstyle.optimize import Progress, Result, Settings
 
 
@@ -64,21 +64,10 @@ def save_every(callback: Callable[[Progress], None], every: int,
     def wrapped(p: Progress) -> None:
         callback(p)
         if p.step % every == 0 and p.step != p.steps:
-            images = p.image()
-            images = images[None] if images.ndim == 3 else images
-            for out, image in zip(outputs, images):
+            for out, image in zip(outputs, p.image()):
                 image_io.save_image(out.with_name(f"{out.stem}_step{p.step:05d}{out.suffix}"), image)
 
     return wrapped
-
-
-@functools.lru_cache(maxsize=None)
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _version(package: str) -> str | None:
@@ -88,12 +77,8 @@ def _version(package: str) -> str | None:
         return None
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, read now (not cached)."""
-    return _sha256.__wrapped__(Path(path))
-
-
 def sidecar_path(output: Path) -> Path:
+    """OUTPUT.json, where `write_sidecar` records how OUTPUT was made."""
     return output.with_suffix(".json")
 
 
@@ -109,10 +94,10 @@ def write_sidecar(output: Path, *, settings: Settings, result: Result, weights_p
     record = {
         "output": str(output),
         "output_sha256": file_sha256(output),
-        "inputs": {k: {"path": str(v), "sha256": _sha256(Path(v).resolve())} for k, v in inputs.items()},
+        "inputs": {k: {"path": str(v), "sha256": cached_file_sha256(v)} for k, v in inputs.items()},
         "settings": settings.to_dict(),
         "seed": settings.seed,
-        "weights": {"path": str(weights_path), "sha256": _sha256(Path(weights_path).resolve())},
+        "weights": {"path": str(weights_path), "sha256": cached_file_sha256(weights_path)},
         "losses": {name: float(np.asarray(getattr(result, name)))
                    for name in ("total", "content", "style", "tv")},
         "steps": result.steps,
@@ -124,18 +109,23 @@ def write_sidecar(output: Path, *, settings: Settings, result: Result, weights_p
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
     }
-    return image_io.atomic_write_text(sidecar_path(output), json.dumps(record, indent=2) + "\n")
+    return atomic_write_text(sidecar_path(output), json.dumps(record, indent=2) + "\n")
 
 
-def plot_losses(history: list[dict], path: Path) -> Path:
-    """A PNG of total, content and style loss against step (log scale), one line per image."""
+def plot_losses(history: list[dict], path: Path) -> Path | None:
+    """Writes a PNG of total, content and style loss against step (log scale), one line per image.
+
+    Returns `path`, or None when `history` is empty (no step ran, e.g. --steps 0): then
+    nothing is written and one line saying so goes to stderr.
+    """
+    if not history:
+        print("jaxstyle: no steps ran; no loss plot written", file=sys.stderr)
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not history:
-        raise ValueError("no steps were run, so there is no loss curve to plot")
     steps = [h["step"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
     for ax, name in zip(axes, ("total", "content", "style")):
@@ -146,4 +136,4 @@ def plot_losses(history: list[dict], path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    return image_io.atomic_write_bytes(path, buffer.getvalue())
+    return atomic_write_bytes(path, buffer.getvalue())

@@ -36,6 +36,7 @@ from flax import serialization
 
 from jaxstyle import image_io, losses, model_file, networks, vgg
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.files import atomic_write_bytes, atomic_write_text, file_sha256
 from jaxstyle.photos import PhotoFolder
 
 
@@ -291,7 +292,7 @@ class Checkpointer:
         host = jax.tree.map(np.asarray, state)
         columns = {k: np.asarray([h[k] for h in history], np.float64) for k in _HISTORY_KEYS}
         record = {"tag": self.tag, "state": serialization.to_state_dict(host), "history": columns}
-        image_io.atomic_write_bytes(self.path, serialization.msgpack_serialize(record))
+        atomic_write_bytes(self.path, serialization.msgpack_serialize(record))
 
     def load(self, template: TrainState, *,
              log: Callable[[str], None] = print) -> tuple[TrainState | None, list[dict]]:
@@ -327,7 +328,7 @@ def write_sidecar(model_path: Path, *, settings: TrainSettings, result: TrainRes
                   style_paths: Sequence[Path], weights_path: Path, photos: PhotoFolder,
                   devices: int, extra: Mapping[str, Any] | None = None) -> Path:
     """MODEL.json: settings, styles' and weights' sha256, steps, final losses, versions, seconds."""
-    from jaxstyle.reporting import _version, file_sha256
+    from jaxstyle.reporting import _version
 
     record = {
         "model": str(model_path),
@@ -350,4 +351,4 @@ def write_sidecar(model_path: Path, *, settings: TrainSettings, result: TrainRes
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
     }
-    return image_io.atomic_write_text(sidecar_path(model_path), json.dumps(record, indent=2) + "\n")
+    return atomic_write_text(sidecar_path(model_path), json.dumps(record, indent=2) + "\n")

@@ -35,6 +35,8 @@ LAYER_NAMES: tuple[str, ...] = tuple(
     n for conv in CONV_NAMES for n in ((conv, POOL_AFTER[conv]) if conv in POOL_AFTER else (conv,))
 )
 POOLINGS = ("avg", "max")
+# Smallest image side: conv5_1 sits behind four 2x2 poolings, so 32 px leaves it 2x2 positions.
+MIN_SIDE = 32
 
 
 def _conv_relu(x: jax.Array, layer: Mapping[str, jax.Array]) -> jax.Array:
@@ -75,8 +77,17 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     return layers
 
 
+def valid_mask(valid: jax.Array, hw: tuple[int, int], pools: int) -> jax.Array:
+    """f32[h, w]: 1 where a position of a canvas of size hw (after `pools` poolings) belongs to
+    the image of size valid = i32[2] (h0, w0) in its top-left corner, else 0."""
+    rows = jnp.arange(hw[0]) < (valid[0] >> pools)
+    cols = jnp.arange(hw[1]) < (valid[1] >> pools)
+    return (rows[:, None] & cols[None, :]).astype(jnp.float32)
+
+
 def features(
-    params: Mapping, image: jax.Array, *, layers: Iterable[str], pooling: str = "avg"
+    params: Mapping, image: jax.Array, *, layers: Iterable[str], pooling: str = "avg",
+    valid: jax.Array | None = None,
 ) -> dict[str, jax.Array]:
     """VGG-19 activations of one image at the requested layers.
 
@@ -86,6 +97,9 @@ def features(
       layers: paper layer names, e.g. ("conv4_2", "pool1"); "convX_Y" is that layer's
         ReLU output. Nothing past the deepest requested layer is computed.
       pooling: "avg" (the paper's choice) or "max".
+      valid: None, or i32[2] (h0, w0): the image fills only the top-left h0 x w0 of a larger
+        canvas. Every layer's input is then zero outside the image, as the zero padding of a
+        network run on the h0 x w0 image alone would see it, so features inside equal that run's.
 
     Returns:
       {layer name: f32[h_l, w_l, C_l]} for every requested layer.
@@ -94,11 +108,22 @@ def features(
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     out: dict[str, jax.Array] = {}
-    x = preprocess(params, image)[None]
+    pools = 0
+
+    def masked(x):
+        if valid is None:
+            return x
+        return x * valid_mask(valid, x.shape[1:3], pools)[None, :, :, None]
+
+    x = masked(preprocess(params, image)[None])
     for name in LAYER_NAMES:
         if not wanted - out.keys():
             break
-        x = _pool(x, pooling) if name.startswith("pool") else _conv_relu(x, params[name])
+        if name.startswith("pool"):
+            pools += 1
+            x = masked(_pool(x, pooling))
+        else:
+            x = masked(_conv_relu(x, params[name]))
         if name in wanted:
             out[name] = x[0]
     return out

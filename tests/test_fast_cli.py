@@ -129,6 +129,7 @@ def test_bad_input_is_one_line_exit_2_and_no_file(inputs, two_style_model, tmp_p
         (["apply", two_style_model, inputs["photo"], "-o", out, "--mix", "1,2,3"], "needs 2"),
         (["apply", two_style_model, inputs["photo"], "-o", out, "--mix", "1,-1"], "non-negative"),
         (["apply", two_style_model, inputs["photo"], "-o", inputs["photo"]], "also an input"),
+        (["apply", two_style_model, inputs["photo"], "-o", tmp_path / "x.xyz"], ".png, .jpg, .jpeg, .webp"),
         (["apply", two_style_model, tmp_path / "nope.jpg", "-o", out], "does not exist"),
         (["apply", two_style_model, inputs["photo"], "-o", out, "--preserve-colors", "sepia"], "colour mode"),
         (["train", tmp_path / "nostyle.jpg", "--photos", inputs["photos"], "-o", tmp_path / "m.msgpack", *TINY],

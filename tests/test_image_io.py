@@ -13,7 +13,6 @@ from jaxstyle.errors import JaxstyleError
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "jaxstyle" / "data"
-SHARED_IMAGES = REPO.parent / "shared" / "images"
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 EXIF_ORIENTATION = 0x0112
@@ -227,9 +226,9 @@ def test_real_photo_matches_pillow_and_resizes():
     assert abs(small.mean() - image.mean()) < 0.01
 
 
-@pytest.mark.skipif(not SHARED_IMAGES.is_dir(), reason="shared images folder not present")
-def test_real_grayscale_photo_becomes_three_equal_channels():
-    path = SHARED_IMAGES / "escher_sphere.jpg"
+def test_real_grayscale_photo_becomes_three_equal_channels(tmp_path):
+    # A single-channel JPEG made from the bundled photo, as a black-and-white scan would be.
+    path = _write(tmp_path, "gray.jpg", Image.open(DATA / "tubingen.jpg").convert("L"), quality=90)
     gray = np.asarray(Image.open(path), dtype=np.float32) / 255
     assert gray.ndim == 2  # the point of this test: the source is single-channel
 
@@ -418,9 +417,36 @@ def test_jpeg_round_trip_is_close(tmp_path, name):
 
 
 def test_unknown_extension_lists_supported_and_writes_nothing(tmp_path):
-    with pytest.raises(JaxstyleError, match=r"out\.bmp.*\.png.*\.jpg.*\.jpeg"):
+    with pytest.raises(JaxstyleError, match=r"out\.bmp.*\.png.*\.jpg.*\.jpeg.*\.webp"):
         image_io.save_image(tmp_path / "out.bmp", _random_image())
     assert _listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["out.webp", "OUT.WEBP"])
+def test_webp_round_trip_is_close(tmp_path, name):
+    y, x = np.mgrid[0:48, 0:64]
+    image = np.stack([x / 63, y / 47, np.full_like(x, 0.5, dtype=float)], -1).astype(np.float32)
+
+    path = image_io.save_image(tmp_path / name, image)
+
+    assert Image.open(path).format == "WEBP"
+    assert np.abs(image_io.load_image(path) - image).mean() < 0.01
+
+
+@pytest.mark.parametrize("name", ["out.png", "out.JPG", "out.jpeg", "out.webp"])
+def test_check_image_output_accepts_what_save_image_writes(tmp_path, name):
+    assert image_io.check_image_output(tmp_path / name) == tmp_path / name
+    assert _listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["out.xyz", "out.bmp", "out", "out.json"])
+def test_check_image_output_refuses_other_extensions_in_one_line(tmp_path, name):
+    with pytest.raises(JaxstyleError) as info:
+        image_io.check_image_output(tmp_path / name)
+    message = str(info.value)
+    assert name in message and ".png, .jpg, .jpeg, .webp" in message and "\n" not in message
+    with pytest.raises(JaxstyleError, match="does not exist"):
+        image_io.check_image_output(tmp_path / "missing" / "out.png")
 
 
 def test_missing_folder_is_an_error_and_not_created(tmp_path):
@@ -445,7 +471,7 @@ def test_failed_rename_leaves_old_target_and_no_temp_file(tmp_path, monkeypatch)
     def fail(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(image_io.os, "replace", fail)
+    monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(JaxstyleError, match="out.png"):
         image_io.save_image(target, _random_image())
 
@@ -471,7 +497,7 @@ def test_failed_write_removes_temp_file(tmp_path, monkeypatch):
     def fail(fd):
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(image_io.os, "fsync", fail)
+    monkeypatch.setattr(os, "fsync", fail)
     with pytest.raises(JaxstyleError, match="result.json"):
         image_io.atomic_write_text(target, "new")
 

@@ -1,6 +1,7 @@
 """The paper's normalised VGG-19 (jaxstyle.normalize), checked with the NumPy reference forward pass."""
 
 import copy
+import hashlib
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ from PIL import Image
 
 import numpy_reference as ref
 from conftest import DATA, REAL_WEIGHTS, random_params
-from jaxstyle import image_io, normalize, vgg, weights
+from jaxstyle import cli, image_io, normalize, vgg, weights
 from jaxstyle.errors import JaxstyleError
 
 SHAPES = ((32, 40), (40, 36))  # different sizes on purpose; conv5 sees 2x2 positions.
@@ -89,7 +90,7 @@ def test_cli_refuses_a_folder_without_images(tmp_path, capsys, make):
     folder = tmp_path / "images"
     folder.mkdir()
     make(folder)
-    code = weights.main(["normalize", "--images", str(folder), "--output", str(tmp_path / "n.h5")])
+    code = cli.main(["weights", "normalize", "--images", str(folder), "--output", str(tmp_path / "n.h5")])
     err = capsys.readouterr().err
     assert code == 2 and "holds no image" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "n.h5").exists()
@@ -132,7 +133,7 @@ def test_real_weights_provenance_and_no_double_normalisation(real_normalized, tm
     for key in ("source_format", "source_sha256", "input_convention"):
         assert attrs[key] == source[key], key
     assert attrs["normalized"] is True
-    assert attrs["normalized_from_sha256"] == weights.file_sha256(REAL_WEIGHTS)
+    assert attrs["normalized_from_sha256"] == hashlib.sha256(REAL_WEIGHTS.read_bytes()).hexdigest()
     assert json.loads(attrs["normalization_images"]) == [image.name for image in images]
     assert attrs["normalization_size"] == 64 and attrs["normalization_pooling"] == "avg"
     with pytest.raises(JaxstyleError, match="already normalised"):
@@ -142,18 +143,19 @@ def test_real_weights_provenance_and_no_double_normalisation(real_normalized, tm
 @pytest.mark.real_weights
 @needs_weights
 def test_real_weights_too_small_an_image_is_refused(tmp_path):
-    images = [DATA / "starry_night.jpg"]  # 20x13 px at size 20
-    with pytest.raises(JaxstyleError, match="too small"):
-        normalize.normalize_file(REAL_WEIGHTS, tmp_path / "n.h5", images=images, size=20)
+    images = [DATA / "starry_night.jpg"]  # 48x30 px at size 48: under vgg.MIN_SIDE (32)
+    with pytest.raises(JaxstyleError, match=f"too small.*at least {vgg.MIN_SIDE} px"):
+        normalize.normalize_file(REAL_WEIGHTS, tmp_path / "n.h5", images=images, size=48)
 
 
 @pytest.mark.real_weights
 @needs_weights
 def test_real_weights_cli(tmp_path, capsys):
     out = tmp_path / "cli.h5"
-    code = weights.main(["normalize", "--weights", str(REAL_WEIGHTS), "--output", str(out), "--size", "48"])
+    # 64 px: the widest bundled image (starry_night.jpg, 1024x640) is then 40 px high, over vgg.MIN_SIDE.
+    code = cli.main(["weights", "normalize", "--weights", str(REAL_WEIGHTS), "--output", str(out), "--size", "64"])
     printed = capsys.readouterr().out
-    assert code == 0 and "16 layers on 4 images at 48 px" in printed and str(out) in printed
+    assert code == 0 and "16 layers on 4 images at 64 px" in printed and str(out) in printed
     attrs = weights.read_attrs(out)
     assert json.loads(attrs["normalization_images"]) == list(normalize.BUNDLED_IMAGES)
-    assert attrs["normalization_size"] == 48
+    assert attrs["normalization_size"] == 64

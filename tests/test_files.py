@@ -1,0 +1,75 @@
+"""jaxstyle.files: the one file hash and the one atomic writer (image_io re-exports the writer)."""
+
+import hashlib
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from jaxstyle import files, image_io, reporting
+from jaxstyle.errors import JaxstyleError
+
+
+def _listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_file_sha256_matches_hashlib_across_chunks(tmp_path):
+    data = np.random.default_rng(0).bytes(3 * (1 << 20) + 17)  # spans several 1 MiB reads
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    assert files.file_sha256(path) == hashlib.sha256(data).hexdigest()
+    assert files.file_sha256(str(path)) == hashlib.sha256(data).hexdigest()
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    assert files.file_sha256(empty) == hashlib.sha256(b"").hexdigest()
+
+
+def test_cached_hash_sees_a_changed_file(tmp_path):
+    path = tmp_path / "style.png"
+    path.write_bytes(b"first")
+    assert files.cached_file_sha256(path) == hashlib.sha256(b"first").hexdigest()
+    path.write_bytes(b"second, longer")
+    assert files.cached_file_sha256(path) == hashlib.sha256(b"second, longer").hexdigest()
+    # Same size, restored mtime: only the mtime_ns of the edit tells the versions apart.
+    stat = path.stat()
+    path.write_bytes(b"SECOND, LONGER")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert files.cached_file_sha256(path) == hashlib.sha256(b"SECOND, LONGER").hexdigest()
+
+
+def test_one_helper_behind_the_old_names():
+    assert reporting.file_sha256 is files.file_sha256
+    assert image_io.atomic_write_bytes is files.atomic_write_bytes
+    assert image_io.atomic_write_text is files.atomic_write_text
+
+
+def test_atomic_path_moves_the_finished_file_into_place(tmp_path):
+    target = tmp_path / "w.h5"
+    target.write_bytes(b"old")
+    with files.atomic_path(target) as temp, h5py.File(temp, "w") as f:
+        assert temp.parent == tmp_path and temp != target and target.read_bytes() == b"old"
+        f["x"] = np.arange(3)
+    with h5py.File(target, "r") as f:
+        np.testing.assert_array_equal(f["x"][()], np.arange(3))
+    assert _listing(tmp_path) == ["w.h5"]
+
+
+def test_atomic_path_failure_keeps_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "w.h5"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with files.atomic_path(target) as temp:
+            temp.write_bytes(b"half")
+            raise RuntimeError("boom")
+    with pytest.raises(JaxstyleError, match="w.h5.*disk space"):
+        with files.atomic_path(target):
+            raise OSError(28, "No space left on device")
+    assert target.read_bytes() == b"old" and _listing(tmp_path) == ["w.h5"]
+
+
+def test_atomic_writes_refuse_a_missing_folder(tmp_path):
+    with pytest.raises(JaxstyleError, match="does not exist"):
+        files.atomic_write_text(tmp_path / "no" / "x.json", "{}")
+    assert _listing(tmp_path) == []
