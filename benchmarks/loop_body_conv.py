@@ -4,12 +4,15 @@
     .venv/bin/python benchmarks/loop_body_conv.py     # prints the median seconds of each
 """
 import numpy as np, time, jax, jax.numpy as jnp
-from jaxstyle import optimize, weights, image_io, data_path
+from jaxstyle import losses, optimize, weights, image_io, data_path
 P = weights.load_params()
 c = image_io.load_image(data_path("tubingen.jpg")); s = image_io.load_image(data_path("starry_night.jpg"))
 st = optimize.Settings(size=128)
-pr = optimize.make_problem(c, s, st); t = optimize._targets(P, pr, st)
-w = jax.tree.map(jnp.asarray, st.loss_weights()); loss = optimize._loss_fn(st)
+pr = optimize.prepare(optimize.make_task(c, s, st), st.size)
+t = losses.make_targets(P, pr.content, pr.styles)
+w = jax.tree.map(jnp.asarray, st.loss_weights())
+cw, sw = st.layer_weights()
+loss = lambda P, x, t, w: losses.total_loss(P, x, t, w, content_layer_weights=cw, style_layer_weights=sw)
 f = lambda x: loss(P, x, t, w)[0]
 vg = jax.jit(jax.value_and_grad(f))
 def in_loop(x):

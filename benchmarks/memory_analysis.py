@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import image_io, losses, optimize, vgg
+from jaxstyle import image_io, optimize, solver, vgg
 
 
 def main() -> None:
@@ -26,20 +26,19 @@ def main() -> None:
                      "bias": jnp.zeros(cout)} for name, cin, cout in vgg.CONV_LAYERS}
     params["input"] = {"matrix": jnp.eye(3), "offset": jnp.zeros(3)}
     settings = optimize.Settings()
-    image = jax.ShapeDtypeStruct((h, w, 3), jnp.float32)
-    scalar = jax.ShapeDtypeStruct((), jnp.float32)
-    content_program, style_program = optimize._targets_programs(settings)
-    targets = jax.eval_shape(lambda p, x: losses.assemble_targets(
-        content_program(p, x), [style_program(p, x, (h, w))]), params, image)
-    weights = settings.loss_weights()
-    init, direct, evaluate = optimize._programs(optimize._program_key(settings), "single")
-    state = jax.eval_shape(init, params, image, targets, weights)
+    key = settings.program_key()
+    p = solver.programs(key)
+    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
+    image, valid = f32(1, h, w, 3), jax.ShapeDtypeStruct((1, 2), jnp.int32)
+    styles, style_valid = f32(1, 1, h, w, 3), jax.ShapeDtypeStruct((1, 1, 2), jnp.int32)
+    targets = jax.eval_shape(p.targets, params, image, valid, styles, style_valid, f32(1, 1), None)
+    weights = jax.eval_shape(lambda: jax.tree.map(lambda x: jnp.asarray(x)[None], optimize._weights(settings)))
+    opt_state = jax.eval_shape(p.init_opt, image)
+    step = jax.ShapeDtypeStruct((1,), jnp.int32)
     programs = [
-        ("content features", content_program, (params, image)),
-        ("style Grams", style_program, (params, image, (h, w))),
-        ("init (one evaluation)", init, (params, image, targets, weights)),
-        ("direction (L-BFGS)", direct, (state.opt_state, image, image)),
-        ("evaluation", evaluate, (params, image, image, scalar, scalar, image, targets, weights)),
+        ("content features + style Grams", p.targets, (params, image, valid, styles, style_valid, f32(1, 1), None)),
+        ("direction (L-BFGS)", p.direct, (opt_state, image, image, image, image, step)),
+        ("evaluation", p.evaluate, (params, image, image, f32(1), f32(1), image, valid, targets, weights)),
     ]
     print(f"image {w}x{h}")
     print("| program | temp MiB | arguments MiB | outputs MiB | aliased MiB |")

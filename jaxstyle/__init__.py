@@ -12,7 +12,8 @@ from pathlib import Path
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.image_io import load_image, save_image
 from jaxstyle.losses import LossWeights, Targets, make_targets, total_loss
-from jaxstyle.optimize import Progress, Result, Settings, stylize, stylize_batch, stylize_many, sweep
+from jaxstyle.optimize import (Progress, Result, Settings, Task, make_task, solve, stylize, stylize_batch,
+                               stylize_many, sweep)
 from jaxstyle.vgg import features
 from jaxstyle.weights import load_params
 
