@@ -153,6 +153,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer steps and rounds (a smoke test)")
     parser.add_argument("--skip", default="", help="comma-separated measurements to skip (1,2,3,4)")
     parser.add_argument("--no-docs", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--only-this", action="store_true", help="measure this code only (no 'before' runs)")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     steps = 4 if args.quick else 20
@@ -170,7 +171,7 @@ def main() -> int:
 
     try:
         manifests = make_inputs(work)
-        codes = {"this code": ROOT, "before": before}
+        codes = {"this code": ROOT} if args.only_this else {"this code": ROOT, "before": before}
         if "1" not in skip:
             emit("### 1. 9 shapes x 2 styles (18 jobs) vs 16 jobs of one shape; 128 px, 1 device, empty cache\n")
             emit("| code | manifest | seconds (whole process) | images/s |")

@@ -311,13 +311,13 @@ def image_targets(
       styles: f32[S, Hs, Ws, 3], each style in the top-left style_valid[s] = (h_s, w_s).
       blend: f32[S]. masks: {layer: f32[S, h_l, w_l]} or None (see `ImageTargets`).
     """
-    p = vgg.features(params, content, layers=content_layers, pooling=pooling, valid=valid)
 
-    def grams(style, v):
-        f = vgg.features(params, style, layers=style_layers, pooling=pooling, valid=v)
+    def grams(f, v):
         return {n: gram_per_position(f[n], v, _pools_before(n)) for n in style_layers}
 
-    return ImageTargets(dict(p), jax.vmap(grams)(styles, style_valid), blend, masks)
+    p = vgg.features(params, content, layers=content_layers, pooling=pooling, valid=valid)
+    f = jax.vmap(lambda x, v: vgg.features(params, x, layers=style_layers, pooling=pooling, valid=v))(styles, style_valid)
+    return ImageTargets(dict(p), jax.vmap(grams)(f, style_valid), blend, masks)
 
 
 def _masked_style_term(f, valid, pools, grams, blend, masks):

@@ -49,11 +49,13 @@ class Batch(NamedTuple):
 
 
 class State(NamedTuple):
-    """Loop state of a batch, the loss and gradient already evaluated at each image.
+    """Loop state of a batch: each image's current point, evaluated, and its next trial.
 
-    image, grad, last_image, last_grad: f32[B, H, W, 3] (last_*: where the previous direction
-    was taken, for L-BFGS's curvature check). opt_state: optax state per image. step: i32[B].
-    value: f32[B]. parts: `losses.LossParts` of f32[B]. failed: bool[B] stopped by a NaN/inf.
+    image, grad: f32[B, H, W, 3] the accepted image and the gradient there; value: f32[B];
+    parts: `losses.LossParts` of f32[B]. last_image, last_grad: the previous accepted point (for
+    L-BFGS's curvature check). opt_state: optax state per image, after `direction` was taken.
+    direction: f32[B, H, W, 3] and stepsize: f32[B], the trial to evaluate next; trials: i32[B]
+    halvings so far along it. step: i32[B] accepted steps. failed: bool[B] stopped by a NaN/inf.
     """
 
     image: jax.Array
@@ -65,6 +67,9 @@ class State(NamedTuple):
     last_image: jax.Array
     last_grad: jax.Array
     failed: jax.Array
+    direction: jax.Array
+    stepsize: jax.Array
+    trials: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,30 +189,36 @@ def programs(key: ProgramKey) -> Programs:
 
 
 def initial_state(params, key: ProgramKey, start: jax.Array, batch: Batch) -> State:
-    """The state at the starting images: one evaluation (a zero step), a fresh optimiser."""
+    """The state at the starting images: one evaluation (a zero step), a fresh optimiser, the
+    first directions."""
     p = programs(key)
     zeros = jnp.zeros_like(start)
     b = start.shape[0]
-    (value, parts), grad, image, _ = p.evaluate(params, start, zeros, jnp.zeros(b), jnp.full(b, jnp.inf), zeros,
-                                                batch.valid, batch.targets, batch.weights)
-    return State(image, p.init_opt(image), jnp.zeros(b, jnp.int32), value, grad, parts, image, grad,
-                 ~jnp.isfinite(value))
+    (value, parts), grad, image, _ = p.evaluate(params, start, zeros, jnp.zeros(b, jnp.float32),
+                                                jnp.full(b, jnp.inf, jnp.float32), zeros, batch.valid,
+                                                batch.targets, batch.weights)
+    step = jnp.zeros(b, jnp.int32)
+    direction, opt_state = p.direct(p.init_opt(image), image, grad, image, grad, step)
+    return State(image, opt_state, step, value, grad, parts, image, grad, ~jnp.isfinite(value), direction,
+                 jnp.asarray(batch.stepsize, jnp.float32), jnp.zeros(b, jnp.int32))
 
 
 def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_steps: int,
         callback: Callable[[State, int, int, float], None] | None = None,
         resume: Resume | None = None, place: Callable | None = None) -> Outcome:
-    """The Python loop around the jitted programs: line search per image, NaN guard, progress.
+    """The Python loop around the jitted programs: a line search per image, NaN guard, progress.
 
-    Each step evaluates one candidate per image; where Armijo's condition fails (rare after the
-    first steps) that image's step is halved and the batch evaluated again, up to
-    `linesearch_steps` times; an image with no sufficient decrease takes the shortest step tried.
-    The line search runs here rather than in a `lax.while_loop` because XLA:CPU runs
-    convolutions inside loop bodies several times slower (measured 5x; jax issue #12868).
+    Each batch evaluation is every image's own next trial: an image whose trial meets Armijo's
+    condition accepts it and takes a new direction; one whose trial fails halves its step for the
+    next evaluation (up to `linesearch_steps` times, then it takes the shortest step tried), so no
+    image waits for another's line search, and each image follows the same trials as alone. The
+    line search runs here rather than in a `lax.while_loop` because XLA:CPU runs convolutions
+    inside loop bodies several times slower (measured 5x; jax issue #12868).
 
     Args:
       start: f32[B, H, W, 3] starting images (zero outside each image's valid part).
-      callback: called after every step with (state, step, evaluations, seconds).
+      callback: called with (state, step, evaluations, seconds) each time `step`, the fewest
+        steps any unfinished image has taken, grows; so once per step for a batch of one.
       resume: continue from a checkpointed state instead of `start`.
       place: puts batched arrays on devices (e.g. sharded along the batch axis).
     """
@@ -216,7 +227,7 @@ def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_s
     t0 = time.perf_counter()
     if resume is None:
         state = initial_state(params, key, start, batch)
-        first, evaluations = 0, 1
+        reported, evaluations = 0, 1
     else:
         expected = jax.eval_shape(functools.partial(initial_state, params, key), start, batch)
         leaves = [np.asarray(x) for x in resume.leaves]
@@ -225,37 +236,41 @@ def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_s
             raise StaleCheckpoint(f"the checkpoint holds {len(leaves)} arrays that do not match this batch's "
                                   f"{len(wanted)} (another canvas, batch size or optimiser)")
         state = place(jax.tree.unflatten(jax.tree.structure(expected), leaves))
-        first, evaluations = resume.step, resume.evaluations
+        reported, evaluations = resume.step, resume.evaluations
     steps = np.asarray(batch.steps)
-    for i in range(first, int(steps.max(initial=0))):
-        active = (i < steps) & ~np.asarray(state.failed)
+    first_stepsize = np.asarray(batch.stepsize, np.float32)
+    while True:
+        step, failed = np.asarray(state.step), np.asarray(state.failed)
+        active = (step < steps) & ~failed
         if not active.any():
             break
-        direction, opt_state = p.direct(state.opt_state, state.image, state.grad, state.last_image,
-                                        state.last_grad, state.step)
-        stepsize = np.asarray(batch.stepsize, np.float32).copy()
-        pending, taken = active.copy(), state
-        for attempt in range(linesearch_steps + 1):
-            (value, parts), grad, image, accept = p.evaluate(
-                params, state.image, direction, place(stepsize), state.value, state.grad, batch.valid,
-                batch.targets, batch.weights)
-            evaluations += 1
-            candidate = state._replace(image=image, opt_state=opt_state, step=state.step + 1, value=value,
-                                       grad=grad, parts=parts, last_image=state.image, last_grad=state.grad)
-            accept = np.asarray(accept)
-            last = attempt == linesearch_steps
-            # Where no step gave a sufficient decrease, the shortest one tried is taken if finite.
-            take = pending & (accept | (last & np.isfinite(np.asarray(value))))
-            if take.all():
-                taken = candidate
-            elif take.any():
-                taken = p.select(place(take), candidate, taken)
-            pending &= ~take
-            if not pending.any():
-                break
-            stepsize = np.where(pending, stepsize / 2, stepsize).astype(np.float32)
-        # An image with no finite candidate stops with its last finite state.
-        state = taken._replace(failed=place(np.asarray(state.failed) | pending))
-        if callback is not None:
-            callback(state, i + 1, evaluations, time.perf_counter() - t0)
+        (value, parts), grad, image, accept = p.evaluate(
+            params, state.image, state.direction, state.stepsize, state.value, state.grad, batch.valid,
+            batch.targets, batch.weights)
+        evaluations += 1
+        trials = np.asarray(state.trials)
+        last = trials >= linesearch_steps
+        # Where no step gave a sufficient decrease, the shortest one tried is taken if finite.
+        commit = active & (np.asarray(accept) | (last & np.isfinite(np.asarray(value))))
+        retry = active & ~commit & ~last
+        if commit.any():
+            moved = state._replace(image=image, step=state.step + 1, value=value, grad=grad, parts=parts,
+                                   last_image=state.image, last_grad=state.grad)
+            direction, opt_state = p.direct(state.opt_state, moved.image, moved.grad, moved.last_image,
+                                            moved.last_grad, moved.step)
+            moved = moved._replace(direction=direction, opt_state=opt_state)
+            state = moved if commit.all() else p.select(place(commit), moved, state)
+        stepsize = np.asarray(state.stepsize)
+        state = state._replace(
+            stepsize=place(np.where(commit, first_stepsize, np.where(retry, stepsize / 2, stepsize)).astype(np.float32)),
+            trials=place(np.where(commit, 0, np.where(retry, trials + 1, trials)).astype(np.int32)),
+            # An image with no finite trial left stops with its last finite state.
+            failed=place(failed | (active & ~commit & ~retry)))
+        step = np.asarray(state.step)
+        unfinished = (step < steps) & ~np.asarray(state.failed)
+        progress = int(step[unfinished].min()) if unfinished.any() else int(steps.max(initial=0))
+        if progress > reported:
+            reported = progress
+            if callback is not None:
+                callback(state, progress, evaluations, time.perf_counter() - t0)
     return Outcome(state, int(steps.max(initial=0)), evaluations, time.perf_counter() - t0)
