@@ -10,6 +10,8 @@ Four measurements, each in fresh processes, printed as Markdown and appended to 
 3. A batch of 8 mixed jobs (styles, seeds, alpha/beta; one shape) against 8 single `stylize` runs,
    128 px, in one process, compile excluded.
 4. Single-image `stylize` at 256 px, alternating processes, compile excluded.
+5. With the real weights: images of three shapes in one batch against each alone (pixels, the last
+   row and column, losses), and the masked loss in a padded canvas against the paper's loss.
 
 Runs 1, 2 and 4 also run the code of --before (default: the commit before the redesign) from a git
 worktree, on the same inputs, alternating with this code.
@@ -138,6 +140,46 @@ print(json.dumps({"single_seconds": single_s, "batch_seconds": batch_s, "max_abs
 """
 
 
+ALONE = """
+import json, sys
+import numpy as np
+from jaxstyle import data_path, image_io, losses, optimize, weights
+size, steps = int(sys.argv[1]), int(sys.argv[2])
+params = weights.load_params(sys.argv[3])
+content = image_io.load_image(data_path("tubingen.jpg"))
+names = ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
+styles = [image_io.load_image(data_path(n)) for n in names]
+crops = [content, content[:, 200:800], content[100:700, :500]]  # 4:3, 1:1 and 5:6 (portrait)
+tasks = [optimize.make_task(c, s, optimize.Settings(size=size, steps=steps, content_weight=r))
+         for c, s, r in zip(crops, styles, (1e-3, 1e-2, 3e-3))]
+together = optimize.solve(params, tasks)
+rows = []
+for task, mixed in zip(tasks, together):
+    alone = optimize.solve(params, [task])[0]
+    d = np.abs(mixed.image - alone.image)
+    rows.append({"shape": list(mixed.image.shape[:2]), "max": float(d.max()), "mean": float(d.mean()),
+                 "last_row": float(d[-1].max()), "last_col": float(d[:, -1].max()),
+                 "loss_rel": float(abs(mixed.total - alone.total) / alone.total)})
+# The loss of one image alone and inside a larger canvas (outside filled with 0.5).
+image, style = together[2].image, image_io.resize(styles[2], together[2].image.shape[:2])
+h, w = image.shape[:2]
+targets = losses.make_targets(params, image_io.resize(crops[2], (h, w)), [style])
+lw = dict(content_layer_weights=losses.equal_weights(losses.CONTENT_LAYERS),
+          style_layer_weights=losses.equal_weights(losses.STYLE_LAYERS))
+plain, _ = losses.total_loss(params, image, targets, losses.LossWeights(3e-3, 1.0, 0.0), **lw)
+def canvas(x, fill=0.0):
+    out = np.full((size, size, 3), fill, np.float32); out[:h, :w] = x; return out
+valid = np.array([h, w], np.int32)
+layers = dict(content_layers=losses.CONTENT_LAYERS, style_layers=losses.STYLE_LAYERS)
+padded = losses.image_targets(params, canvas(image_io.resize(crops[2], (h, w))), valid, canvas(style)[None],
+                              valid[None], np.ones(1, np.float32), None, **layers)
+weights_ = losses.ImageWeights(np.float32(3e-3), np.float32(1), np.float32(0), np.ones(1, np.float32),
+                               np.full(5, 0.2, np.float32))
+masked, _ = losses.image_loss(params, canvas(image, 0.5), valid, padded, weights_, **layers)
+print(json.dumps({"rows": rows, "loss_alone": float(plain), "loss_in_canvas": float(masked)}))
+"""
+
+
 def python_run(code: Path, script: str, *args) -> dict:
     env = dict(os.environ, PYTHONPATH=str(code))
     done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, env=env,
@@ -219,6 +261,18 @@ def main() -> int:
             med = {name: statistics.median(t) for name, t in times.items()}
             emit(f"\nmedian s per evaluation: this code {med['this code']:.3f}, before {med['before']:.3f}: "
                  f"this code / before = **{med['this code'] / med['before']:.3f}** (1.00 = as fast)")
+        if "5" not in skip:
+            emit(f"\n### 5. Real weights, 128 px, {steps} steps: three shapes in one batch (canvas 128x128) against "
+                 "each alone\n")
+            r = python_run(ROOT, ALONE, 128, steps, WEIGHTS)
+            emit("| shape | max pixel diff | mean | last row | last column | total loss, relative |")
+            emit("|---|---|---|---|---|---|")
+            for row in r["rows"]:
+                emit(f"| {row['shape'][1]}x{row['shape'][0]} | {row['max']:.1e} | {row['mean']:.1e} | "
+                     f"{row['last_row']:.1e} | {row['last_col']:.1e} | {row['loss_rel']:.1e} |")
+            emit(f"\nLoss of the 5:6 result alone {r['loss_alone']:.6g}, inside a 128x128 canvas filled with 0.5: "
+                 f"{r['loss_in_canvas']:.6g} (relative difference "
+                 f"{abs(r['loss_in_canvas'] - r['loss_alone']) / r['loss_alone']:.1e}).")
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], capture_output=True)
     if not args.no_docs and not args.quick:

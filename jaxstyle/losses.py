@@ -278,14 +278,20 @@ class ImageWeights(NamedTuple):
     style_layers: jax.Array
 
 
-def gram_per_position(f: jax.Array, valid: jax.Array, pools: int) -> jax.Array:
-    """G / M over the image's own positions. f: f32[h, w, N], zero outside the image -> f32[N, N]."""
+def gram_per_position(f: jax.Array, valid: jax.Array | None, pools: int) -> jax.Array:
+    """G / M over the image's own positions. f: f32[h, w, N], zero outside the image -> f32[N, N].
+    valid: i32[2], the image's (h, w) before `pools` poolings, or None: it fills the canvas."""
+    if valid is None:  # the image fills its canvas
+        return gram(f) / float(f.shape[0] * f.shape[1])
     positions = (valid[0] >> pools) * (valid[1] >> pools)
     return gram(f) / jnp.maximum(positions, 1).astype(f.dtype)
 
 
 def masked_total_variation(image: jax.Array, valid: jax.Array) -> jax.Array:
-    """`total_variation` of the image in the top-left valid = (h, w) of a canvas f32[H, W, C]."""
+    """`total_variation` of the image in the top-left valid = (h, w) of a canvas f32[H, W, C]
+    (valid None: the whole canvas)."""
+    if valid is None:
+        return total_variation(image)
     rows = jnp.arange(image.shape[0])[:, None, None]
     cols = jnp.arange(image.shape[1])[None, :, None]
     inside_y = (rows[1:] < valid[0]) & (cols < valid[1])
@@ -302,7 +308,7 @@ def _pools_before(layer: str) -> int:
 def image_targets(
     params: Mapping, content: jax.Array, valid: jax.Array, styles: jax.Array, style_valid: jax.Array,
     blend: jax.Array, masks: dict[str, jax.Array] | None, *, content_layers: Sequence[str],
-    style_layers: Sequence[str], pooling: str = "avg",
+    style_layers: Sequence[str], pooling: str = "avg", masked: bool = True,
 ) -> ImageTargets:
     """Targets of one image from its canvases.
 
@@ -310,13 +316,17 @@ def image_targets(
       content: f32[H, W, 3], the content in the top-left valid = i32[2] (h, w).
       styles: f32[S, Hs, Ws, 3], each style in the top-left style_valid[s] = (h_s, w_s).
       blend: f32[S]. masks: {layer: f32[S, h_l, w_l]} or None (see `ImageTargets`).
+      masked: False when every image fills its canvas (valid and style_valid are then ignored).
     """
 
     def grams(f, v):
-        return {n: gram_per_position(f[n], v, _pools_before(n)) for n in style_layers}
+        return {n: gram_per_position(f[n], v if masked else None, _pools_before(n)) for n in style_layers}
 
-    p = vgg.features(params, content, layers=content_layers, pooling=pooling, valid=valid)
-    f = jax.vmap(lambda x, v: vgg.features(params, x, layers=style_layers, pooling=pooling, valid=v))(styles, style_valid)
+    def features(x, v, layers):
+        return vgg.features(params, x, layers=layers, pooling=pooling, valid=v if masked else None)
+
+    p = features(content, valid, content_layers)
+    f = jax.vmap(lambda x, v: features(x, v, style_layers))(styles, style_valid)
     return ImageTargets(dict(p), jax.vmap(grams)(f, style_valid), blend, masks)
 
 

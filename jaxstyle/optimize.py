@@ -241,7 +241,7 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
             starts = [initial_image(t, p) for t, p in zip(tasks, prepared)]
         else:
             starts = [image_io.resize(image, shape) for image, shape in zip(previous, shapes)]
-        batch, start = _batch(params, key, tasks, prepared, starts, stopped, place)
+        batch, start, masked = _batch(params, key, tasks, prepared, starts, stopped, place)
         level_resume = resume if resume is not None and level == resume.scale else None
 
         def on_step(state, step, n_evaluations, elapsed, level=level, shapes=shapes):
@@ -254,7 +254,7 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
                     scale=level))
 
         out = solver.run(params, key, start, batch, linesearch_steps=first.linesearch_steps, callback=on_step,
-                         resume=level_resume, place=place)
+                         resume=level_resume, place=place, masked=masked)
         previous = _crop(out.state.image, shapes)
         stopped |= np.asarray(out.state.failed)
         steps, evaluations, seconds = steps + out.steps, evaluations + out.evaluations, seconds + out.seconds
@@ -281,8 +281,9 @@ def _crop(images, shapes) -> list[np.ndarray]:
     return [images[k, :h, :w] for k, (h, w) in enumerate(shapes)]
 
 
-def _batch(params, key: ProgramKey, tasks, prepared, starts, stopped, place) -> tuple[solver.Batch, jax.Array]:
-    """The padded, placed `solver.Batch` of one scale, and its starting images."""
+def _batch(params, key: ProgramKey, tasks, prepared, starts, stopped, place):
+    """(the padded, placed `solver.Batch` of one scale, its starting images, whether any image is
+    smaller than the canvas so that the programs must mask)."""
     shapes = [p.content.shape[:2] for p in prepared]
     canvas = _canvas(shapes)
     style_shapes = [p.styles[0].shape[:2] for p in prepared]
@@ -297,13 +298,14 @@ def _batch(params, key: ProgramKey, tasks, prepared, starts, stopped, place) -> 
                      n_styles, *vgg.feature_hw(canvas, name)) for p in prepared])
                  for name in prepared[0].masks}
     valid = place(np.asarray(shapes, np.int32))
-    targets = solver.programs(key).targets(params, place(_pad([p.content for p in prepared], (*canvas, 3))),
+    masked = len({*shapes, canvas}) > 1 or len({*style_shapes, style_canvas}) > 1
+    targets = solver.programs(key, masked).targets(params, place(_pad([p.content for p in prepared], (*canvas, 3))),
                                            valid, place(styles), place(style_valid), place(blends), place(masks))
     batch = solver.Batch(
         valid=valid, targets=targets, weights=place(_stack([_weights(t.settings) for t in tasks])),
         stepsize=np.asarray([t.settings.initial_stepsize() for t in tasks], np.float32),
         steps=np.where(stopped, 0, [t.settings.steps for t in tasks]).astype(np.int32))
-    return batch, place(_pad(starts, (*canvas, 3)))
+    return batch, place(_pad(starts, (*canvas, 3))), masked
 
 
 def final_shape(task: Task) -> tuple[int, int]:

@@ -163,7 +163,7 @@ def test_a_failing_image_stops_alone():
 
 def test_per_image_settings_do_not_recompile():
     optimize.solve(PARAMS, _mixed_tasks()[:3])
-    programs = solver.programs(BASE.program_key())
+    programs = solver.programs(BASE.program_key(), True)
     before = [f._cache_size() for f in programs]
     others = [dataclasses.replace(t, settings=t.settings.replace(
         content_weight=3.0, style_weight=7.0, tv_weight=1.0, seed=21, steps=3, init="noise",
