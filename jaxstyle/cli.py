@@ -1,4 +1,4 @@
-"""The `jaxstyle` command: stylize, sweep, batch, demo, train, apply, weights.
+"""The `jaxstyle` command: stylize, sweep, batch, demo, train, apply, cyclegan, weights.
 
 Option defaults come from `optimize.Settings`; nothing here restates them.
 """
@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train_parser(sub)
     _add_apply_parser(sub)
-
+    _add_cyclegan_parser(sub)
     _add_weights_parser(sub)
     return parser
 
@@ -250,6 +251,67 @@ def _add_apply_parser(sub) -> None:
                    help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
 
 
+_CYCLEGAN_HELP = {
+    "size": "crop side in px (the paper: 256)",
+    "steps": "training steps (the paper: 200 epochs of its folders, about 200000 at batch 1)",
+    "decay_from": "step where the learning rate starts its linear decay to 0 (default: steps / 2)",
+    "batch_size": "images of each domain per step, rounded up to a multiple of the device count",
+    "learning_rate": "Adam's step size",
+    "beta1": "Adam's beta1",
+    "cycle_weight": "lambda, the cycle-consistency weight",
+    "identity_weight": "identity loss weight, relative to lambda (0: none)",
+    "pool_size": "past generated images each discriminator also sees (0: none)",
+    "scale_jitter": "a photo's shorter side is first scaled to between size and this x size",
+    "width": "generator filters of the first convolution (then 2x, 4x)",
+    "residual_blocks": "generator residual blocks (the paper: 6 at 128 px, 9 at 256 px)",
+    "disc_width": "discriminator filters of the first convolution (then 2x, 4x, 8x)",
+    "seed": "seed of the initial parameters, the crops and the image pools",
+}
+
+
+def _add_cyclegan_parser(sub) -> None:
+    from jaxstyle import cyclegan
+
+    p = sub.add_parser("cyclegan", help="unpaired translation between two folders of images (Zhu et al. 2017)",
+                       description="Train or apply a CycleGAN (see `jaxstyle cyclegan train -h`).")
+    commands = p.add_subparsers(dest="cyclegan_command", required=True)
+    t = commands.add_parser("train", help="train both directions on two folders of images")
+    t.add_argument("--a", type=Path, required=True, metavar="DIR_A", help="folder of domain A's images")
+    t.add_argument("--b", type=Path, required=True, metavar="DIR_B", help="folder of domain B's images")
+    t.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.msgpack)")
+    group = t.add_argument_group("training (defaults: the paper's 256 px recipe)")
+    defaults = cyclegan.CycleGANSettings()
+    for field in dataclasses.fields(cyclegan.CycleGANSettings):
+        default = getattr(defaults, field.name)
+        kind = float if isinstance(default, float) else int
+        group.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=kind,
+                           default=argparse.SUPPRESS,
+                           help=f"{_CYCLEGAN_HELP.get(field.name, '')} (default: {default})")
+    out = t.add_argument_group("checkpoints and output")
+    out.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                     help="save the training state every N steps beside the model; the same command "
+                          "resumes from it (0: never; default: 100)")
+    out.add_argument("--preview", type=Path, default=None, metavar="IMAGE",
+                     help="at every checkpoint, write IMAGE translated A->B and back (MODEL_preview.png)")
+    out.add_argument("--loss-plot", type=Path, default=None, help="also write a loss-curve PNG here")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--cache-dir", type=Path, default=None,
+                     help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
+
+    a = commands.add_parser("apply", help="translate images with a trained CycleGAN model")
+    a.add_argument("model", type=Path, metavar="MODEL", help="model file from `jaxstyle cyclegan train`")
+    a.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image file(s) or folder(s) of images")
+    a.add_argument("-o", "--output", type=Path, required=True,
+                   help="output .png/.jpg/.webp for one image, or a folder (created if missing)")
+    a.add_argument("--direction", default="a2b", help="a2b (default: A -> B) or b2a")
+    a.add_argument("--size", type=int, default=512,
+                   help="resize each image so its longest side is N px first; 0 keeps each size (default: 512)")
+    a.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
+    a.add_argument("--quiet", action="store_true", help="print only the output paths")
+    a.add_argument("--cache-dir", type=Path, default=None,
+                   help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
+
+
 def _add_weights_parser(sub) -> None:
     p = sub.add_parser("weights", help="fetch, convert or inspect VGG-19 weights (see `jaxstyle weights -h`)",
                        description="Fetch, convert and inspect VGG-19 weights.")
@@ -283,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"stylize": run_stylize, "sweep": run_sweep, "demo": run_demo, "batch": run_batch,
-                "train": run_train, "apply": run_apply, "weights": run_weights}[args.command](args)
+                "train": run_train, "apply": run_apply, "cyclegan": run_cyclegan,
+                "weights": run_weights}[args.command](args)
     except optimize.NonFiniteLoss as e:
         print(f"jaxstyle: error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
@@ -515,7 +578,6 @@ def _photo_files(paths: list[Path]) -> list[Path]:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    import time
 
     from jaxstyle import color, fast, reporting
 
@@ -560,6 +622,151 @@ def run_apply(args: argparse.Namespace) -> int:
         print(out)
     if not args.quiet:
         print(f"jaxstyle apply: {len(files)} image(s) in {seconds:.2f} s (compilation included)", file=sys.stderr)
+    return 0
+
+
+def run_cyclegan(args: argparse.Namespace) -> int:
+    return (run_cyclegan_train if args.cyclegan_command == "train" else run_cyclegan_apply)(args)
+
+
+def run_cyclegan_train(args: argparse.Namespace) -> int:
+    import jax
+
+    from jaxstyle import cyclegan, model_file, reporting, training
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cyclegan.CycleGANSettings)
+              if hasattr(args, f.name)}
+    settings = cyclegan.CycleGANSettings(**values)
+    model_path = image_io.check_output_path(args.output)
+    if model_path.suffix.lower() == ".json":
+        raise JaxstyleError(f"-o {model_path}: the sidecar is written as MODEL.json; name the model .msgpack")
+    sidecar = training.sidecar_path(model_path)
+    for path in [sidecar, *([args.loss_plot] if args.loss_plot else [])]:
+        image_io.check_output_path(path)
+    if args.checkpoint_every < 0:
+        raise JaxstyleError("--checkpoint-every must be 0 (never) or a positive number of steps")
+    preview = image_io.load_image(args.preview, size=2 * settings.size) if args.preview else None
+    domain_a, domain_b = cyclegan.photo_folders(args.a, args.b, settings)
+    _check_not_inputs([model_path, sidecar], [*domain_a.files, *domain_b.files,
+                                               *([args.preview] if args.preview else [])])
+    optimize.enable_compilation_cache(args.cache_dir)
+    devices = jax.local_devices()
+    batch = cyclegan.batch_size_for(settings, devices)
+    names = (args.a.resolve().name, args.b.resolve().name)
+
+    checkpoints = training.Checkpointer(model_path.with_name(model_path.name + ".checkpoint"),
+                                        cyclegan.checkpoint_tag(settings, batch, domain_a, domain_b),
+                                        history_keys=("step", *cyclegan.LOSS_NAMES))
+    resume, history = checkpoints.load(cyclegan.state_template(settings),
+                                       log=lambda m: print(f"jaxstyle cyclegan: {m}", file=sys.stderr))
+    start = 0 if resume is None else int(resume.step)
+    if resume is not None:
+        print(f"jaxstyle cyclegan: resuming from step {start} ({checkpoints.path})", file=sys.stderr)
+    print(f"jaxstyle cyclegan: A {len(domain_a.files)} image file(s) in {args.a}, B {len(domain_b.files)} in "
+          f"{args.b}; batch {batch} over {len(devices)} device(s), {settings.steps} steps at {settings.size} px",
+          file=sys.stderr)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=settings.steps, initial=start, unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def on_step(p: cyclegan.Progress) -> None:
+        history.append({"step": p.step, **p.losses})
+        if bar is not None:
+            bar.set_postfix_str(f"G {p.losses['generator']:.3g} (adv {p.losses['adversarial']:.3g}, cycle "
+                                f"{p.losses['cycle']:.3g}) D {p.losses['discriminator']:.3g}, "
+                                f"{p.images_per_s:.2f} img/s, skipped {domain_a.skipped + domain_b.skipped}")
+            bar.update(1)
+        if args.checkpoint_every and p.step % args.checkpoint_every == 0 and p.step < p.steps:
+            checkpoints.save(p.state, history)
+            if preview is not None:
+                model = model_file.CycleGANModel(settings.config(), names, p.state.params)
+                _write_cyclegan_preview(model_path, model, preview)
+
+    t0 = time.perf_counter()
+    try:
+        model = cyclegan.train(domain_a, domain_b, settings, names=names, resume=resume, callback=on_step,
+                               devices=devices)
+    finally:
+        if bar is not None:
+            bar.close()
+    model_file.save_cyclegan(model_path, model)
+    if preview is not None:
+        _write_cyclegan_preview(model_path, model, preview)
+    window = history[-training.FINAL_WINDOW:]
+    record = {
+        "model": str(model_path), "model_sha256": file_sha256(model_path), "kind": model_file.CYCLEGAN_FORMAT,
+        "config": model.config.to_dict(), "settings": settings.to_dict(),
+        "domains": {name: {"folder": str(folder.folder), "files": len(folder.files), "skipped": folder.skipped}
+                    for name, folder in zip(("a", "b"), (domain_a, domain_b))},
+        "names": list(names), "steps": settings.steps, "resumed_from_step": start, "devices": len(devices),
+        "final_losses": {k: float(np.mean([h[k] for h in window])) for k in cyclegan.LOSS_NAMES} if window else {},
+        "final_losses_window": training.FINAL_WINDOW, "seconds_this_run": round(time.perf_counter() - t0, 1),
+        "versions": {p: reporting._version(p) for p in ("jaxstyle", "jax", "jaxlib", "flax", "optax", "numpy")},
+        "backend": jax.default_backend(),
+    }
+    atomic_write_text(sidecar, json.dumps(record, indent=2) + "\n")
+    if args.loss_plot:
+        reporting.plot_losses(history, args.loss_plot, names=("generator", "discriminator", "cycle"))
+    checkpoints.remove()
+    print(f"jaxstyle cyclegan: skipped {domain_a.skipped} + {domain_b.skipped} unusable image file(s) in A + B",
+          file=sys.stderr)
+    print(model_path)
+    return 0
+
+
+def _write_cyclegan_preview(model_path: Path, model, preview: np.ndarray) -> None:
+    """MODEL_preview.png: the preview image | A->B | back to A."""
+    from jaxstyle import cyclegan
+
+    [there] = cyclegan.apply(model, [preview], direction="a2b")
+    [back] = cyclegan.apply(model, [there], direction="b2a")
+    image_io.save_image(model_path.with_name(model_path.stem + "_preview.png"),
+                        np.concatenate([preview, there, back], axis=1))
+
+
+def run_cyclegan_apply(args: argparse.Namespace) -> int:
+    from jaxstyle import cyclegan, model_file, reporting
+
+    if args.direction not in ("a2b", "b2a"):
+        raise JaxstyleError(f"--direction must be a2b or b2a, got {args.direction!r}")
+    if args.size < 0:
+        raise JaxstyleError(f"--size must be a number of pixels (0: each image's own size), got {args.size}")
+    if args.batch_size < 1:
+        raise JaxstyleError(f"--batch-size must be at least 1, got {args.batch_size}")
+    model = model_file.load_cyclegan(args.model)
+    files = _photo_files(args.images)
+    target = model.domains[1] if args.direction == "a2b" else model.domains[0]
+    if len(files) == 1 and args.output.suffix and not args.output.is_dir():
+        outputs = [args.output]
+    else:
+        image_io.ensure_output_dir(args.output)
+        outputs = [args.output / f"{f.stem}_{target}.png" for f in files]
+    if len(set(outputs)) != len(outputs):
+        raise JaxstyleError("two images share a file name; rename one so the outputs do not collide")
+    for out in outputs:
+        image_io.check_image_output(out)
+    _check_not_inputs(outputs, [*files, args.model])
+    images = [image_io.load_image(f) for f in files]
+    optimize.enable_compilation_cache(args.cache_dir)
+    t0 = time.perf_counter()
+    results = cyclegan.apply(model, images, direction=args.direction, size=args.size or None,
+                             batch_size=args.batch_size)
+    seconds = time.perf_counter() - t0
+    for source, out, image in zip(files, outputs, results):
+        image_io.save_image(out, image)
+        record = {"output": str(out), "output_sha256": file_sha256(out),
+                  "model": {"path": str(args.model), "sha256": file_sha256(args.model),
+                            "domains": list(model.domains)},
+                  "direction": args.direction, "input": {"path": str(source), "sha256": file_sha256(source)},
+                  "size": args.size, "seconds_all_images": round(seconds, 3), "images": len(files),
+                  "versions": {p: reporting._version(p) for p in ("jaxstyle", "jax", "jaxlib", "flax")}}
+        atomic_write_text(reporting.sidecar_path(out), json.dumps(record, indent=2) + "\n")
+        print(out)
+    if not args.quiet:
+        print(f"jaxstyle cyclegan: {len(files)} image(s) in {seconds:.2f} s (compilation included)",
+              file=sys.stderr)
     return 0
 
 

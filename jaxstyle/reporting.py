@@ -112,8 +112,9 @@ def write_sidecar(output: Path, *, settings: Settings, result: Result, weights_p
     return atomic_write_text(sidecar_path(output), json.dumps(record, indent=2) + "\n")
 
 
-def plot_losses(history: list[dict], path: Path) -> Path | None:
-    """Writes a PNG of total, content and style loss against step (log scale), one line per image.
+def plot_losses(history: list[dict], path: Path, *,
+                names: Sequence[str] = ("total", "content", "style")) -> Path | None:
+    """Writes a PNG of each loss in `names` against step (log scale), one line per image.
 
     Returns `path`, or None when `history` is empty (no step ran, e.g. --steps 0): then
     nothing is written and one line saying so goes to stderr.
@@ -127,8 +128,8 @@ def plot_losses(history: list[dict], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     steps = [h["step"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
-    for ax, name in zip(axes, ("total", "content", "style")):
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5))
+    for ax, name in zip(np.atleast_1d(axes), names):
         values = np.array([np.atleast_1d(h[name]) for h in history])
         ax.plot(steps, values)
         ax.set(title=f"{name} loss", xlabel="step", yscale="log")

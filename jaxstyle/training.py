@@ -283,14 +283,15 @@ class Checkpointer:
     one line and ignored, so a changed command starts afresh instead of mixing two runs.
     """
 
-    def __init__(self, path: str | Path, tag: Mapping[str, Any]):
+    def __init__(self, path: str | Path, tag: Mapping[str, Any], *, history_keys: Sequence[str] | None = None):
         self.path = Path(path)
+        self.history_keys = tuple(history_keys or _HISTORY_KEYS)
         self.tag = hashlib.sha256(json.dumps(tag, sort_keys=True, default=str).encode()).hexdigest()
 
     def save(self, state: TrainState, history: Sequence[Mapping[str, float]] = ()) -> None:
         """Writes the state and the loss history so far (for the loss plot of a resumed run)."""
         host = jax.tree.map(np.asarray, state)
-        columns = {k: np.asarray([h[k] for h in history], np.float64) for k in _HISTORY_KEYS}
+        columns = {k: np.asarray([h[k] for h in history], np.float64) for k in self.history_keys}
         record = {"tag": self.tag, "state": serialization.to_state_dict(host), "history": columns}
         atomic_write_bytes(self.path, serialization.msgpack_serialize(record))
 
@@ -306,7 +307,7 @@ class Checkpointer:
                 return None, []
             state = serialization.from_state_dict(template, record["state"])
             columns = record["history"]
-            history = [{k: (int if k == "step" else float)(columns[k][i]) for k in _HISTORY_KEYS}
+            history = [{k: (int if k == "step" else float)(columns[k][i]) for k in self.history_keys}
                        for i in range(len(columns["step"]))]
             return state, history
         except Exception as e:  # noqa: BLE001 - an unreadable checkpoint is not worth a crash

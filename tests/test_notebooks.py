@@ -25,6 +25,8 @@ CASES = {
                  ["controls_init.png", "controls_colors.png", "controls_coarse_to_fine.png", "controls_mask.png"]),
     "fast_networks": (dict(SIZE=32, STEPS=2, WIDTH=4, APPLY_SIZE=64, OPT_STEPS=2),
                       ["fast_training_loss.png", "fast_vs_optimisation.png", "fast_interpolation.png"]),
+    "cyclegan": (dict(SIZE=32, STEPS=2, WIDTH=4, BLOCKS=1, DISC_WIDTH=4, APPLY_SIZE=64),
+                 ["cyclegan_training_loss.png", "cyclegan_translation.png"]),
 }
 # Committed with the outputs of a real run, so that their pictures show where the repository is browsed.
 WITH_OUTPUTS = set(CASES)
