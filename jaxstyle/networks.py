@@ -25,6 +25,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -210,7 +211,9 @@ class CycleGANConfig:
         return cls(**{f.name: int(data[f.name]) for f in dataclasses.fields(cls)})
 
 
-_ONE_STYLE = jnp.ones(1, jnp.float32)  # the fast networks' norm with one style: a plain affine instance norm
+# The fast networks' norm with one style: a plain affine instance norm. numpy, not jnp: no JAX
+# array may exist at import, before jax.distributed.initialize().
+_ONE_STYLE = np.ones(1, np.float32)
 
 
 class ResnetGenerator(nn.Module):

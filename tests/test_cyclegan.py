@@ -207,7 +207,8 @@ def test_data_parallel_over_8_devices_matches_one_device(folders):
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(result["8_loss"], result["1_loss"], rtol=1e-4)
-    np.testing.assert_allclose(result["8"], result["1"], atol=1e-3)
+    # Under one 8-bit level: after 3 steps, Adam's +-lr moves of near-zero gradients differ in sign.
+    np.testing.assert_allclose(result["8"], result["1"], atol=1 / 255)
 
 
 # --- the command line ----------------------------------------------------------------------------------
