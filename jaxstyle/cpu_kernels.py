@@ -1,0 +1,87 @@
+"""Which kernels XLA's CPU backend runs the VGG programs on, by the CPU's instruction set.
+
+jaxlib 0.10 hands convolutions, dots and reductions to YNNPACK by default. On an AVX2 CPU
+without AVX-512 (the common cloud CPU), XLA's own Eigen kernels ran the paper's evaluation
+1.04-1.12x faster and VGG's convolutions from conv2_2 on 10-35% faster
+(`benchmarks/layer_rates.py --kernels ynnpack,eigen`, docs/benchmarks.md); on AVX-512 CPUs
+YNNPACK is kept, as measured there before. ``JAXSTYLE_CPU_KERNELS=ynnpack|eigen`` overrides
+the choice (``auto``, the default, decides as above).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+
+from jaxstyle.errors import JaxstyleError
+
+ENV = "JAXSTYLE_CPU_KERNELS"
+CHOICES = ("auto", "ynnpack", "eigen")
+# XLA's names for the instruction-set levels, in increasing order (--xla_cpu_max_isa).
+ISA_LEVELS = ("SSE4_2", "AVX", "AVX2", "AVX512")
+
+
+def cpu_isa(cpuinfo: str | None = None, xla_flags: str | None = None) -> str | None:
+    """The vector instruction set XLA may use here: the CPU's best of `ISA_LEVELS`, capped by
+    ``--xla_cpu_max_isa`` in XLA_FLAGS; None where unknown (not x86, or no /proc/cpuinfo)."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.exists() else ""
+    line = next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "")
+    flags = set(line.partition(":")[2].split())
+    present = [level for level, flag in zip(ISA_LEVELS, ("sse4_2", "avx", "avx2", "avx512f")) if flag in flags]
+    if not present:
+        return None
+    best = present[-1]
+    flags_text = os.environ.get("XLA_FLAGS", "") if xla_flags is None else xla_flags
+    cap = re.search(r"--xla_cpu_max_isa=(\w+)", flags_text)
+    if cap and cap.group(1).upper() in ISA_LEVELS:
+        best = ISA_LEVELS[min(ISA_LEVELS.index(best), ISA_LEVELS.index(cap.group(1).upper()))]
+    return best
+
+
+def choose(setting: str, isa: str | None) -> str:
+    """'ynnpack' or 'eigen' for a JAXSTYLE_CPU_KERNELS setting on a CPU of instruction set `isa`."""
+    if setting not in CHOICES:
+        raise JaxstyleError(f"{ENV}={setting!r}: expected one of {', '.join(CHOICES)}")
+    if setting != "auto":
+        return setting
+    # Measured only on x86 (AVX2 and AVX-512); elsewhere XLA's default stays.
+    return "eigen" if isa in ("AVX", "AVX2") else "ynnpack"
+
+
+def options(kernels: str) -> dict[str, str]:
+    """XLA compiler options that select 'ynnpack' (XLA's default) or 'eigen' kernels."""
+    # An empty list of YNNPACK fusion types: convolutions, dots and reductions stay XLA's own.
+    return {} if kernels == "ynnpack" else {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_options() -> dict[str, str]:
+    """Options for `jax.jit(..., compiler_options=...)` of the VGG programs ({} off the CPU)."""
+    if jax.default_backend() != "cpu":
+        return {}
+    return options(choose(os.environ.get(ENV, "auto"), cpu_isa()))
+
+
+def jit(fn: Callable, **jit_kwargs) -> Callable:
+    """`jax.jit(fn)` compiled with `compiler_options()`.
+
+    XLA takes compiler options only for a top-level program, so a call from inside another
+    transformation (`jax.eval_shape`, an outer jit) goes to the plain `jax.jit(fn)`.
+    """
+    top = jax.jit(fn, compiler_options=compiler_options(), **jit_kwargs)
+    nested = jax.jit(fn, **jit_kwargs)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kwargs)))
+        return (nested if traced else top)(*args, **kwargs)
+
+    call._cache_size = top._cache_size  # tests check that a second call does not recompile
+    return call
