@@ -320,14 +320,24 @@ def vmap(args, say):
     say()
 
 
+def cpu_model() -> tuple[str, str]:
+    """(vendor, model name) of this CPU from /proc/cpuinfo, e.g. ('Intel', 'Intel(R) Xeon(R) ...')."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    field = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in info.splitlines()[:30])}
+    vendor = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(field.get("vendor_id", ""), "")
+    return vendor, field.get("model name", platform.processor() or platform.machine())
+
+
 def write_doc(args, lines, isa):
-    """Replaces this instruction set's block of the doc (or adds it before the notes)."""
-    key = f"{isa['cpu']} CPU" + ("" if args.isa == "native" else f", capped to {args.isa.upper()}")
+    """Replaces this CPU kind's and instruction set's block of the doc (or adds it before the notes)."""
+    vendor, model = cpu_model()
+    key = " ".join(filter(None, [vendor, isa["cpu"], "CPU"])) + (
+        "" if args.isa == "native" else f", capped to {args.isa.upper()}")
     begin, end = f"<!-- make bench: {key} -->", f"<!-- end make bench: {key} -->"
     block = [
         begin, f"## `make bench` on an {key}", "",
         f"Measured by `make bench` ({' '.join(sys.argv[1:]) or 'defaults'}) on "
-        f"{datetime.date.today().isoformat()}: {platform.processor() or platform.machine()}, "
+        f"{datetime.date.today().isoformat()}: {model}, "
         f"{os.cpu_count()} CPU cores, {platform.platform()}, Python {platform.python_version()}. "
         "Shared machines are noisy: compare ratios within one run.", "",
         *[line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in lines], end,

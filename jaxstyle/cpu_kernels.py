@@ -1,11 +1,11 @@
 """Which kernels XLA's CPU backend runs the VGG programs on, by the CPU's instruction set.
 
-jaxlib 0.10 hands convolutions, dots and reductions to YNNPACK by default. On an AVX2 CPU
-without AVX-512 (the common cloud CPU), XLA's own Eigen kernels ran the paper's evaluation
-1.04-1.12x faster and VGG's convolutions from conv2_2 on 10-35% faster
-(`benchmarks/layer_rates.py --kernels ynnpack,eigen`, docs/benchmarks.md); on AVX-512 CPUs
-YNNPACK is kept, as measured there before. ``JAXSTYLE_CPU_KERNELS=ynnpack|eigen`` overrides
-the choice (``auto``, the default, decides as above).
+jaxlib 0.10 hands convolutions, dots and reductions to YNNPACK by default. XLA's own Eigen
+kernels ran the paper's value-and-gradient faster on both x86 CPUs measured: 1.04-1.12x on a
+2-core AMD EPYC with AVX2 only, 1.06-1.18x on a 2-core Intel Xeon with AVX-512
+(`benchmarks/layer_rates.py --kernels ynnpack,eigen`; whole L-BFGS steps in
+docs/benchmarks.md). Elsewhere (no AVX, or not x86) nothing was measured and XLA's default
+stays. ``JAXSTYLE_CPU_KERNELS=ynnpack|eigen`` overrides the choice (``auto``, the default).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def choose(setting: str, isa: str | None) -> str:
     if setting != "auto":
         return setting
     # Measured only on x86 (AVX2 and AVX-512); elsewhere XLA's default stays.
-    return "eigen" if isa in ("AVX", "AVX2") else "ynnpack"
+    return "eigen" if isa in ("AVX", "AVX2", "AVX512") else "ynnpack"
 
 
 def options(kernels: str) -> dict[str, str]:

@@ -30,7 +30,8 @@ def test_instruction_set_from_cpuinfo_and_cap(cpuinfo, xla_flags, expected):
 def test_choice_by_instruction_set_and_override():
     assert cpu_kernels.choose("auto", "AVX2") == "eigen"
     assert cpu_kernels.choose("auto", "AVX") == "eigen"
-    assert cpu_kernels.choose("auto", "AVX512") == "ynnpack"
+    assert cpu_kernels.choose("auto", "AVX512") == "eigen"
+    assert cpu_kernels.choose("auto", "SSE4_2") == "ynnpack"
     assert cpu_kernels.choose("auto", None) == "ynnpack"
     assert cpu_kernels.choose("ynnpack", "AVX2") == "ynnpack"
     assert cpu_kernels.choose("eigen", "AVX512") == "eigen"
