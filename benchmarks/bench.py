@@ -57,7 +57,7 @@ def isa_report() -> dict:
              for key in ("capability:", "isa:")}
     cpu = cpu_kernels.cpu_isa(xla_flags="")
     xla = cpu_kernels.cpu_isa()
-    return {"cpu": cpu, "xla": xla, "kernels": cpu_kernels.choose(os.environ.get(cpu_kernels.ENV, "auto"), xla),
+    return {"cpu": cpu, "xla": xla, "kernels": cpu_kernels.choose(cpu_kernels.setting(), xla),
             "torch": found["capability:"], "onednn": found["isa:"]}
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxstyle import image_io, losses, optimize, weights
+from jaxstyle import cpu_kernels, image_io, losses, optimize, weights
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.files import atomic_write_text, file_sha256
 
@@ -344,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the `jaxstyle` command line; returns the exit status (0, or EXIT_* on an error)."""
     args = build_parser().parse_args(argv)
     try:
+        cpu_kernels.setting()  # a bad JAXSTYLE_CPU_KERNELS is refused before any work
         return {"stylize": run_stylize, "sweep": run_sweep, "demo": run_demo, "batch": run_batch,
                 "train": run_train, "apply": run_apply, "cyclegan": run_cyclegan,
                 "weights": run_weights}[args.command](args)

@@ -61,12 +61,20 @@ def options(kernels: str) -> dict[str, str]:
     return {} if kernels == "ynnpack" else {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
+def setting() -> str:
+    """The JAXSTYLE_CPU_KERNELS setting (default 'auto'); a bad value raises JaxstyleError, so
+    the command line can refuse it before any work."""
+    value = os.environ.get(ENV, "auto")
+    choose(value, None)
+    return value
+
+
 @functools.lru_cache(maxsize=None)
 def compiler_options() -> dict[str, str]:
     """Options for `jax.jit(..., compiler_options=...)` of the VGG programs ({} off the CPU)."""
     if jax.default_backend() != "cpu":
         return {}
-    return options(choose(os.environ.get(ENV, "auto"), cpu_isa()))
+    return options(choose(setting(), cpu_isa()))
 
 
 def jit(fn: Callable, **jit_kwargs) -> Callable:

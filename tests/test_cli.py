@@ -117,6 +117,17 @@ def test_bad_input_gives_one_line_and_no_output(images, tmp_path, capsys, case):
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
+def test_bad_cpu_kernels_setting_is_refused_before_any_work(images, tmp_path, capsys, monkeypatch):
+    content, style = images
+    monkeypatch.setenv("JAXSTYLE_CPU_KERNELS", "fastest")
+    out = tmp_path / "result.png"
+    # Missing weights too: checked later, so only a check made first names the setting.
+    code, _, err = run(["stylize", content, style, "-o", out, "--weights", tmp_path / "none.h5", *FAST], capsys)
+    assert code == cli.EXIT_ERROR
+    assert err.strip().splitlines() == ["jaxstyle: error: JAXSTYLE_CPU_KERNELS='fastest': expected one of auto, ynnpack, eigen"]
+    assert not out.exists()
+
+
 def test_output_folder_must_exist_and_inputs_are_never_overwritten(images, tmp_path, capsys):
     content, style = images
     before = content.read_bytes()

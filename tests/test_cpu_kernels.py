@@ -54,9 +54,23 @@ def test_both_kernel_sets_match_the_numpy_forward_pass_and_each_other(tiny_param
     expected = ref.forward(tiny_params, image, "avg", upto="conv5_1")
     for name in layers:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
-    # The gradient against the other kernel set (XLA's default), and finite where it should be.
+    # The gradient against the other kernel set (XLA's default).
     (_, _), default_grad = jax.jit(jax.value_and_grad(loss, has_aux=True))(image)
     np.testing.assert_allclose(grad, default_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_options_select_the_kernels():
+    # A convolution big enough for XLA to hand it to YNNPACK unless the option says otherwise.
+    x, kernel = jnp.ones((1, 32, 32, 64)), jnp.ones((3, 3, 64, 64))
+
+    def conv(x):
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def compiled_text(kernels):
+        return jax.jit(conv).lower(x).compile(compiler_options=cpu_kernels.options(kernels)).as_text()
+
+    assert "ynn_fusion" in compiled_text("ynnpack")
+    assert "ynn" not in compiled_text("eigen")
 
 
 def test_jit_runs_top_level_and_nested():
