@@ -78,8 +78,11 @@ def test_notebooks_are_committed_as_intended():
         nbformat.validate(nb)
         code = [c for c in nb.cells if c.cell_type == "code"]
         if name in WITH_OUTPUTS:
-            images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
+            images = [o for c in code for o in c.outputs if "image/jpeg" in o.get("data", {})]
             assert len(images) >= len(CASES[name][1]), f"{name}: commit it with the outputs of a real run"
+            # JPEG inline figures: as PNG these pictures made notebooks of 2-5 MB.
+            assert not any("image/png" in o.get("data", {}) for c in code for o in c.outputs), name
+            assert (NOTEBOOKS / f"{name}.ipynb").stat().st_size < 1_500_000, f"{name}: too large to commit"
         else:
             assert all(not c.outputs and c.execution_count is None for c in code), f"{name}: clear the outputs"
 
@@ -97,5 +100,5 @@ def test_notebook_runs_and_saves_figures(name, kernel_env, tmp_path):
     for figure in figures:
         path = tmp_path / figure
         assert path.is_file() and path.stat().st_size > 1000, f"{name} did not write {figure}"
-    shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/jpeg" in o.get("data", {})]
     assert len(shown) >= len(figures), f"{name} showed {len(shown)} figures inline, expected {len(figures)}"
