@@ -49,17 +49,19 @@ model: install weights photos
 		-o models/starry_night.msgpack $(MODEL_ARGS) --loss-plot models/starry_night_loss.png \
 		--preview jaxstyle/data/tubingen.jpg
 
-# CycleGAN demo (no download beyond `make photos`): domain A = 5 photos, domain B = 4 others
-# painted as The Starry Night by `jaxstyle batch`, held-out photos in neither.
+# CycleGAN demo (no download beyond `make photos`): domain A = 15 views of 5 photos, domain B =
+# 8 views of 4 others painted as The Starry Night by `jaxstyle batch` (about 10 min), held-out
+# photos in neither.
 cyclegan-domains: .cyclegan/b/.done
 
 .cyclegan/b/.done: models/cyclegan_domains.sh | install weights photos
 	bash models/cyclegan_domains.sh .cyclegan $(VENV)/bin/jaxstyle
 	touch $@
 
-# The committed demo model, reproducibly (about 45 min on 2 CPU cores).
-CYCLEGAN_ARGS ?= --size 128 --steps 1500 --width 16 --residual-blocks 6 --disc-width 32 --scale-jitter 1.5625 \
-	--checkpoint-every 100
+# The committed demo model, reproducibly (about 50 min on 2 CPU cores). 128 px crops of the 512x320
+# domain images scaled by 0.88-1.0 (--min-scale 2.2 --scale-jitter 2.5): strokes at the applied size.
+CYCLEGAN_ARGS ?= --size 128 --steps 5000 --width 16 --residual-blocks 6 --disc-width 32 --min-scale 2.2 \
+	--scale-jitter 2.5 --checkpoint-every 200
 cyclegan-model: cyclegan-domains
 	$(VENV)/bin/jaxstyle cyclegan train --a .cyclegan/a --b .cyclegan/b -o models/cyclegan_starry.msgpack \
 		$(CYCLEGAN_ARGS) --loss-plot models/cyclegan_starry_loss.png --preview .cyclegan/heldout/Path.jpg

@@ -53,9 +53,10 @@ class CycleGANSettings:
     identity_weight: float = 0.5  # relative to lambda
     pool_size: int = 50
     # Before cropping, a photo's shorter side is scaled to a random length in
-    # [size, scale_jitter x size]. Departure: the paper resizes to a 286 x 286 square (1.12 x
-    # 256, distorting the aspect), which this keeps undistorted.
+    # [min_scale x size, scale_jitter x size]. Departure: the paper resizes to a 286 x 286 square
+    # (1.12 x 256, distorting the aspect), which this keeps undistorted.
     scale_jitter: float = 286 / 256
+    min_scale: float = 1.0
     width: int = 64
     residual_blocks: int = 9
     disc_width: int = 64
@@ -71,7 +72,7 @@ class CycleGANSettings:
             raise JaxstyleError(f"pool_size must be 0 (no pool) or more, got {self.pool_size}")
         if self.decay_from is not None and self.decay_from < 0:
             raise JaxstyleError(f"decay_from must be a step number, got {self.decay_from}")
-        for name in ("learning_rate", "cycle_weight", "identity_weight", "scale_jitter"):
+        for name in ("learning_rate", "cycle_weight", "identity_weight", "scale_jitter", "min_scale"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise JaxstyleError(f"{name} must be a non-negative number, got {value}")
@@ -79,6 +80,9 @@ class CycleGANSettings:
             raise JaxstyleError(f"beta1 must be in [0, 1), got {self.beta1}")
         if self.scale_jitter < 1:
             raise JaxstyleError(f"scale_jitter must be at least 1, got {self.scale_jitter}")
+        if not 1 <= self.min_scale <= self.scale_jitter:
+            raise JaxstyleError(f"min_scale must be between 1 and scale_jitter ({self.scale_jitter}), "
+                                f"got {self.min_scale}")
 
     def replace(self, **changes) -> "CycleGANSettings":
         return dataclasses.replace(self, **changes)
@@ -251,9 +255,10 @@ def photo_folders(a, b, settings: CycleGANSettings) -> tuple[PhotoFolder, PhotoF
 
     if Path(a).resolve() == Path(b).resolve():
         raise JaxstyleError(f"--a and --b are the same folder ({a}); give one folder per domain")
-    longest = max(settings.size, round(settings.size * settings.scale_jitter))
-    return (PhotoFolder(a, size=settings.size, seed=2 * settings.seed, max_short_side=longest),
-            PhotoFolder(b, size=settings.size, seed=2 * settings.seed + 1, max_short_side=longest))
+    shortest, longest = (max(settings.size, round(settings.size * s))
+                         for s in (settings.min_scale, settings.scale_jitter))
+    return tuple(PhotoFolder(folder, size=settings.size, seed=2 * settings.seed + k, min_short_side=shortest,
+                             max_short_side=longest) for k, folder in enumerate((a, b)))
 
 
 def train(domain_a: PhotoFolder, domain_b: PhotoFolder, settings: CycleGANSettings, *,
@@ -314,19 +319,8 @@ def apply(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, dire
         raise JaxstyleError(f"--direction must be a2b or b2a, got {direction!r}")
     params = jax.tree.map(jnp.asarray, model.params["g_ab" if direction == "a2b" else "g_ba"])
     inputs = [np.asarray(image_io.resize_longest(im, size) if size else im, np.float32) for im in images]
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, im in enumerate(inputs):
-        by_shape.setdefault(im.shape, []).append(i)
-    outputs: list[np.ndarray | None] = [None] * len(inputs)
-    for indices in by_shape.values():
-        padded = min(batch_size, len(indices))
-        for start in range(0, len(indices), padded):
-            chunk = indices[start:start + padded]
-            batch = np.stack([inputs[i] for i in chunk] + [inputs[chunk[-1]]] * (padded - len(chunk)))
-            result = np.asarray(_generate(model.config, params, batch))
-            for k, i in enumerate(chunk):
-                outputs[i] = result[k]
-    return outputs
+    return networks.map_by_shape(lambda batch: _generate(model.config, params, batch), inputs,
+                                 batch_size=batch_size)
 
 
 def state_template(settings: CycleGANSettings) -> TrainState:

@@ -50,20 +50,11 @@ def apply(model: FastModel, images: Sequence[np.ndarray], *, style: int | None =
     color.prepare_colors(preserve_colors, np.zeros((1, 1, 3), np.float32), [])  # validates the mode
     weights = style_weights(model, style=style, mix=mix)
     inputs = [np.asarray(image_io.resize_longest(im, size) if size else im, np.float32) for im in images]
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, im in enumerate(inputs):
-        by_shape.setdefault(im.shape, []).append(i)
-    outputs: list[np.ndarray | None] = [None] * len(inputs)
     params = jax.tree.map(jax.numpy.asarray, model.params)
-    for indices in by_shape.values():
-        padded = min(batch_size, len(indices))
-        for start in range(0, len(indices), padded):
-            chunk = indices[start:start + padded]
-            batch = np.stack([inputs[i] for i in chunk] + [inputs[chunk[-1]]] * (padded - len(chunk)))
-            result = np.asarray(_forward(model.config, params, batch, np.tile(weights, (padded, 1))))
-            for k, i in enumerate(chunk):
-                outputs[i] = _finish_colors(preserve_colors, result[k], inputs[i])
-    return outputs
+    results = networks.map_by_shape(
+        lambda batch: _forward(model.config, params, batch, np.tile(weights, (len(batch), 1))), inputs,
+        batch_size=batch_size)
+    return [_finish_colors(preserve_colors, result, photo) for result, photo in zip(results, inputs)]
 
 
 def _finish_colors(mode: str, result: np.ndarray, photo: np.ndarray) -> np.ndarray:

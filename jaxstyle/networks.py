@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -298,3 +298,26 @@ def discriminate_batch(config: CycleGANConfig, params: Mapping, images: jax.Arra
     """One discriminator on a batch: f32[B, h, w, 3] -> f32[B, h', w']."""
     net = PatchDiscriminator(config)
     return jax.vmap(lambda x: net.apply({"params": params}, x))(images)
+
+
+def map_by_shape(forward: Callable[[np.ndarray], Any], images: Sequence[np.ndarray], *,
+                 batch_size: int) -> list[np.ndarray]:
+    """Runs `forward` (f32[n, h, w, 3] -> f32[n, h', w', 3]) over images grouped by shape.
+
+    Each shape runs `batch_size` images at a time (all of them if fewer); a short last chunk
+    is filled up with copies of its last image, so every shape compiles exactly once.
+    Returns the outputs as NumPy arrays, in the order of `images`.
+    """
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        by_shape.setdefault(image.shape, []).append(i)
+    outputs: list[np.ndarray | None] = [None] * len(images)
+    for indices in by_shape.values():
+        padded = min(batch_size, len(indices))
+        for start in range(0, len(indices), padded):
+            chunk = indices[start:start + padded]
+            batch = np.stack([images[i] for i in chunk] + [images[chunk[-1]]] * (padded - len(chunk)))
+            result = np.asarray(forward(batch))
+            for k, i in enumerate(chunk):
+                outputs[i] = result[k]
+    return outputs

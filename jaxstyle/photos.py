@@ -31,17 +31,20 @@ class PhotoFolder:
       size: crop side in px.
       seed: decides every crop; the same seed gives the same batches.
       max_short_side: before cropping, a photo's shorter side is scaled to a random length
-        in [size, max_short_side] (default 2 x size), so crops show whole objects as well as
-        details, at the scales the network will later be applied at.
+        in [min_short_side, max_short_side] (default 2 x size), so crops show whole objects as
+        well as details, at the scales the network will later be applied at.
+      min_short_side: the lower end of that range (default and least: size).
 
     Raises:
       JaxstyleError: the folder is missing, or holds no usable photo (checked before any
         training: files are probed until the first usable one).
     """
 
-    def __init__(self, folder: str | Path, *, size: int, seed: int = 0, max_short_side: int | None = None):
+    def __init__(self, folder: str | Path, *, size: int, seed: int = 0, max_short_side: int | None = None,
+                 min_short_side: int | None = None):
         self.folder, self.size, self.seed = Path(folder), int(size), int(seed)
         self.max_short_side = max(self.size, int(max_short_side or 2 * self.size))
+        self.min_short_side = min(max(self.size, int(min_short_side or self.size)), self.max_short_side)
         if not self.folder.is_dir():
             raise JaxstyleError(f"photo folder {self.folder} does not exist or is not a folder")
         self.files = sorted(p for p in self.folder.rglob("*")
@@ -105,7 +108,7 @@ class PhotoFolder:
         for pick in picks:
             # Drawn once per item, whatever happens next: a skipped file must not shift the
             # draws of later crops, or a resumed run would see other crops than a whole one.
-            short, u, v = rng.uniform(self.size, self.max_short_side), rng.random(), rng.random()
+            short, u, v = rng.uniform(self.min_short_side, self.max_short_side), rng.random(), rng.random()
             flip = bool(rng.random() < 0.5)
             for offset in range(len(self.files)):
                 crop = self._load(int(pick + offset) % len(self.files), short, u, v, flip)

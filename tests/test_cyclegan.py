@@ -147,9 +147,16 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero():
 
 def test_settings_refuse_bad_values():
     for bad in (dict(size=8), dict(steps=0), dict(learning_rate=-1), dict(beta1=1.0), dict(pool_size=-1),
-                dict(scale_jitter=0.5), dict(cycle_weight=float("nan"))):
+                dict(scale_jitter=0.5), dict(cycle_weight=float("nan")), dict(min_scale=0.5),
+                dict(scale_jitter=2.0, min_scale=2.5)):
         with pytest.raises(cyclegan.JaxstyleError):
             cyclegan.CycleGANSettings(**bad)
+
+
+def test_photo_folders_scale_shorter_sides_into_the_settings_range(folders):
+    settings = cyclegan.CycleGANSettings(size=40, scale_jitter=2.5, min_scale=2.0)
+    for folder in cyclegan.photo_folders(folders["a"], folders["b"], settings):
+        assert (folder.min_short_side, folder.max_short_side) == (80, 100)
 
 
 # --- training ------------------------------------------------------------------------------------------

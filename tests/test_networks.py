@@ -171,3 +171,20 @@ def test_style_weights_validate_index_and_mix(small_model):
                             ({"mix": [0, 0]}, "positive sum"), ({"style": 0, "mix": [1, 1]}, "either")]:
         with pytest.raises(JaxstyleError, match=message):
             model_file.style_weights(small_model, **kwargs)
+
+
+def test_map_by_shape_batches_each_shape_at_one_size_and_keeps_the_order():
+    rng = np.random.default_rng(0)
+    images = [rng.random(shape, np.float32) for shape in
+              [(4, 5, 3), (6, 2, 3), (4, 5, 3), (4, 5, 3), (6, 2, 3), (4, 5, 3), (4, 5, 3)]]
+    calls = []
+
+    def forward(batch):
+        calls.append(batch.shape)
+        return batch[:, ::-1] * 2.0  # per image, so padding copies cannot leak into real outputs
+
+    outputs = networks.map_by_shape(forward, images, batch_size=3)
+    for image, out in zip(images, outputs):
+        np.testing.assert_array_equal(out, image[::-1] * 2.0)
+    # 5 images of one shape: batches of 3 and 2+1 copy; 2 of the other: one batch of 2.
+    assert sorted(calls) == [(2, 6, 2, 3), (3, 4, 5, 3), (3, 4, 5, 3)]

@@ -44,6 +44,25 @@ def test_crops_are_deterministic_flipped_and_in_range(photo_dir):
     np.testing.assert_array_equal(streamed[1], a)
 
 
+def test_crops_come_from_the_scale_range_asked_for(tmp_path):
+    """A 400x200 horizontal ramp: a 32 px crop after scaling the shorter side to `short` spans
+    31 / (2 short - 1) of the ramp, whatever its position or flip."""
+    ramp = np.repeat(np.linspace(0, 255, 400)[None, :, None], 200, axis=0).repeat(3, axis=2)
+    Image.fromarray(ramp.round().astype(np.uint8)).save(tmp_path / "ramp.png")
+
+    def spans(**kw):
+        crops = PhotoFolder(tmp_path, size=32, seed=1, **kw).batch(0, 16)
+        return crops[..., 0].max(axis=(1, 2)) - crops[..., 0].min(axis=(1, 2))
+
+    np.testing.assert_allclose(spans(min_short_side=100, max_short_side=100), 31 / 199, atol=0.01)
+    np.testing.assert_allclose(spans(max_short_side=32), 31 / 63, atol=0.01)  # min defaults to size
+    between = spans(min_short_side=64, max_short_side=128)
+    assert np.all(between >= 31 / 255 - 0.01) and np.all(between <= 31 / 127 + 0.01)
+    assert between.max() - between.min() > 0.05  # really drawn from the range
+    wide = spans(max_short_side=128)
+    assert wide.max() > 31 / 127 + 0.05  # the default range starts lower, at size
+
+
 def test_unusable_files_are_skipped_and_counted(photo_dir):
     photos = PhotoFolder(photo_dir, size=32)
     assert len(photos.files) == 5  # the .txt is not listed
