@@ -512,20 +512,11 @@ def run_train(args: argparse.Namespace) -> int:
         # Not the step count: a run resumed with another --steps continues the same trajectory.
         tag={"settings": {**settings.to_dict(), "steps": None}, "batch": batch, "styles": [file_sha256(p) for p in args.styles],
              "weights": file_sha256(weights_path), "photos": [str(p) for p in photos.files]})
-    template = training.init_state(settings, len(styles))
-    resume, history = checkpoints.load(template, log=lambda m: print(f"jaxstyle train: {m}", file=sys.stderr))
-    start = 0 if resume is None else int(resume.step)
-    if resume is not None:
-        print(f"jaxstyle train: resuming from step {start} ({checkpoints.path})", file=sys.stderr)
+    resume, history, start = _resume(checkpoints, training.init_state(settings, len(styles)), "jaxstyle train")
     print(f"jaxstyle train: {len(photos.files)} photo file(s) in {args.photos}, {len(styles)} style(s), "
           f"batch {batch} over {len(devices)} device(s), {settings.steps} steps at {settings.size} px",
           file=sys.stderr)
-
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=settings.steps, initial=start, unit="step", file=sys.stderr, dynamic_ncols=True)
+    bar = None if args.quiet else _step_bar(settings.steps, start)
 
     def on_step(p: training.Progress) -> None:
         history.append({"step": p.step, "total": p.total, "content": p.content, "style": p.style, "tv": p.tv})
@@ -592,16 +583,7 @@ def run_apply(args: argparse.Namespace) -> int:
         raise JaxstyleError(f"--batch-size must be at least 1, got {args.batch_size}")
     files = _photo_files(args.photos)
     label = "mix" if args.mix is not None else model.styles[args.style or 0]
-    if len(files) == 1 and args.output.suffix and not args.output.is_dir():
-        outputs = [args.output]
-    else:
-        image_io.ensure_output_dir(args.output)
-        outputs = [args.output / f"{f.stem}_{label}.png" for f in files]
-    if len(set(outputs)) != len(outputs):
-        raise JaxstyleError("two photos share a file name; rename one so the outputs do not collide")
-    for out in outputs:
-        image_io.check_image_output(out)
-    _check_not_inputs(outputs, [*files, args.model])
+    outputs = _output_files(files, args.output, label, args.model)
     photos = [image_io.load_image(f) for f in files]
     optimize.enable_compilation_cache(args.cache_dir)
     t0 = time.perf_counter()
@@ -659,19 +641,11 @@ def run_cyclegan_train(args: argparse.Namespace) -> int:
     checkpoints = training.Checkpointer(model_path.with_name(model_path.name + ".checkpoint"),
                                         cyclegan.checkpoint_tag(settings, batch, domain_a, domain_b),
                                         history_keys=("step", *cyclegan.LOSS_NAMES))
-    resume, history = checkpoints.load(cyclegan.state_template(settings),
-                                       log=lambda m: print(f"jaxstyle cyclegan: {m}", file=sys.stderr))
-    start = 0 if resume is None else int(resume.step)
-    if resume is not None:
-        print(f"jaxstyle cyclegan: resuming from step {start} ({checkpoints.path})", file=sys.stderr)
+    resume, history, start = _resume(checkpoints, cyclegan.state_template(settings), "jaxstyle cyclegan")
     print(f"jaxstyle cyclegan: A {len(domain_a.files)} image file(s) in {args.a}, B {len(domain_b.files)} in "
           f"{args.b}; batch {batch} over {len(devices)} device(s), {settings.steps} steps at {settings.size} px",
           file=sys.stderr)
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=settings.steps, initial=start, unit="step", file=sys.stderr, dynamic_ncols=True)
+    bar = None if args.quiet else _step_bar(settings.steps, start)
 
     def on_step(p: cyclegan.Progress) -> None:
         history.append({"step": p.step, **p.losses})
@@ -718,6 +692,38 @@ def run_cyclegan_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_files(files: list[Path], output: Path, label: str, model: Path) -> list[Path]:
+    """Where `apply` writes each input: `output` itself for one input and a file name, else
+    OUTPUT/STEM_LABEL.png; checked (no collisions, writable types, no input overwritten) before any work."""
+    if len(files) == 1 and output.suffix and not output.is_dir():
+        outputs = [output]
+    else:
+        image_io.ensure_output_dir(output)
+        outputs = [output / f"{f.stem}_{label}.png" for f in files]
+    if len(set(outputs)) != len(outputs):
+        raise JaxstyleError("two images share a file name; rename one so the outputs do not collide")
+    for out in outputs:
+        image_io.check_image_output(out)
+    _check_not_inputs(outputs, [*files, model])
+    return outputs
+
+
+def _resume(checkpoints, template, command: str):
+    """(state or None, loss history, first step) from `checkpoints`, saying so on stderr when resuming."""
+    resume, history = checkpoints.load(template, log=lambda m: print(f"{command}: {m}", file=sys.stderr))
+    start = 0 if resume is None else int(resume.step)
+    if resume is not None:
+        print(f"{command}: resuming from step {start} ({checkpoints.path})", file=sys.stderr)
+    return resume, history, start
+
+
+def _step_bar(steps: int, start: int):
+    """The training progress bar on stderr, starting at `start` of `steps`."""
+    from tqdm import tqdm
+
+    return tqdm(total=steps, initial=start, unit="step", file=sys.stderr, dynamic_ncols=True)
+
+
 def _write_cyclegan_preview(model_path: Path, model, preview: np.ndarray) -> None:
     """MODEL_preview.png: the preview image | A->B | back to A."""
     from jaxstyle import cyclegan
@@ -740,16 +746,7 @@ def run_cyclegan_apply(args: argparse.Namespace) -> int:
     model = model_file.load_cyclegan(args.model)
     files = _photo_files(args.images)
     target = model.domains[1] if args.direction == "a2b" else model.domains[0]
-    if len(files) == 1 and args.output.suffix and not args.output.is_dir():
-        outputs = [args.output]
-    else:
-        image_io.ensure_output_dir(args.output)
-        outputs = [args.output / f"{f.stem}_{target}.png" for f in files]
-    if len(set(outputs)) != len(outputs):
-        raise JaxstyleError("two images share a file name; rename one so the outputs do not collide")
-    for out in outputs:
-        image_io.check_image_output(out)
-    _check_not_inputs(outputs, [*files, args.model])
+    outputs = _output_files(files, args.output, target, args.model)
     images = [image_io.load_image(f) for f in files]
     optimize.enable_compilation_cache(args.cache_dir)
     t0 = time.perf_counter()
