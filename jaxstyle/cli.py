@@ -262,7 +262,7 @@ _CYCLEGAN_HELP = {
     "identity_weight": "identity loss weight, relative to lambda (0: none)",
     "pool_size": "past generated images each discriminator also sees (0: none)",
     "scale_jitter": "a photo's shorter side is first scaled to between min-scale x size and this x size",
-    "min_scale": "see --scale-jitter; the demo's 2.2 to 2.5 keep a 512x320 image's brush strokes at their size",
+    "min_scale": "see --scale-jitter (the demo: 2.2 to 2.5 at size 128, crops at 0.88-1.0 of its 512x320 images)",
     "width": "generator filters of the first convolution (then 2x, 4x)",
     "residual_blocks": "generator residual blocks (the paper: 6 at 128 px, 9 at 256 px)",
     "disc_width": "discriminator filters of the first convolution (then 2x, 4x, 8x)",
