@@ -10,6 +10,7 @@ Sections (select with --only):
 
     .venv/bin/python benchmarks/cyclegan_bench.py              # appends to docs/benchmarks.md
     .venv/bin/python benchmarks/cyclegan_bench.py --quick      # smoke test, prints only
+    .venv/bin/python benchmarks/cyclegan_bench.py --only quality --model M --print-only  # score another model
 """
 
 from __future__ import annotations
@@ -87,13 +88,13 @@ def quality(args, say) -> None:
         tall = (256, max(1, round(256 * w / h)))
         sheet = image_io.contact_sheet([image_io.resize(p, tall) for p in (photo, there, back)],
                                        ["held-out photo", "A->B (painted)", "back: F(G(x))"], columns=3)
-        if not args.quick:
+        if args.record:
             image_io.save_image(pictures / f"{path.stem}.png", sheet)
     say()
     say(f"median A->B style ratio {statistics.median(r[0] for r in rows):.3f} (goal <= 0.4); "
         f"median cycle MAE {statistics.median(r[1] for r in rows):.4f} (goal <= 0.05)")
     say()
-    if not args.quick:
+    if args.record:
         for path in photos:
             say(f"![{path.stem}: photo | A->B | back](cyclegan/{path.stem}.png)")
         say()
@@ -196,7 +197,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--accelerator", type=int, default=0, metavar="STEPS",
                         help="time STEPS steps of the paper's 256 px recipe on the default backend; print only")
+    parser.add_argument("--print-only", action="store_true",
+                        help="neither write docs/cyclegan/*.png nor append to docs/benchmarks.md")
     args = parser.parse_args(argv)
+    args.record = not (args.quick or args.accelerator or args.print_only)
     from jaxstyle import optimize
 
     optimize.enable_compilation_cache()
@@ -214,7 +218,7 @@ def main(argv=None) -> int:
     for name in SECTIONS:
         if name in sections:
             {"quality": quality, "train": train, "apply": apply_speed}[name](args, say)
-    if not (args.quick or args.accelerator):
+    if args.record:
         with (ROOT / "docs" / "benchmarks.md").open("a") as f:
             f.write("\n" + "\n".join(lines) + "\n")
         print("appended to docs/benchmarks.md")

@@ -695,16 +695,15 @@ def run_cyclegan_train(args: argparse.Namespace) -> int:
 def _output_files(files: list[Path], output: Path, label: str, model: Path) -> list[Path]:
     """Where `apply` writes each input: `output` itself for one input and a file name, else
     OUTPUT/STEM_LABEL.png; checked (no collisions, writable types, no input overwritten) before any work."""
-    if len(files) == 1 and output.suffix and not output.is_dir():
-        outputs = [output]
-    else:
-        image_io.ensure_output_dir(output)
-        outputs = [output / f"{f.stem}_{label}.png" for f in files]
+    single = len(files) == 1 and output.suffix and not output.is_dir()
+    outputs = [output] if single else [output / f"{f.stem}_{label}.png" for f in files]
     if len(set(outputs)) != len(outputs):
         raise JaxstyleError("two images share a file name; rename one so the outputs do not collide")
+    _check_not_inputs(outputs, [*files, model])
+    if not single:  # created only once the names are known to be fine: a refusal leaves nothing behind
+        image_io.ensure_output_dir(output)
     for out in outputs:
         image_io.check_image_output(out)
-    _check_not_inputs(outputs, [*files, model])
     return outputs
 
 

@@ -31,20 +31,24 @@ class PhotoFolder:
       size: crop side in px.
       seed: decides every crop; the same seed gives the same batches.
       max_short_side: before cropping, a photo's shorter side is scaled to a random length
-        in [min_short_side, max_short_side] (default 2 x size), so crops show whole objects as
-        well as details, at the scales the network will later be applied at.
-      min_short_side: the lower end of that range (default and least: size).
+        in [min_short_side, max_short_side] (default 2 x size, at least size), so crops show
+        whole objects as well as details, at the scales the network will later be applied at.
+      min_short_side: the lower end of that range (default: size).
 
     Raises:
       JaxstyleError: the folder is missing, or holds no usable photo (checked before any
-        training: files are probed until the first usable one).
+        training: files are probed until the first usable one), or min_short_side is outside
+        [size, max_short_side].
     """
 
     def __init__(self, folder: str | Path, *, size: int, seed: int = 0, max_short_side: int | None = None,
                  min_short_side: int | None = None):
         self.folder, self.size, self.seed = Path(folder), int(size), int(seed)
         self.max_short_side = max(self.size, int(max_short_side or 2 * self.size))
-        self.min_short_side = min(max(self.size, int(min_short_side or self.size)), self.max_short_side)
+        self.min_short_side = int(min_short_side or self.size)
+        if not self.size <= self.min_short_side <= self.max_short_side:
+            raise JaxstyleError(f"min_short_side must be within [size, max_short_side] = [{self.size}, "
+                                f"{self.max_short_side}], got {self.min_short_side}")
         if not self.folder.is_dir():
             raise JaxstyleError(f"photo folder {self.folder} does not exist or is not a folder")
         self.files = sorted(p for p in self.folder.rglob("*")

@@ -119,9 +119,11 @@ def test_apply_in_python_matches_the_network(two_style_model, inputs):
     np.testing.assert_allclose(outs[2], direct, atol=1e-5)
 
 
-def test_bad_input_is_one_line_exit_2_and_no_file(inputs, two_style_model, tmp_path, capsys):
+def test_bad_input_is_one_line_exit_2_and_no_file(inputs, two_style_model, tmp_path, tmp_path_factory, capsys):
     out = tmp_path / "x.png"
     vgg_file = REAL_WEIGHTS
+    twin = tmp_path_factory.mktemp("twin") / "a.jpg"  # same name as inputs["photos"] / "a.jpg"
+    twin.write_bytes((inputs["photos"] / "a.jpg").read_bytes())
     cases = [
         (["apply", tmp_path / "missing.msgpack", inputs["photo"], "-o", out], "cannot read model"),
         (["apply", vgg_file, inputs["photo"], "-o", out], "not a jaxstyle"),
@@ -130,6 +132,7 @@ def test_bad_input_is_one_line_exit_2_and_no_file(inputs, two_style_model, tmp_p
         (["apply", two_style_model, inputs["photo"], "-o", out, "--mix", "1,-1"], "non-negative"),
         (["apply", two_style_model, inputs["photo"], "-o", inputs["photo"]], "also an input"),
         (["apply", two_style_model, inputs["photo"], "-o", tmp_path / "x.xyz"], ".png, .jpg, .jpeg, .webp"),
+        (["apply", two_style_model, inputs["photos"] / "a.jpg", twin, "-o", tmp_path / "outdir"], "share a file name"),
         (["apply", two_style_model, tmp_path / "nope.jpg", "-o", out], "does not exist"),
         (["apply", two_style_model, inputs["photo"], "-o", out, "--preserve-colors", "sepia"], "colour mode"),
         (["train", tmp_path / "nostyle.jpg", "--photos", inputs["photos"], "-o", tmp_path / "m.msgpack", *TINY],

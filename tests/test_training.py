@@ -80,6 +80,12 @@ def test_folder_without_usable_photos_is_one_clear_error(tmp_path, photo_dir):
         PhotoFolder(tmp_path, size=32)
 
 
+def test_a_scale_range_outside_the_crop_size_is_refused(photo_dir):
+    for kw in (dict(min_short_side=16), dict(min_short_side=80, max_short_side=64)):
+        with pytest.raises(JaxstyleError, match="min_short_side"):
+            PhotoFolder(photo_dir, size=32, **kw)
+
+
 def test_batch_loss_is_the_mean_of_each_images_paper_loss(tiny_params):
     settings = training.TrainSettings(size=32, style_size=40, tv_weight=0.5, content_weight=2e-3)
     rng = np.random.default_rng(0)
