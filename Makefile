@@ -35,7 +35,8 @@ clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(WEIGHTS) weights/vgg19_normalized.h5 outputs .jax_cache .pytest_cache .photos .cyclegan
 
 # Training photos without a model hub: the photographs in Debian's plasma-workspace-wallpapers
-# (LGPL-3, see models/PHOTOS.md), split into a training folder and held-out photos.
+# (LGPL-3, see models/PHOTOS.md), split into a training folder and held-out photos, and the nature
+# photographs of mate-backgrounds (GPL-2+) in .photos/more for the CycleGAN demo.
 photos: .photos/train/.done
 
 .photos/train/.done: models/photos.sh
@@ -49,7 +50,7 @@ model: install weights photos
 		-o models/starry_night.msgpack $(MODEL_ARGS) --loss-plot models/starry_night_loss.png \
 		--preview jaxstyle/data/tubingen.jpg
 
-# CycleGAN demo (no download beyond `make photos`): domain A = 15 views of 5 photos, domain B =
+# CycleGAN demo (no download beyond `make photos`): domain A = 38 views of 17 photos, domain B =
 # 8 views of 4 others painted as The Starry Night by `jaxstyle batch` (about 10 min), held-out
 # photos in neither.
 cyclegan-domains: .cyclegan/b/.done

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the photographs of Debian's plasma-workspace-wallpapers (LGPL-3; authors in
 # models/PHOTOS.md) and splits them: DEST/train for training, DEST/heldout never trained on.
+# DEST/more: the nature photographs of Debian's mate-backgrounds (GPL-2+), used only by the
+# CycleGAN demo's domain A (DEST/train stays what the committed fast network was trained on).
 # Needs apt-get (Debian/Ubuntu); elsewhere, bring your own folder of photos.
 set -euo pipefail
 dest=${1:-.photos}
@@ -8,16 +10,25 @@ version="4:5.27.5-2"
 sha256="32cd18b71c8c938a18b3b351f217c02ac590e323caa3cf322fbb875ce8892f8b"
 train="BytheWater ColdRipple ColorfulCups DarkestHour FallenLeaf Grey Kite OneStandsOut summer_1am"
 heldout="EveningGlow Path"
-mkdir -p "$dest/deb" "$dest/train" "$dest/heldout"
+mate_version="1.26.0-1"
+mate_sha256="7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04"
+mkdir -p "$dest/deb" "$dest/train" "$dest/heldout" "$dest/more"
 cd "$dest/deb"
 if ! ls plasma-workspace-wallpapers_*.deb >/dev/null 2>&1; then
     command -v apt-get >/dev/null || { echo "photos.sh: apt-get not found; bring a folder of photos" >&2; exit 2; }
     apt-get download "plasma-workspace-wallpapers=$version"
 fi
+if ! ls mate-backgrounds_*.deb >/dev/null 2>&1; then
+    command -v apt-get >/dev/null || { echo "photos.sh: apt-get not found; bring a folder of photos" >&2; exit 2; }
+    apt-get download "mate-backgrounds=$mate_version"
+fi
 echo "$sha256  $(ls plasma-workspace-wallpapers_*.deb)" | sha256sum -c --quiet
+echo "$mate_sha256  $(ls mate-backgrounds_*.deb)" | sha256sum -c --quiet
 dpkg-deb -x plasma-workspace-wallpapers_*.deb extracted
+dpkg-deb -x mate-backgrounds_*.deb extracted
 cd ..
 for name in $train; do cp "deb/extracted/usr/share/wallpapers/$name/contents/images/2560x1600.jpg" "train/$name.jpg"; done
 for name in $heldout; do cp "deb/extracted/usr/share/wallpapers/$name/contents/images/2560x1600.jpg" "heldout/$name.jpg"; done
+cp deb/extracted/usr/share/backgrounds/mate/nature/*.jpg more/
 rm -rf deb/extracted
-echo "photos.sh: $(ls train | wc -l) training and $(ls heldout | wc -l) held-out photos in $dest"
+echo "photos.sh: $(ls train | wc -l) training, $(ls heldout | wc -l) held-out and $(ls more | wc -l) more photos in $dest"
