@@ -1,10 +1,17 @@
-"""Shared fixtures: tiny random VGG weights, the real weights when present, strict numpy rules."""
+"""Shared fixtures: tiny random VGG weights, the real weights when present, strict numpy rules;
+the kill-and-resume run shared by the training commands' tests."""
 
+import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from flax import serialization
 
 from jaxstyle import vgg
 
@@ -44,3 +51,35 @@ def real_params():
     from jaxstyle import weights
 
     return weights.load_params(REAL_WEIGHTS)
+
+
+def kill_and_resume(train_cmd, tmp_path: Path, *, steps: int = 8) -> tuple[Path, Path, dict]:
+    """Runs the training command `train_cmd(out, steps)` (an argv writing a model to `out`, with a
+    checkpoint every step) twice: whole, and SIGKILLed once its second checkpoint is on disk (so the
+    kill lands mid-training, maybe mid-write) then run again. Returns (whole model file, resumed
+    model file, the resumed run's sidecar); fails unless the second run said it resumed."""
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"))
+    whole = tmp_path / "whole" / "m.msgpack"
+    whole.parent.mkdir()
+    subprocess.run(train_cmd(whole, steps), check=True, env=env, capture_output=True, timeout=600)
+
+    killed = tmp_path / "killed" / "m.msgpack"
+    killed.parent.mkdir()
+    checkpoint = killed.with_name("m.msgpack.checkpoint")
+    proc = subprocess.Popen(train_cmd(killed, steps), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if checkpoint.exists():
+            try:
+                if len(serialization.msgpack_restore(checkpoint.read_bytes())["history"]["step"]) >= 2:
+                    break
+            except Exception:  # noqa: BLE001 - caught mid-write: look again
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not killed.exists(), "the kill did not land during training"
+    out = subprocess.run(train_cmd(killed, steps), env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resuming from step" in out.stderr
+    return whole, killed, json.loads(killed.with_suffix(".json").read_text())

@@ -3,20 +3,17 @@ schedule, resume, data parallelism, and `jaxstyle cyclegan train|apply` as a use
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import serialization
 from PIL import Image
 
-from conftest import DATA, REPO
+from conftest import DATA, REPO, kill_and_resume
 from jaxstyle import cli, cyclegan, image_io, model_file, networks, training
 
 TINY = dict(size=32, steps=4, width=4, residual_blocks=1, disc_width=4, pool_size=2, batch_size=2)
@@ -302,43 +299,16 @@ def test_bad_input_is_one_line_exit_2_before_any_work(trained, folders, tmp_path
     assert code == 2 and "damaged" in stderr and not out.exists()
 
 
-def _train_cmd(folders, out, steps):
-    return [sys.executable, "-m", "jaxstyle", "cyclegan", "train", "--a", str(folders["a"]), "--b",
-            str(folders["b"]), "-o", str(out), "--steps", str(steps), "--checkpoint-every", "1", *TINY_ARGS]
-
-
 @pytest.mark.slow
 def test_killed_training_resumes_to_the_same_parameters(folders, tmp_path):
-    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"))
-    whole = tmp_path / "whole" / "m.msgpack"
-    whole.parent.mkdir()
-    subprocess.run(_train_cmd(folders, whole, 8), check=True, env=env, capture_output=True, timeout=600)
-
-    killed = tmp_path / "killed" / "m.msgpack"
-    killed.parent.mkdir()
-    checkpoint = killed.with_name("m.msgpack.checkpoint")
-    proc = subprocess.Popen(_train_cmd(folders, killed, 8), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    # Killed once the step-2 checkpoint is on disk, so the kill lands mid-training.
-    while time.time() < deadline and proc.poll() is None:
-        if checkpoint.exists():
-            try:
-                if len(serialization.msgpack_restore(checkpoint.read_bytes())["history"]["step"]) >= 2:
-                    break
-            except Exception:  # noqa: BLE001 - caught mid-write: look again
-                pass
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert checkpoint.exists() and not killed.exists(), "the kill did not land during training"
-    out = subprocess.run(_train_cmd(folders, killed, 8), env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "resuming from step" in out.stderr
-    a, b = model_file.load_cyclegan(whole), model_file.load_cyclegan(killed)
+    whole, resumed, sidecar = kill_and_resume(
+        lambda out, steps: [sys.executable, "-m", "jaxstyle", "cyclegan", "train", "--a", str(folders["a"]), "--b",
+                            str(folders["b"]), "-o", str(out), "--steps", str(steps), "--checkpoint-every", "1",
+                            *TINY_ARGS], tmp_path)
+    a, b = model_file.load_cyclegan(whole), model_file.load_cyclegan(resumed)
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
         np.testing.assert_array_equal(x, y)
-    assert json.loads(killed.with_suffix(".json").read_text())["resumed_from_step"] >= 2
+    assert sidecar["resumed_from_step"] >= 2
 
 
 @pytest.mark.skipif(not DEMO_MODEL.exists(), reason="models/cyclegan_starry.msgpack not trained yet")

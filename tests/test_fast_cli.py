@@ -2,18 +2,14 @@
 and one clear line (exit 2, nothing written) for bad input."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA, REAL_WEIGHTS, REPO
+from conftest import DATA, REAL_WEIGHTS, REPO, kill_and_resume
 from jaxstyle import cli, image_io, model_file, networks
 
 pytestmark = pytest.mark.real_weights
@@ -152,37 +148,16 @@ def test_bad_input_is_one_line_exit_2_and_no_file(inputs, two_style_model, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
-def _train_cmd(inputs, out, steps):
-    return [sys.executable, "-m", "jaxstyle", "train", str(inputs["style"]), "--photos", str(inputs["photos"]),
-            "-o", str(out), "--steps", str(steps), "--checkpoint-every", "1", *TINY]
-
-
 @pytest.mark.slow
 def test_killed_training_resumes_to_the_same_parameters(inputs, tmp_path):
-    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"))
-    whole = tmp_path / "whole" / "m.msgpack"
-    whole.parent.mkdir()
-    subprocess.run(_train_cmd(inputs, whole, 8), check=True, env=env, capture_output=True, timeout=600)
-
-    killed = tmp_path / "killed" / "m.msgpack"
-    killed.parent.mkdir()
-    checkpoint = killed.with_name("m.msgpack.checkpoint")
-    proc = subprocess.Popen(_train_cmd(inputs, killed, 8), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)  # somewhere in the middle of the run, maybe mid-write of a checkpoint
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert checkpoint.exists() and not killed.exists(), "the kill did not land during training"
-    out = subprocess.run(_train_cmd(inputs, killed, 8), env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "resuming from step" in out.stderr
-    a, b = model_file.load(whole), model_file.load(killed)
+    whole, resumed, sidecar = kill_and_resume(
+        lambda out, steps: [sys.executable, "-m", "jaxstyle", "train", str(inputs["style"]), "--photos",
+                            str(inputs["photos"]), "-o", str(out), "--steps", str(steps), "--checkpoint-every", "1",
+                            *TINY], tmp_path)
+    a, b = model_file.load(whole), model_file.load(resumed)
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
-    assert json.loads(killed.with_suffix(".json").read_text())["resumed_from_step"] >= 1
+    assert sidecar["resumed_from_step"] >= 2
 
 
 @pytest.mark.skipif(not COMMITTED.exists(), reason="models/starry_night.msgpack not trained yet")
