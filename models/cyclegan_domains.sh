@@ -7,8 +7,8 @@
 #   DEST/heldout  the 2 held-out photographs, never trained on (for the benchmark and the notebook)
 # No photograph is in both domains. A view is the whole 16:10 wallpaper or a 1600x1000 window of
 # it (1.6x closer; centred on the smaller MATE photos, skipped where they are smaller than that),
-# always resized to fit 512x512 (512x320 for a 16:10 wallpaper): the size the benchmark translates at, so the
-# paintings' brush strokes have the scale the generator is judged at.
+# always resized to fit 512x512 (512x320 for a 16:10 wallpaper): the size the benchmark translates
+# at, so the paintings' brush strokes have the scale the generator is judged at.
 # Usage: models/cyclegan_domains.sh [DEST] [JAXSTYLE] [STEPS]
 set -euo pipefail
 dest=${1:-.cyclegan}

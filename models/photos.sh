@@ -14,18 +14,16 @@ mate_version="1.26.0-1"
 mate_sha256="7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04"
 mkdir -p "$dest/deb" "$dest/train" "$dest/heldout" "$dest/more"
 cd "$dest/deb"
-if ! ls plasma-workspace-wallpapers_*.deb >/dev/null 2>&1; then
-    command -v apt-get >/dev/null || { echo "photos.sh: apt-get not found; bring a folder of photos" >&2; exit 2; }
-    apt-get download "plasma-workspace-wallpapers=$version"
-fi
-if ! ls mate-backgrounds_*.deb >/dev/null 2>&1; then
-    command -v apt-get >/dev/null || { echo "photos.sh: apt-get not found; bring a folder of photos" >&2; exit 2; }
-    apt-get download "mate-backgrounds=$mate_version"
-fi
-echo "$sha256  $(ls plasma-workspace-wallpapers_*.deb)" | sha256sum -c --quiet
-echo "$mate_sha256  $(ls mate-backgrounds_*.deb)" | sha256sum -c --quiet
-dpkg-deb -x plasma-workspace-wallpapers_*.deb extracted
-dpkg-deb -x mate-backgrounds_*.deb extracted
+unpack() {  # unpack PACKAGE VERSION SHA256: download once, check, extract into ./extracted
+    if ! ls "$1"_*.deb >/dev/null 2>&1; then
+        command -v apt-get >/dev/null || { echo "photos.sh: apt-get not found; bring a folder of photos" >&2; exit 2; }
+        apt-get download "$1=$2"
+    fi
+    echo "$3  $(ls "$1"_*.deb)" | sha256sum -c --quiet
+    dpkg-deb -x "$1"_*.deb extracted
+}
+unpack plasma-workspace-wallpapers "$version" "$sha256"
+unpack mate-backgrounds "$mate_version" "$mate_sha256"
 cd ..
 for name in $train; do cp "deb/extracted/usr/share/wallpapers/$name/contents/images/2560x1600.jpg" "train/$name.jpg"; done
 for name in $heldout; do cp "deb/extracted/usr/share/wallpapers/$name/contents/images/2560x1600.jpg" "heldout/$name.jpg"; done
