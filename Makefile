@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 WEIGHTS := weights/vgg19.h5
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: install weights weights-normalized demo test clean bench bench-fast photos model cyclegan-domains cyclegan-model
+.PHONY: install weights weights-normalized demo test clean bench bench-fast photos photos-more model cyclegan-domains cyclegan-model
 
 install: $(VENV)/.installed
 
@@ -35,12 +35,18 @@ clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(WEIGHTS) weights/vgg19_normalized.h5 outputs .jax_cache .pytest_cache .photos .cyclegan
 
 # Training photos without a model hub: the photographs in Debian's plasma-workspace-wallpapers
-# (LGPL-3, see models/PHOTOS.md), split into a training folder and held-out photos, and the nature
-# photographs of mate-backgrounds (GPL-2+) in .photos/more for the CycleGAN demo.
+# (LGPL-3, see models/PHOTOS.md), split into a training folder and held-out photos; photos-more:
+# the nature photographs of mate-backgrounds (GPL-2+) in .photos/more, for the CycleGAN demo only.
 photos: .photos/train/.done
 
 .photos/train/.done: models/photos.sh
 	bash models/photos.sh .photos
+	touch $@
+
+photos-more: .photos/more/.done
+
+.photos/more/.done: models/photos.sh
+	bash models/photos.sh .photos more
 	touch $@
 
 # The committed Starry Night network, reproducibly (about 45 min on 2 CPU cores).
@@ -50,12 +56,12 @@ model: install weights photos
 		-o models/starry_night.msgpack $(MODEL_ARGS) --loss-plot models/starry_night_loss.png \
 		--preview jaxstyle/data/tubingen.jpg
 
-# CycleGAN demo (no download beyond `make photos`): domain A = 38 views of 17 photos, domain B =
+# CycleGAN demo (no download beyond `make photos photos-more`): domain A = 38 views of 17 photos, domain B =
 # 8 views of 4 others painted as The Starry Night by `jaxstyle batch` (about 10 min), held-out
 # photos in neither.
 cyclegan-domains: .cyclegan/b/.done
 
-.cyclegan/b/.done: models/cyclegan_domains.sh | install weights photos
+.cyclegan/b/.done: models/cyclegan_domains.sh | install weights photos photos-more
 	bash models/cyclegan_domains.sh .cyclegan $(VENV)/bin/jaxstyle
 	touch $@
 

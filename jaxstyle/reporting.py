@@ -112,10 +112,21 @@ def write_sidecar(output: Path, *, settings: Settings, result: Result, weights_p
     return atomic_write_text(sidecar_path(output), json.dumps(record, indent=2) + "\n")
 
 
+def running_mean(values, window: int) -> np.ndarray:
+    """f[T, ...] -> f64[T, ...]: at each row, the mean of the last `window` >= 1 rows (fewer at the start)."""
+    values = np.asarray(values, dtype=np.float64)
+    sums = np.cumsum(values, axis=0)
+    sums[window:] = sums[window:] - sums[:-window]
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return sums / counts.reshape(-1, *[1] * (values.ndim - 1))
+
+
 def plot_losses(history: list[dict], path: Path, *,
-                names: Sequence[str] = ("total", "content", "style")) -> Path | None:
+                names: Sequence[str] = ("total", "content", "style"), smooth: int = 1) -> Path | None:
     """Writes a PNG of each loss in `names` against step (log scale), one line per image.
 
+    smooth > 1 (training, where each step sees other images): each loss is drawn faint, with
+    its mean over the last `smooth` steps on top, so the trend shows through the noise.
     Returns `path`, or None when `history` is empty (no step ran, e.g. --steps 0): then
     nothing is written and one line saying so goes to stderr.
     """
@@ -131,8 +142,15 @@ def plot_losses(history: list[dict], path: Path, *,
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5))
     for ax, name in zip(np.atleast_1d(axes), names):
         values = np.array([np.atleast_1d(h[name]) for h in history])
-        ax.plot(steps, values)
-        ax.set(title=f"{name} loss", xlabel="step", yscale="log")
+        if smooth > 1:
+            raw = ax.plot(steps, values, alpha=0.25, linewidth=0.5)
+            for line, mean in zip(raw, running_mean(values, smooth).T):
+                ax.plot(steps, mean, color=line.get_color())
+            ax.set_title(f"{name} loss (line: mean of last {smooth} steps)", fontsize="medium")
+        else:
+            ax.plot(steps, values)
+            ax.set_title(f"{name} loss")
+        ax.set(xlabel="step", yscale="log")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CycleGAN demo's two domains, with no download beyond `make photos` (Debian's wallpapers):
+# The CycleGAN demo's two domains, with no download beyond `make photos photos-more` (Debian's):
 #   DEST/a        3 views of each of 5 training photographs and 1-2 of each of the 12 in
 #                 .photos/more (domain A: photos; 38 views in all)
 #   DEST/b        2 views of each of the other 4, painted as The Starry Night by `jaxstyle batch`
