@@ -56,17 +56,18 @@ model: install weights photos
 		-o models/starry_night.msgpack $(MODEL_ARGS) --loss-plot models/starry_night_loss.png \
 		--preview jaxstyle/data/tubingen.jpg
 
-# CycleGAN demo (no download beyond `make photos photos-more`): domain A = 38 views of 17 photos, domain B =
-# 8 views of 4 others painted as The Starry Night by `jaxstyle batch` (about 10 min), held-out
-# photos in neither.
+# CycleGAN demo (no download beyond `make photos photos-more`): domain A = 38 views of 17 photos,
+# domain B = 8 views of 4 others painted as The Starry Night by `jaxstyle batch` (about 10 min),
+# held-out photos in neither.
 cyclegan-domains: .cyclegan/b/.done
 
 .cyclegan/b/.done: models/cyclegan_domains.sh | install weights photos photos-more
 	bash models/cyclegan_domains.sh .cyclegan $(VENV)/bin/jaxstyle
 	touch $@
 
-# The committed demo model, reproducibly (about 50 min on 2 CPU cores: the issue's hour, with margin). 128 px crops of the 512x320
-# domain images scaled by 0.88-1.0 (--min-scale 2.2 --scale-jitter 2.5): strokes at the applied size.
+# The committed demo model, reproducibly (44 min on 2 CPU cores; issue 12 allows an hour). 128 px
+# crops of the 512x320 domain images scaled by 0.88-1.0 (--min-scale 2.2 --scale-jitter 2.5):
+# strokes at the applied size.
 CYCLEGAN_ARGS ?= --size 128 --steps 5000 --width 16 --residual-blocks 6 --disc-width 32 --min-scale 2.2 \
 	--scale-jitter 2.5 --checkpoint-every 200
 cyclegan-model: cyclegan-domains

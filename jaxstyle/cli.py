@@ -547,7 +547,7 @@ def run_train(args: argparse.Namespace) -> int:
                            weights_path=weights_path, photos=photos, devices=len(devices),
                            extra={"resumed_from_step": start, "float16": bool(args.float16)})
     if args.loss_plot:
-        reporting.plot_losses(history, args.loss_plot, smooth=len(history) // 50)
+        reporting.plot_losses(history, args.loss_plot, smooth=True)
     checkpoints.remove()
     print(f"jaxstyle train: skipped {photos.skipped} unusable photo file(s)", file=sys.stderr)
     print(model_path)
@@ -685,7 +685,7 @@ def run_cyclegan_train(args: argparse.Namespace) -> int:
     atomic_write_text(sidecar, json.dumps(record, indent=2) + "\n")
     if args.loss_plot:
         reporting.plot_losses(history, args.loss_plot, names=("generator", "discriminator", "cycle"),
-                             smooth=len(history) // 50)
+                             smooth=True)
     checkpoints.remove()
     print(f"jaxstyle cyclegan: skipped {domain_a.skipped} + {domain_b.skipped} unusable image file(s) in A + B",
           file=sys.stderr)

@@ -122,11 +122,11 @@ def running_mean(values, window: int) -> np.ndarray:
 
 
 def plot_losses(history: list[dict], path: Path, *,
-                names: Sequence[str] = ("total", "content", "style"), smooth: int = 1) -> Path | None:
+                names: Sequence[str] = ("total", "content", "style"), smooth: bool = False) -> Path | None:
     """Writes a PNG of each loss in `names` against step (log scale), one line per image.
 
-    smooth > 1 (training, where each step sees other images): each loss is drawn faint, with
-    its mean over the last `smooth` steps on top, so the trend shows through the noise.
+    smooth (training, where each step sees other images): each loss is drawn faint, with its
+    mean over the last 1/50 of the steps on top, so the trend shows through the noise.
     Returns `path`, or None when `history` is empty (no step ran, e.g. --steps 0): then
     nothing is written and one line saying so goes to stderr.
     """
@@ -139,14 +139,15 @@ def plot_losses(history: list[dict], path: Path, *,
     import matplotlib.pyplot as plt
 
     steps = [h["step"] for h in history]
+    window = len(history) // 50 if smooth else 1
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5))
     for ax, name in zip(np.atleast_1d(axes), names):
         values = np.array([np.atleast_1d(h[name]) for h in history])
-        if smooth > 1:
+        if window > 1:
             raw = ax.plot(steps, values, alpha=0.25, linewidth=0.5)
-            for line, mean in zip(raw, running_mean(values, smooth).T):
+            for line, mean in zip(raw, running_mean(values, window).T):
                 ax.plot(steps, mean, color=line.get_color())
-            ax.set_title(f"{name} loss (line: mean of last {smooth} steps)", fontsize="medium")
+            ax.set_title(f"{name} loss (line: mean of last {window} steps)", fontsize="medium")
         else:
             ax.plot(steps, values)
             ax.set_title(f"{name} loss")

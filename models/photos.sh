@@ -7,7 +7,8 @@
 # Needs apt-get (Debian/Ubuntu); elsewhere, bring your own folder of photos.
 set -euo pipefail
 dest=${1:-.photos}
-part=${2:-main}
+part=${2:-}
+[ -z "$part" ] || [ "$part" = more ] || { echo "photos.sh: the second argument is \"more\" or nothing, not \"$part\"" >&2; exit 2; }
 version="4:5.27.5-2"
 sha256="32cd18b71c8c938a18b3b351f217c02ac590e323caa3cf322fbb875ce8892f8b"
 train="BytheWater ColdRipple ColorfulCups DarkestHour FallenLeaf Grey Kite OneStandsOut summer_1am"
