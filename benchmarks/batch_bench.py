@@ -18,17 +18,21 @@ import sys
 
 WORKER = """
 import json, sys, time, jax, numpy as np
-from jaxstyle import batch, data_path, image_io, optimize, weights
+from jaxstyle import data_path
+from jaxstyle.optim import batch
+from jaxstyle.io import image_io
+from jaxstyle import optim
+from jaxstyle.io import weights
 size, steps, images, ndev = map(int, sys.argv[1:5])
 params = weights.load_params()
 content = image_io.load_image(data_path("tubingen.jpg"))
 style = image_io.load_image(data_path("starry_night.jpg"))
-s = optimize.Settings(size=size, steps=steps)
+s = optim.Settings(size=size, steps=steps)
 place = batch.device_placer(jax.devices()[:ndev])
 stamps = []
-optimize.stylize_batch(params, [content] * images, style, s.replace(steps=1), place=place)  # compile
+optim.stylize_batch(params, [content] * images, style, s.replace(steps=1), place=place)  # compile
 t = time.perf_counter()
-optimize.stylize_batch(params, [content] * images, style, s, place=place, callback=lambda p: stamps.append(1))
+optim.stylize_batch(params, [content] * images, style, s, place=place, callback=lambda p: stamps.append(1))
 seconds = time.perf_counter() - t
 print(json.dumps({"devices": ndev, "batch": images, "seconds": seconds, "images_per_s": images / seconds,
                   "backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind}))

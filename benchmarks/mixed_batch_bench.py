@@ -31,7 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,37 +100,43 @@ def batch_run(code: Path, manifest: Path, out: Path, *, size: int, steps: int, d
 SINGLE = """
 import json, sys, time
 import jaxstyle
-from jaxstyle import data_path, image_io, optimize, weights
+from jaxstyle import data_path
+from jaxstyle.io import image_io
+from jaxstyle import optim
+from jaxstyle.io import weights
 size, steps = int(sys.argv[1]), int(sys.argv[2])
 params = weights.load_params(sys.argv[3])
 content = image_io.load_image(data_path("tubingen.jpg"))
 style = image_io.load_image(data_path("starry_night.jpg"))
-s = optimize.Settings(size=size, steps=steps)
-optimize.stylize(params, content, style, s.replace(steps=2))  # compile
+s = optim.Settings(size=size, steps=steps)
+optim.stylize(params, content, style, s.replace(steps=2))  # compile
 t = time.perf_counter()
-r = optimize.stylize(params, content, style, s)
+r = optim.stylize(params, content, style, s)
 seconds = time.perf_counter() - t
 print(json.dumps({"seconds": seconds, "evaluations": r.evaluations, "module": jaxstyle.__file__}))
 """
 
 MIXED = """
 import json, sys, time
-from jaxstyle import data_path, image_io, optimize, weights
+from jaxstyle import data_path
+from jaxstyle.io import image_io
+from jaxstyle import optim
+from jaxstyle.io import weights
 size, steps = int(sys.argv[1]), int(sys.argv[2])
 params = weights.load_params(sys.argv[3])
 content = image_io.load_image(data_path("tubingen.jpg"))
 styles = [image_io.load_image(data_path(n)) for n in ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")]
 ratios = (1e-3, 1e-2, 1e-4, 3e-3)
-tasks = [optimize.make_task(content, styles[k % 3], optimize.Settings(
+tasks = [optim.make_task(content, styles[k % 3], optim.Settings(
     size=size, steps=steps, init="noise", seed=k, content_weight=ratios[k % 4])) for k in range(8)]
-short = [optimize.Task(t.content, t.styles, t.settings.replace(steps=1)) for t in tasks]
-optimize.solve(params, short)  # compile the batch of 8
-optimize.solve(params, short[:1])  # compile the batch of 1
+short = [optim.Task(t.content, t.styles, t.settings.replace(steps=1)) for t in tasks]
+optim.solve(params, short)  # compile the batch of 8
+optim.solve(params, short[:1])  # compile the batch of 1
 t = time.perf_counter()
-singles = [optimize.solve(params, [task])[0] for task in tasks]
+singles = [optim.solve(params, [task])[0] for task in tasks]
 single_s = time.perf_counter() - t
 t = time.perf_counter()
-batched = optimize.solve(params, tasks)
+batched = optim.solve(params, tasks)
 batch_s = time.perf_counter() - t
 diff = max(float(abs(a.image - b.image).max()) for a, b in zip(singles, batched))
 print(json.dumps({"single_seconds": single_s, "batch_seconds": batch_s, "max_abs_diff": diff,
@@ -143,19 +148,22 @@ print(json.dumps({"single_seconds": single_s, "batch_seconds": batch_s, "max_abs
 ALONE = """
 import json, sys
 import numpy as np
-from jaxstyle import data_path, image_io, losses, optimize, weights
+from jaxstyle import data_path, losses
+from jaxstyle.io import image_io
+from jaxstyle import optim
+from jaxstyle.io import weights
 size, steps = int(sys.argv[1]), int(sys.argv[2])
 params = weights.load_params(sys.argv[3])
 content = image_io.load_image(data_path("tubingen.jpg"))
 names = ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
 styles = [image_io.load_image(data_path(n)) for n in names]
 crops = [content, content[:, 200:800], content[100:700, :500]]  # 4:3, 1:1 and 5:6 (portrait)
-tasks = [optimize.make_task(c, s, optimize.Settings(size=size, steps=steps, content_weight=r))
+tasks = [optim.make_task(c, s, optim.Settings(size=size, steps=steps, content_weight=r))
          for c, s, r in zip(crops, styles, (1e-3, 1e-2, 3e-3))]
-together = optimize.solve(params, tasks)
+together = optim.solve(params, tasks)
 rows = []
 for task, mixed in zip(tasks, together):
-    alone = optimize.solve(params, [task])[0]
+    alone = optim.solve(params, [task])[0]
     d = np.abs(mixed.image - alone.image)
     rows.append({"shape": list(mixed.image.shape[:2]), "max": float(d.max()), "mean": float(d.mean()),
                  "last_row": float(d[-1].max()), "last_col": float(d[:, -1].max()),

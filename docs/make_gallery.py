@@ -20,10 +20,10 @@ from pathlib import Path
 import jax
 
 import jaxstyle
-from jaxstyle import Settings, data_path, load_image, load_params, save_image, stylize
-from jaxstyle.files import file_sha256
-from jaxstyle.optimize import enable_compilation_cache, scale_sizes
-from jaxstyle.weights import default_weights_path
+from jaxstyle import Settings, data_path, enable_compilation_cache, load_image, load_params, save_image, stylize
+from jaxstyle.io.files import file_sha256
+from jaxstyle.io.weights import default_weights_path
+from jaxstyle.optim import scale_sizes
 
 CONTENT = "tubingen"
 STYLES = ("starry_night", "the_scream", "shipwreck")

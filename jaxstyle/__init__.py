@@ -4,18 +4,32 @@
     params = load_params()                      # weights/vgg19.h5 (`make weights`)
     result = stylize(params, load_image(data_path("tubingen.jpg")),
                      load_image(data_path("starry_night.jpg")), Settings(size=256))
+
+The package: shared maths and runtime here (`vgg`, `losses`, `color`, `errors`, `runtime`),
+files in `io/`, the paper's optimisation in `optim/`, the trainable networks in `nets/`, the
+command line in `cli/`.
 """
 
 from importlib import metadata, resources
 from pathlib import Path
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.image_io import load_image, save_image
+from jaxstyle.io.image_io import load_image, save_image
+from jaxstyle.io.weights import load_params
 from jaxstyle.losses import LossWeights, Targets, make_targets, total_loss
-from jaxstyle.optimize import (Progress, Result, Settings, Task, make_task, solve, stylize, stylize_batch,
-                               stylize_many, sweep)
+from jaxstyle.nets.cyclegan import apply as translate
+from jaxstyle.nets.fast import apply as paint
+from jaxstyle.nets.model_file import load as load_model
+from jaxstyle.nets.model_file import load_cyclegan
+from jaxstyle.optim import (NonFiniteLoss, Progress, Result, Settings, Task, make_task, solve, stylize, stylize_batch,
+                            stylize_many, sweep)
+from jaxstyle.runtime import enable_compilation_cache
 from jaxstyle.vgg import features
-from jaxstyle.weights import load_params
+
+__all__ = ["JaxstyleError", "LossWeights", "NonFiniteLoss", "Progress", "Result", "Settings", "Targets", "Task",
+           "data_path", "enable_compilation_cache", "features", "load_cyclegan", "load_image", "load_model",
+           "load_params", "make_targets", "make_task", "paint", "save_image", "solve", "stylize", "stylize_batch",
+           "stylize_many", "sweep", "total_loss", "translate"]
 
 try:
     __version__ = metadata.version("jaxstyle")

@@ -6,7 +6,7 @@ Params are a nested dict keyed by the paper's layer names::
      "input": {"matrix": f32[3, 3], "offset": f32[3]}}
 
 ``params["input"]`` is the weights' input convention as an affine map from RGB in
-[0, 1] to what the network was trained on (see ``jaxstyle.weights``), so the forward
+[0, 1] to what the network was trained on (see ``jaxstyle.io.weights``), so the forward
 pass honours the convention of whichever weights file the params came from.
 """
 

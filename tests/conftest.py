@@ -48,7 +48,7 @@ def tiny_params():
 def real_params():
     if not REAL_WEIGHTS.exists():
         pytest.skip(f"{REAL_WEIGHTS} missing: run `make weights` (make test does it)")
-    from jaxstyle import weights
+    from jaxstyle.io import weights
 
     return weights.load_params(REAL_WEIGHTS)
 
@@ -83,3 +83,16 @@ def kill_and_resume(train_cmd, tmp_path: Path, *, steps: int = 8) -> tuple[Path,
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resuming from step" in out.stderr
     return whole, killed, json.loads(killed.with_suffix(".json").read_text())
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `jaxstyle ARGV` run in this process; argparse's own usage
+    errors (exit 2, usage lines then one error line) are caught like the command's."""
+    from jaxstyle import cli
+
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err

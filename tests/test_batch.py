@@ -11,16 +11,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA, REAL_WEIGHTS, REPO, random_params
 from PIL import Image
 
-from conftest import DATA, REAL_WEIGHTS, REPO, random_params
-from jaxstyle import batch, image_io, optimize, solver
+from jaxstyle import optim
+from jaxstyle.io import image_io
+from jaxstyle.io.files import file_sha256
+from jaxstyle.optim import batch, solver
 
 PARAMS = random_params(seed=2, width=8)
 RNG = np.random.default_rng(4)
 CONTENTS = [RNG.random((36, 44, 3), dtype=np.float32) for _ in range(3)]
 STYLE = RNG.random((40, 40, 3), dtype=np.float32)
-SETTINGS = optimize.Settings(size=44, steps=6, init="noise", content_weight=1.0, style_weight=1e3)
+SETTINGS = optim.Settings(size=44, steps=6, init="noise", content_weight=1.0, style_weight=1e3)
 
 
 def make_inputs(folder: Path, n: int) -> Path:
@@ -75,16 +78,15 @@ def test_done_means_sidecar_names_the_outputs_sha(tmp_path):
     job = batch.Job(tmp_path / "c.png", tmp_path / "s.png", tmp_path / "o.png", SETTINGS)
     assert not batch.is_done(job)
     image_io.save_image(job.output, np.zeros((4, 4, 3)))
-    from jaxstyle import reporting
 
-    (tmp_path / "o.json").write_text(json.dumps({"output_sha256": reporting.file_sha256(job.output)}))
+    (tmp_path / "o.json").write_text(json.dumps({"output_sha256": file_sha256(job.output)}))
     assert batch.is_done(job)
     image_io.save_image(job.output, np.ones((4, 4, 3)))  # replaced output: no longer done
     assert not batch.is_done(job)
 
 
 def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
-    straight = optimize.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS)
+    straight = optim.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS)
     path = tmp_path / "ck.npz"
 
     class Killed(Exception):
@@ -96,10 +98,10 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
             raise Killed
 
     with pytest.raises(Killed):
-        optimize.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS, callback=checkpoint_then_die)
+        optim.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS, callback=checkpoint_then_die)
     resume = batch.load_checkpoint(path)
     assert resume.step == 4
-    resumed = optimize.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS, resume=resume)
+    resumed = optim.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS, resume=resume)
     np.testing.assert_allclose(resumed.image, straight.image, atol=1e-6)
     np.testing.assert_allclose(resumed.total, straight.total, rtol=1e-6)
 
@@ -117,31 +119,32 @@ def test_a_checkpoint_of_other_jobs_is_reported_and_the_batch_starts_afresh(tmp_
         if p.step == 2:
             batch.save_checkpoint(path, p, belongs_to={"jobs": ["a", "b"], "padded": 2})
 
-    optimize.stylize_batch(PARAMS, CONTENTS[:2], STYLE, SETTINGS, callback=save)
+    optim.stylize_batch(PARAMS, CONTENTS[:2], STYLE, SETTINGS, callback=save)
     assert batch.load_checkpoint(path, belongs_to={"jobs": ["a", "b"], "padded": 2}).step == 2
     assert batch.load_checkpoint(path, belongs_to={"jobs": ["a", "c"], "padded": 2}) is None
     message = capsys.readouterr().err.strip()
     assert len(message.splitlines()) == 1 and "starts afresh" in message and not path.exists()
     # The right jobs but arrays of another batch (three images): refused before any step.
-    optimize.stylize_batch(PARAMS, CONTENTS[:2], STYLE, SETTINGS, callback=save)
+    optim.stylize_batch(PARAMS, CONTENTS[:2], STYLE, SETTINGS, callback=save)
     with pytest.raises(solver.StaleCheckpoint, match="do not match"):
-        optimize.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS, resume=batch.load_checkpoint(path))
+        optim.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS, resume=batch.load_checkpoint(path))
 
 
 SHARDED = """
 import sys, numpy as np, jax
 sys.path.insert(0, {tests!r})
 from conftest import random_params
-from jaxstyle import batch, optimize
+from jaxstyle.optim import batch
+from jaxstyle import optim
 assert jax.device_count() == 8
 params = random_params(seed=2, width=8)
 rng = np.random.default_rng(4)
 contents = [rng.random((36, 44, 3), dtype=np.float32) for _ in range(5)]
 style = rng.random((40, 40, 3), dtype=np.float32)
-s = optimize.Settings(size=44, steps=4, init="noise", content_weight=1.0, style_weight=1e3)
+s = optim.Settings(size=44, steps=4, init="noise", content_weight=1.0, style_weight=1e3)
 padded = contents + [contents[-1]] * 3
-sharded = optimize.stylize_batch(params, padded, style, s, place=batch.device_placer(jax.devices()))
-single = optimize.stylize_batch(params, padded, style, s, place=batch.device_placer(jax.devices()[:1]))
+sharded = optim.stylize_batch(params, padded, style, s, place=batch.device_placer(jax.devices()))
+single = optim.stylize_batch(params, padded, style, s, place=batch.device_placer(jax.devices()[:1]))
 np.testing.assert_allclose(sharded.image[:5], single.image[:5], atol=1e-5)
 print("ok", len(sharded.image))
 """
@@ -235,7 +238,7 @@ def test_sigkill_mid_optimisation_five_times_then_finish_equals_an_uninterrupted
     assert names == expected  # one output and one sidecar per job; no temporary files
     assert not (outdir / batch.CHECKPOINTS).exists()
     for name in expected[::2]:
-        job = batch.Job(folder / "x", folder / "y", outdir / name.replace(".json", ".png"), optimize.Settings())
+        job = batch.Job(folder / "x", folder / "y", outdir / name.replace(".json", ".png"), optim.Settings())
         assert batch.is_done(job)
     ref, got = outputs_of(folder / "ref"), outputs_of(outdir)
     for name in ref:

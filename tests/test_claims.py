@@ -1,4 +1,4 @@
-"""Lease-based claims (jaxstyle.claims): exclusion, renewal, takeover of dead holders, races."""
+"""Lease-based claims (jaxstyle.optim.batch.claims): exclusion, renewal, takeover of dead holders, races."""
 
 import json
 import os
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from jaxstyle.claims import Claims
+from jaxstyle.optim.batch.claims import Claims
 
-CLAIMS_PY = Path(__file__).resolve().parents[1] / "jaxstyle" / "claims.py"
+REPO = Path(__file__).resolve().parents[1]
+CLAIMS_PY = REPO / "jaxstyle" / "optim" / "batch" / "claims.py"
 
 # Subprocesses load claims.py (stdlib only) by path: no jax import, no dependence on the package.
 PRELUDE = f"""
@@ -24,7 +25,7 @@ claims = importlib.util.module_from_spec(spec); spec.loader.exec_module(claims)
 
 
 def _python(code: str, **kw) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(CLAIMS_PY.parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.Popen([sys.executable, "-c", PRELUDE + code], env=env, text=True, **kw)
 
 

@@ -6,10 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DATA, REAL_WEIGHTS, run_cli
 from PIL import Image
 
-from conftest import DATA, REAL_WEIGHTS
-from jaxstyle import cli, image_io
+from jaxstyle import cli
+from jaxstyle.io import image_io, weights
 
 pytestmark = pytest.mark.real_weights
 # One small size and step count for every run, so the process compiles each program once.
@@ -33,16 +34,10 @@ def images(tmp_path_factory):
     return content, style
 
 
-def run(argv, capsys):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_stylize_writes_image_and_sidecar_that_reproduces_it(images, tmp_path, capsys):
     content, style = images
     out = tmp_path / "out.png"
-    code, stdout, _ = run(["stylize", content, style, "-o", out, *FAST, "--loss-plot", tmp_path / "loss.png"], capsys)
+    code, stdout, _ = run_cli(["stylize", content, style, "-o", out, *FAST, "--loss-plot", tmp_path / "loss.png"], capsys)
     assert code == 0 and stdout.strip() == str(out)
     assert Image.open(out).size == (48, 36)
     sidecar = json.loads(out.with_suffix(".json").read_text())
@@ -52,7 +47,7 @@ def test_stylize_writes_image_and_sidecar_that_reproduces_it(images, tmp_path, c
     assert Image.open(tmp_path / "loss.png").size[0] > 100
 
     again = tmp_path / "again.png"
-    code, _, _ = run(["stylize", content, style, "-o", again, "--settings", out.with_suffix(".json"), "--quiet"], capsys)
+    code, _, _ = run_cli(["stylize", content, style, "-o", again, "--settings", out.with_suffix(".json"), "--quiet"], capsys)
     assert code == 0
     np.testing.assert_allclose(image_io.load_image(again), image_io.load_image(out), atol=2 / 255)
 
@@ -63,7 +58,7 @@ def test_several_contents_go_to_a_folder(images, tmp_path, capsys):
     Image.open(content).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(second)
     outdir = tmp_path / "outs"
     outdir.mkdir()
-    code, stdout, _ = run(["stylize", content, second, style, "-o", outdir, *FAST, "--save-every", "2"], capsys)
+    code, stdout, _ = run_cli(["stylize", content, second, style, "-o", outdir, *FAST, "--save-every", "2"], capsys)
     assert code == 0
     names = sorted(p.name for p in outdir.iterdir())
     assert names == ["second_paint.json", "second_paint.png", "second_paint_step00002.png",
@@ -73,7 +68,7 @@ def test_several_contents_go_to_a_folder(images, tmp_path, capsys):
 def test_sweep_writes_sheet_and_each_image(images, tmp_path, capsys):
     content, style = images
     sheet = tmp_path / "sheet.png"
-    code, _, _ = run(["sweep", content, style, "--ratios", "1e-4,1e-2", "-o", sheet, *FAST], capsys)
+    code, _, _ = run_cli(["sweep", content, style, "--ratios", "1e-4,1e-2", "-o", sheet, *FAST], capsys)
     assert code == 0
     assert Image.open(sheet).size[0] == 2 * 48
     for ratio in ("0.0001", "0.01"):
@@ -109,7 +104,7 @@ def test_bad_input_gives_one_line_and_no_output(images, tmp_path, capsys, case):
     content, style = images
     argv, expected = _bad_inputs(tmp_path, content, style)[case]
     out = tmp_path / "result.png"
-    code, _, err = run(["stylize", *argv, "-o", out, "--quiet", "--steps", "1"], capsys)
+    code, _, err = run_cli(["stylize", *argv, "-o", out, "--quiet", "--steps", "1"], capsys)
     assert code != 0
     lines = [line for line in err.splitlines() if line.startswith("jaxstyle: error:")]
     assert len(lines) == 1 and expected in lines[0], err
@@ -122,7 +117,7 @@ def test_bad_cpu_kernels_setting_is_refused_before_any_work(images, tmp_path, ca
     monkeypatch.setenv("JAXSTYLE_CPU_KERNELS", "fastest")
     out = tmp_path / "result.png"
     # Missing weights too: checked later, so only a check made first names the setting.
-    code, _, err = run(["stylize", content, style, "-o", out, "--weights", tmp_path / "none.h5", *FAST], capsys)
+    code, _, err = run_cli(["stylize", content, style, "-o", out, "--weights", tmp_path / "none.h5", *FAST], capsys)
     assert code == cli.EXIT_ERROR
     assert err.strip().splitlines() == ["jaxstyle: error: JAXSTYLE_CPU_KERNELS='fastest': expected one of auto, ynnpack, eigen"]
     assert not out.exists()
@@ -131,9 +126,9 @@ def test_bad_cpu_kernels_setting_is_refused_before_any_work(images, tmp_path, ca
 def test_output_folder_must_exist_and_inputs_are_never_overwritten(images, tmp_path, capsys):
     content, style = images
     before = content.read_bytes()
-    code, _, err = run(["stylize", content, style, "-o", tmp_path / "no" / "out.png", *FAST], capsys)
+    code, _, err = run_cli(["stylize", content, style, "-o", tmp_path / "no" / "out.png", *FAST], capsys)
     assert code != 0 and "does not exist" in err
-    code, _, err = run(["stylize", content, style, "-o", content, *FAST], capsys)
+    code, _, err = run_cli(["stylize", content, style, "-o", content, *FAST], capsys)
     assert code != 0 and "also an input" in err
     assert content.read_bytes() == before
 
@@ -141,7 +136,7 @@ def test_output_folder_must_exist_and_inputs_are_never_overwritten(images, tmp_p
 def test_non_finite_loss_keeps_last_finite_image(images, tmp_path, capsys):
     content, style = images
     out = tmp_path / "out.png"
-    code, _, err = run(["stylize", content, style, "-o", out, *FAST, "--style-weight", "1e38"], capsys)
+    code, _, err = run_cli(["stylize", content, style, "-o", out, *FAST, "--style-weight", "1e38"], capsys)
     assert code == cli.EXIT_NON_FINITE and "style-weight" in err and "Traceback" not in err
     assert np.isfinite(image_io.load_image(out)).all()
 
@@ -163,7 +158,7 @@ def test_controls_from_the_command_line(images, tmp_path, capsys):
     top[:20] = 255
     Image.fromarray(top).save(region)
     out = tmp_path / "masked.png"
-    code, _, err = run(["stylize", content, style, "-o", out, *FAST, "--mask", f"{region}:{DATA / 'the_scream.jpg'}",
+    code, _, err = run_cli(["stylize", content, style, "-o", out, *FAST, "--mask", f"{region}:{DATA / 'the_scream.jpg'}",
                         "--preserve-colors", "luminance", "--style-layers", "upto-conv3_1"], capsys)
     assert code == 0, err
     sidecar = json.loads(out.with_suffix(".json").read_text())
@@ -172,19 +167,19 @@ def test_controls_from_the_command_line(images, tmp_path, capsys):
     assert set(sidecar["inputs"]) == {"content", "style", "mask_1", "mask_1_style"}
 
     out = tmp_path / "blend.png"
-    code, _, err = run(["stylize", content, style, "-o", out, *FAST, "--blend-with", DATA / "the_scream.jpg",
+    code, _, err = run_cli(["stylize", content, style, "-o", out, *FAST, "--blend-with", DATA / "the_scream.jpg",
                         "--style-blend", "0.7,0.3", "--style-scale", "1.5", "--preserve-colors", "histogram"], capsys)
     assert code == 0, err
     assert json.loads(out.with_suffix(".json").read_text())["settings"]["style_blend"] == [0.7, 0.3]
 
-    code, _, err = run(["stylize", content, style, "-o", tmp_path / "x.png", *FAST, "--mask", "nocolon"], capsys)
+    code, _, err = run_cli(["stylize", content, style, "-o", tmp_path / "x.png", *FAST, "--mask", "nocolon"], capsys)
     assert code == 2 and "REGION.png:STYLE.jpg" in err
 
 
 def test_zero_steps_with_a_loss_plot_writes_the_image_and_no_plot(images, tmp_path, capsys):
     content, style = images
     out, plot = tmp_path / "out.png", tmp_path / "loss.png"
-    code, stdout, err = run(["stylize", content, style, "-o", out, "--size", "48", "--steps", "0", "--quiet",
+    code, stdout, err = run_cli(["stylize", content, style, "-o", out, "--size", "48", "--steps", "0", "--quiet",
                              "--loss-plot", plot], capsys)
     assert code == 0 and stdout.strip() == str(out) and "Traceback" not in err
     assert "jaxstyle: no steps ran; no loss plot written" in err.splitlines()
@@ -196,9 +191,9 @@ def test_unsupported_output_extension_is_refused_before_any_work(images, tmp_pat
     def never(*args, **kwargs):
         raise AssertionError("the weights were loaded before the output was checked")
 
-    monkeypatch.setattr(cli.weights, "load_params", never)
+    monkeypatch.setattr(weights, "load_params", never)
     content, style = images
-    code, stdout, err = run(["stylize", content, style, "-o", tmp_path / name, *FAST], capsys)
+    code, stdout, err = run_cli(["stylize", content, style, "-o", tmp_path / name, *FAST], capsys)
     assert code == 2 and stdout == ""
     assert err.count("\n") == 1 and err.startswith("jaxstyle: error: ") and ".png, .jpg, .jpeg, .webp" in err
     assert list(tmp_path.iterdir()) == []
@@ -207,6 +202,6 @@ def test_unsupported_output_extension_is_refused_before_any_work(images, tmp_pat
 def test_webp_output(images, tmp_path, capsys):
     content, style = images
     out = tmp_path / "out.webp"
-    code, stdout, err = run(["stylize", content, style, "-o", out, *FAST], capsys)
+    code, stdout, err = run_cli(["stylize", content, style, "-o", out, *FAST], capsys)
     assert code == 0, err
     assert Image.open(out).format == "WEBP" and image_io.load_image(out).shape == (36, 48, 3)

@@ -2,11 +2,11 @@
 
 import jax
 import numpy as np
-import pytest
-
 import numpy_reference as ref
+import pytest
 from conftest import random_params
-from jaxstyle import color, losses, optimize
+
+from jaxstyle import color, losses, optim
 from jaxstyle.errors import JaxstyleError
 
 PARAMS = random_params(seed=5, width=8)
@@ -14,13 +14,13 @@ RNG = np.random.default_rng(9)
 CONTENT = RNG.random((40, 48, 3), dtype=np.float32)
 STYLE_A = RNG.random((40, 48, 3), dtype=np.float32)
 STYLE_B = RNG.random((40, 48, 3), dtype=np.float32) ** 3
-BASE = optimize.Settings(size=48, steps=4, init="noise", content_weight=1.0, style_weight=1e3)
+BASE = optim.Settings(size=48, steps=4, init="noise", content_weight=1.0, style_weight=1e3)
 
 
 def test_style_presets_are_the_papers_cumulative_rows():
-    assert optimize.Settings(style_layers="upto-conv1_1").style_layers == ("conv1_1",)
-    assert optimize.Settings(style_layers="upto-conv3_1").style_layers == ("conv1_1", "conv2_1", "conv3_1")
-    assert optimize.Settings(style_layers="upto-conv5_1").style_layers == losses.STYLE_LAYERS
+    assert optim.Settings(style_layers="upto-conv1_1").style_layers == ("conv1_1",)
+    assert optim.Settings(style_layers="upto-conv3_1").style_layers == ("conv1_1", "conv2_1", "conv3_1")
+    assert optim.Settings(style_layers="upto-conv5_1").style_layers == losses.STYLE_LAYERS
 
 
 def test_guided_gram_against_numpy():
@@ -55,20 +55,20 @@ def test_style_grams_of_another_size_are_rescaled_to_the_contents_positions():
 
 
 def test_style_scale_sets_the_style_size():
-    problem = optimize.prepare(optimize.make_task(CONTENT, STYLE_A, BASE.replace(style_scale=1.5)), BASE.size)
+    problem = optim.prepare(optim.make_task(CONTENT, STYLE_A, BASE.replace(style_scale=1.5)), BASE.size)
     assert problem.content.shape == (40, 48, 3) and problem.styles[0].shape == (60, 72, 3)
 
 
 def test_luminance_mode_keeps_the_contents_colours():
     settings = BASE.replace(preserve_colors="luminance", init="content", steps=3)
     content = 0.25 + 0.5 * CONTENT  # stays clear of clipping after recombination
-    result = optimize.stylize(PARAMS, content, STYLE_A, settings)
+    result = optim.stylize(PARAMS, content, STYLE_A, settings)
     np.testing.assert_allclose(color.to_yiq(result.image)[..., 1:], color.to_yiq(content)[..., 1:], atol=0.03)
     assert not np.allclose(result.image, content, atol=1e-3)
 
 
 def test_histogram_mode_transfers_with_the_contents_colour_statistics():
-    problem = optimize.prepare(optimize.make_task(CONTENT, STYLE_B, BASE.replace(preserve_colors="histogram")),
+    problem = optim.prepare(optim.make_task(CONTENT, STYLE_B, BASE.replace(preserve_colors="histogram")),
                                BASE.size)
     pixels = problem.styles[0].reshape(-1, 3)
     np.testing.assert_allclose(pixels.mean(0), CONTENT.reshape(-1, 3).mean(0), atol=0.03)
@@ -76,10 +76,10 @@ def test_histogram_mode_transfers_with_the_contents_colour_statistics():
 
 def test_coarse_to_fine_starts_each_scale_from_the_previous_result():
     single, multi = [], []
-    optimize.stylize(PARAMS, CONTENT, STYLE_A, BASE.replace(size=80, steps=3), callback=single.append)
-    result = optimize.stylize(PARAMS, CONTENT, STYLE_A, BASE.replace(size=80, steps=3, scales=2),
+    optim.stylize(PARAMS, CONTENT, STYLE_A, BASE.replace(size=80, steps=3), callback=single.append)
+    result = optim.stylize(PARAMS, CONTENT, STYLE_A, BASE.replace(size=80, steps=3, scales=2),
                               callback=multi.append)
-    assert optimize.scale_sizes(BASE.replace(size=80, scales=2)) == [40, 80]
+    assert optim.scale_sizes(BASE.replace(size=80, scales=2)) == [40, 80]
     assert [p.step for p in multi] == [1, 2, 3, 1, 2, 3] and result.steps == 6
     assert result.image.shape == (67, 80, 3)
     # At full size, the multi-scale run starts from the upsampled coarse result, not from noise.
@@ -88,7 +88,7 @@ def test_coarse_to_fine_starts_each_scale_from_the_previous_result():
 
 def test_masks_need_one_per_style():
     with pytest.raises(JaxstyleError, match="one mask per style"):
-        optimize.make_task(CONTENT, [STYLE_A, STYLE_B], BASE, masks=[np.ones((4, 4))])
+        optim.make_task(CONTENT, [STYLE_A, STYLE_B], BASE, masks=[np.ones((4, 4))])
 
 
 @pytest.mark.real_weights
@@ -100,7 +100,7 @@ def test_two_region_mask_paints_each_half_with_its_style(real_params):
     blue = red[..., ::-1].copy()
     left = np.zeros((64, 64), np.float32)
     left[:, :32] = 1.0
-    settings = optimize.Settings(size=64, steps=40, init="noise")
-    out = optimize.stylize(real_params, gray, [red, blue], settings, masks=[left, 1 - left]).image
+    settings = optim.Settings(size=64, steps=40, init="noise")
+    out = optim.stylize(real_params, gray, [red, blue], settings, masks=[left, 1 - left]).image
     lhs, rhs = out[:, 4:28].reshape(-1, 3).mean(0), out[:, 36:60].reshape(-1, 3).mean(0)
     assert lhs[0] > lhs[2] + 0.1 and rhs[2] > rhs[0] + 0.1, (lhs, rhs)

@@ -4,11 +4,12 @@ made from it, and that both kernel sets compute the VGG forward pass of the NumP
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy_reference as ref
 import pytest
 
-import numpy_reference as ref
-from jaxstyle import cpu_kernels, solver, vgg
+from jaxstyle import runtime, vgg
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.optim import solver
 
 AVX2_CPU = "processor\t: 0\nflags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2\n"
 AVX512_CPU = "flags\t\t: fpu sse4_2 avx avx2 avx512f avx512dq avx512_bf16\n"
@@ -24,19 +25,19 @@ AVX512_CPU = "flags\t\t: fpu sse4_2 avx avx2 avx512f avx512dq avx512_bf16\n"
     ("processor\t: 0\nFeatures\t: fp asimd\n", "", None),  # aarch64
 ])
 def test_instruction_set_from_cpuinfo_and_cap(cpuinfo, xla_flags, expected):
-    assert cpu_kernels.cpu_isa(cpuinfo, xla_flags) == expected
+    assert runtime.cpu_isa(cpuinfo, xla_flags) == expected
 
 
 def test_choice_by_instruction_set_and_override():
-    assert cpu_kernels.choose("auto", "AVX2") == "eigen"
-    assert cpu_kernels.choose("auto", "AVX") == "eigen"
-    assert cpu_kernels.choose("auto", "AVX512") == "eigen"
-    assert cpu_kernels.choose("auto", "SSE4_2") == "ynnpack"
-    assert cpu_kernels.choose("auto", None) == "ynnpack"
-    assert cpu_kernels.choose("ynnpack", "AVX2") == "ynnpack"
-    assert cpu_kernels.choose("eigen", "AVX512") == "eigen"
+    assert runtime.choose("auto", "AVX2") == "eigen"
+    assert runtime.choose("auto", "AVX") == "eigen"
+    assert runtime.choose("auto", "AVX512") == "eigen"
+    assert runtime.choose("auto", "SSE4_2") == "ynnpack"
+    assert runtime.choose("auto", None) == "ynnpack"
+    assert runtime.choose("ynnpack", "AVX2") == "ynnpack"
+    assert runtime.choose("eigen", "AVX512") == "eigen"
     with pytest.raises(JaxstyleError, match="JAXSTYLE_CPU_KERNELS"):
-        cpu_kernels.choose("fast", "AVX2")
+        runtime.choose("fast", "AVX2")
 
 
 @pytest.mark.parametrize("kernels", ["ynnpack", "eigen"])
@@ -49,7 +50,7 @@ def test_both_kernel_sets_match_the_numpy_forward_pass_and_each_other(tiny_param
         return sum(jnp.sum(jnp.square(f[n])) for n in layers), f
 
     program = jax.jit(jax.value_and_grad(loss, has_aux=True)).lower(image).compile(
-        compiler_options=cpu_kernels.options(kernels))
+        compiler_options=runtime.options(kernels))
     (_, got), grad = program(image)
     expected = ref.forward(tiny_params, image, "avg", upto="conv5_1")
     for name in layers:
@@ -67,14 +68,14 @@ def test_options_select_the_kernels():
         return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
     def compiled_text(kernels):
-        return jax.jit(conv).lower(x).compile(compiler_options=cpu_kernels.options(kernels)).as_text()
+        return jax.jit(conv).lower(x).compile(compiler_options=runtime.options(kernels)).as_text()
 
     assert "ynn_fusion" in compiled_text("ynnpack")
     assert "ynn" not in compiled_text("eigen")
 
 
 def test_jit_runs_top_level_and_nested():
-    calls = cpu_kernels.jit(lambda x: jnp.sum(x * 2.0))
+    calls = runtime.jit(lambda x: jnp.sum(x * 2.0))
     assert float(calls(jnp.ones(3))) == 6.0
     assert calls._cache_size() == 1
     assert float(calls(jnp.full(3, 2.0, jnp.float32))) == 12.0 and calls._cache_size() == 1

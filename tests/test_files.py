@@ -1,14 +1,15 @@
-"""jaxstyle.files: the one file hash and the one atomic writer (image_io re-exports the writer)."""
+"""jaxstyle.io.files: the one file hash and the one atomic writer."""
 
 import hashlib
 import os
+import stat
 
 import h5py
 import numpy as np
 import pytest
 
-from jaxstyle import files, image_io, reporting
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.io import files
 
 
 def _listing(folder):
@@ -39,12 +40,6 @@ def test_cached_hash_sees_a_changed_file(tmp_path):
     assert files.cached_file_sha256(path) == hashlib.sha256(b"SECOND, LONGER").hexdigest()
 
 
-def test_one_helper_behind_the_old_names():
-    assert reporting.file_sha256 is files.file_sha256
-    assert image_io.atomic_write_bytes is files.atomic_write_bytes
-    assert image_io.atomic_write_text is files.atomic_write_text
-
-
 def test_atomic_path_moves_the_finished_file_into_place(tmp_path):
     target = tmp_path / "w.h5"
     target.write_bytes(b"old")
@@ -73,3 +68,38 @@ def test_atomic_writes_refuse_a_missing_folder(tmp_path):
     with pytest.raises(JaxstyleError, match="does not exist"):
         files.atomic_write_text(tmp_path / "no" / "x.json", "{}")
     assert _listing(tmp_path) == []
+
+
+def test_failed_write_removes_temp_file(tmp_path, monkeypatch):
+    target = tmp_path / "result.json"
+    target.write_text("old")
+
+    def fail(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(JaxstyleError, match="result.json"):
+        files.atomic_write_text(target, "new")
+
+    assert target.read_text() == "old"
+    assert _listing(tmp_path) == ["result.json"]
+
+
+def test_atomic_write_text_and_bytes_replace_content(tmp_path):
+    target = tmp_path / "meta.json"
+
+    files.atomic_write_text(target, '{"a": 1}\n')
+    assert target.read_text() == '{"a": 1}\n'
+    files.atomic_write_bytes(target, b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01"
+    assert _listing(tmp_path) == ["meta.json"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_written_files_get_umask_permissions_not_private_ones(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = files.atomic_write_text(tmp_path / "shared.txt", "x")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

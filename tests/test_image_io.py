@@ -1,4 +1,4 @@
-"""Tests for jaxstyle.image_io: every expectation is built independently of the code under test."""
+"""Tests for jaxstyle.io.image_io: every expectation is built independently of the code under test."""
 
 import os
 import stat
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from jaxstyle import image_io
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.io import image_io, plots
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "jaxstyle" / "data"
@@ -490,41 +490,6 @@ def test_failed_encoder_leaves_no_file(tmp_path, monkeypatch):
     assert _listing(tmp_path) == []
 
 
-def test_failed_write_removes_temp_file(tmp_path, monkeypatch):
-    target = tmp_path / "result.json"
-    target.write_text("old")
-
-    def fail(fd):
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(os, "fsync", fail)
-    with pytest.raises(JaxstyleError, match="result.json"):
-        image_io.atomic_write_text(target, "new")
-
-    assert target.read_text() == "old"
-    assert _listing(tmp_path) == ["result.json"]
-
-
-def test_atomic_write_text_and_bytes_replace_content(tmp_path):
-    target = tmp_path / "meta.json"
-
-    image_io.atomic_write_text(target, '{"a": 1}\n')
-    assert target.read_text() == '{"a": 1}\n'
-    image_io.atomic_write_bytes(target, b"\x00\x01")
-    assert target.read_bytes() == b"\x00\x01"
-    assert _listing(tmp_path) == ["meta.json"]
-
-
-@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
-def test_written_files_get_umask_permissions_not_private_ones(tmp_path):
-    umask = os.umask(0o022)
-    try:
-        path = image_io.atomic_write_text(tmp_path / "shared.txt", "x")
-    finally:
-        os.umask(umask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
-
-
 def test_writing_onto_a_folder_is_an_error(tmp_path):
     (tmp_path / "out.png").mkdir()
     with pytest.raises(JaxstyleError, match="folder"):
@@ -550,7 +515,7 @@ def test_ensure_output_dir_creates_and_checks(tmp_path):
 def test_contact_sheet_layout_for_three_images():
     images = [np.full((10, 16, 3), value, dtype=np.float32) for value in (0.0, 0.25, 0.5)]
 
-    sheet = image_io.contact_sheet(images, ["black", "dark", "mid"], label_height=20)
+    sheet = plots.contact_sheet(images, ["black", "dark", "mid"], label_height=20)
 
     assert sheet.shape == (2 * (10 + 20), 2 * 16, 3)  # 2x2 grid, fourth cell empty
     assert sheet.dtype == np.float32
@@ -564,8 +529,8 @@ def test_contact_sheet_layout_for_three_images():
 
 def test_contact_sheet_columns_and_validation():
     images = [np.zeros((4, 5, 3), np.float32)] * 3
-    assert image_io.contact_sheet(images, "abc", columns=3, label_height=0).shape == (4, 15, 3)
+    assert plots.contact_sheet(images, "abc", columns=3, label_height=0).shape == (4, 15, 3)
     with pytest.raises(ValueError):
-        image_io.contact_sheet(images, ["a", "b"])
+        plots.contact_sheet(images, ["a", "b"])
     with pytest.raises(ValueError):
-        image_io.contact_sheet([np.zeros((4, 5, 3)), np.zeros((5, 4, 3))], ["a", "b"])
+        plots.contact_sheet([np.zeros((4, 5, 3)), np.zeros((5, 4, 3))], ["a", "b"])

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import model_file, networks
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.nets import layers, model_file, transform
 
 
 def np_reflect_conv(x, kernel, bias, stride):
@@ -28,7 +28,7 @@ def np_reflect_conv(x, kernel, bias, stride):
 def test_reflect_conv_matches_direct_loop(kernel, stride, hw):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((*hw, 3)).astype(np.float32)
-    conv = networks.ReflectConv(4, kernel, stride)
+    conv = layers.ReflectConv(4, kernel, stride)
     params = conv.init(jax.random.key(1), x)
     params = jax.tree.map(lambda a: rng.standard_normal(a.shape).astype(np.float32), params)
     got = conv.apply(params, x)
@@ -41,7 +41,7 @@ def test_reflect_conv_matches_direct_loop(kernel, stride, hw):
 def test_conditional_instance_norm_mixes_scales_and_shifts():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 5, 4)).astype(np.float32) * 3 + 1
-    norm = networks.ConditionalInstanceNorm(num_styles=3)
+    norm = layers.ConditionalInstanceNorm(num_styles=3)
     gamma = rng.standard_normal((3, 4)).astype(np.float32)
     beta = rng.standard_normal((3, 4)).astype(np.float32)
     mix = np.array([0.2, 0.5, 0.3], np.float32)
@@ -54,21 +54,21 @@ def test_conditional_instance_norm_mixes_scales_and_shifts():
 
 @pytest.mark.parametrize("hw", [(17, 23), (32, 32), (9, 6), (3, 4)])
 def test_network_keeps_any_shape_and_stays_in_unit_range(hw):
-    config = networks.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
-    params = networks.init_params(config, jax.random.key(0))
+    config = transform.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
+    params = transform.init_params(config, jax.random.key(0))
     x = np.random.default_rng(1).random((2, *hw, 3)).astype(np.float32)
-    y = networks.stylize_batch(config, params, x, np.eye(2, dtype=np.float32))
+    y = transform.transform_batch(config, params, x, np.eye(2, dtype=np.float32))
     assert y.shape == x.shape
     assert float(y.min()) > 0 and float(y.max()) < 1
 
 
 def test_batch_equals_one_image_at_a_time():
-    config = networks.NetworkConfig(width=4, residual_blocks=2, num_styles=2)
-    params = networks.init_params(config, jax.random.key(0))
+    config = transform.NetworkConfig(width=4, residual_blocks=2, num_styles=2)
+    params = transform.init_params(config, jax.random.key(0))
     x = np.random.default_rng(1).random((3, 12, 10, 3)).astype(np.float32)
     weights = np.array([[1, 0], [0, 1], [0.5, 0.5]], np.float32)
-    batch = networks.stylize_batch(config, params, x, weights)
-    net = networks.TransformNet(config)
+    batch = transform.transform_batch(config, params, x, weights)
+    net = transform.TransformNet(config)
     for k in range(3):
         one = net.apply({"params": params}, x[k], weights[k])
         np.testing.assert_allclose(batch[k], one, rtol=1e-5, atol=1e-6)
@@ -76,16 +76,16 @@ def test_batch_equals_one_image_at_a_time():
 
 def _perturbed(config, seed=0):
     """Params whose per-style scales and shifts differ, so styles give different pictures."""
-    params = networks.init_params(config, jax.random.key(seed))
+    params = transform.init_params(config, jax.random.key(seed))
     rng = np.random.default_rng(seed)
     return jax.tree.map(lambda a: a + 0.3 * rng.standard_normal(a.shape).astype(np.float32), params)
 
 
 def test_mix_is_the_network_with_interpolated_norm_parameters():
-    config = networks.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
+    config = transform.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
     params = _perturbed(config)
     x = np.random.default_rng(1).random((1, 10, 10, 3)).astype(np.float32)
-    mixed = networks.stylize_batch(config, params, x, np.array([[0.7, 0.3]], np.float32))
+    mixed = transform.transform_batch(config, params, x, np.array([[0.7, 0.3]], np.float32))
     # The same network with every (scale, shift) pair replaced by 0.7 style 0 + 0.3 style 1,
     # stored as style 0, then asked for style 0.
     def interpolate(path, leaf):
@@ -94,22 +94,22 @@ def test_mix_is_the_network_with_interpolated_norm_parameters():
             return jnp.stack([blended, blended])
         return leaf
     blended_params = jax.tree_util.tree_map_with_path(interpolate, params)
-    want = networks.stylize_batch(config, blended_params, x, np.array([[1.0, 0.0]], np.float32))
+    want = transform.transform_batch(config, blended_params, x, np.array([[1.0, 0.0]], np.float32))
     np.testing.assert_allclose(mixed, want, rtol=1e-5, atol=1e-6)
-    other = networks.stylize_batch(config, params, x, np.array([[0.0, 1.0]], np.float32))
+    other = transform.transform_batch(config, params, x, np.array([[0.0, 1.0]], np.float32))
     assert np.abs(np.asarray(other) - np.asarray(mixed)).max() > 1e-3
 
 
 def test_flop_count_matches_xla_cost_analysis():
-    config = networks.NetworkConfig(width=8, residual_blocks=2)
-    params = networks.init_params(config, jax.random.key(0))
+    config = transform.NetworkConfig(width=8, residual_blocks=2)
+    params = transform.init_params(config, jax.random.key(0))
     x = jnp.zeros((1, 64, 64, 3))
     w = jnp.ones((1, 1))
-    compiled = jax.jit(lambda p, x: networks.stylize_batch(config, p, x, w)).lower(params, x).compile()
+    compiled = jax.jit(lambda p, x: transform.transform_batch(config, p, x, w)).lower(params, x).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     # XLA counts every op (norms, padding, the extra cropped row/column); the convolutions dominate.
-    assert cost["flops"] == pytest.approx(networks.flops_per_pixel(config) * 64 * 64, rel=0.15)
+    assert cost["flops"] == pytest.approx(transform.flops_per_pixel(config) * 64 * 64, rel=0.15)
 
 
 # --- model file ---------------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_flop_count_matches_xla_cost_analysis():
 
 @pytest.fixture
 def small_model():
-    config = networks.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
+    config = transform.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
     params = jax.tree.map(np.asarray, _perturbed(config))
     return model_file.FastModel(config, ("starry", "scream"), params)
 
@@ -183,7 +183,7 @@ def test_map_by_shape_batches_each_shape_at_one_size_and_keeps_the_order():
         calls.append(batch.shape)
         return batch[:, ::-1] * 2.0  # per image, so padding copies cannot leak into real outputs
 
-    outputs = networks.map_by_shape(forward, images, batch_size=3)
+    outputs = layers.map_by_shape(forward, images, batch_size=3)
     for image, out in zip(images, outputs):
         np.testing.assert_array_equal(out, image[::-1] * 2.0)
     # 5 images of one shape: batches of 3 and 2+1 copy; 2 of the other: one batch of 2.

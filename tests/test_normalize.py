@@ -1,17 +1,18 @@
-"""The paper's normalised VGG-19 (jaxstyle.normalize), checked with the NumPy reference forward pass."""
+"""The paper's normalised VGG-19 (jaxstyle.io.normalize), checked with the NumPy reference forward pass."""
 
 import copy
 import hashlib
 import json
 
 import numpy as np
+import numpy_reference as ref
 import pytest
+from conftest import DATA, REAL_WEIGHTS, random_params
 from PIL import Image
 
-import numpy_reference as ref
-from conftest import DATA, REAL_WEIGHTS, random_params
-from jaxstyle import cli, image_io, normalize, vgg, weights
+from jaxstyle import cli, vgg
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.io import image_io, normalize, weights
 
 SHAPES = ((32, 40), (40, 36))  # different sizes on purpose; conv5 sees 2x2 positions.
 

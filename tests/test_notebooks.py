@@ -5,7 +5,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import REAL_WEIGHTS, REPO
 
 nbformat = pytest.importorskip("nbformat")

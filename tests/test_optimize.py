@@ -6,24 +6,25 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-
 from conftest import random_params
-from jaxstyle import losses, optimize, solver
+
+from jaxstyle import losses, optim, runtime
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.optim import solver
 
 PARAMS = random_params(seed=3, width=8)
 RNG = np.random.default_rng(7)
 CONTENT = RNG.random((36, 44, 3), dtype=np.float32)
 CONTENT2 = RNG.random((36, 44, 3), dtype=np.float32)
 STYLE = RNG.random((50, 40, 3), dtype=np.float32)
-BASE = optimize.Settings(size=44, steps=6, init="noise", content_weight=1.0, style_weight=1e3)
+BASE = optim.Settings(size=44, steps=6, init="noise", content_weight=1.0, style_weight=1e3)
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_loss_falls_and_pixels_stay_valid(optimizer):
     settings = BASE.replace(optimizer=optimizer, steps=12, learning_rate=0.01)
     seen = []
-    result = optimize.stylize(PARAMS, CONTENT, STYLE, settings, callback=seen.append)
+    result = optim.stylize(PARAMS, CONTENT, STYLE, settings, callback=seen.append)
     assert [p.step for p in seen] == list(range(1, 13))
     assert float(result.total) < 0.5 * float(seen[0].total[0])
     assert result.image.shape == (36, 44, 3)
@@ -35,40 +36,40 @@ def test_loss_falls_and_pixels_stay_valid(optimizer):
 
 
 def test_noise_init_is_seeded():
-    a = optimize.stylize(PARAMS, CONTENT, STYLE, BASE.replace(steps=0))
-    b = optimize.stylize(PARAMS, CONTENT, STYLE, BASE.replace(steps=0))
-    c = optimize.stylize(PARAMS, CONTENT, STYLE, BASE.replace(steps=0, seed=1))
+    a = optim.stylize(PARAMS, CONTENT, STYLE, BASE.replace(steps=0))
+    b = optim.stylize(PARAMS, CONTENT, STYLE, BASE.replace(steps=0))
+    c = optim.stylize(PARAMS, CONTENT, STYLE, BASE.replace(steps=0, seed=1))
     np.testing.assert_array_equal(a.image, b.image)
     assert not np.allclose(a.image, c.image)
 
 
 def test_content_init_with_zero_steps_returns_the_content():
-    result = optimize.stylize(PARAMS, CONTENT, STYLE, BASE.replace(steps=0, init="content"))
+    result = optim.stylize(PARAMS, CONTENT, STYLE, BASE.replace(steps=0, init="content"))
     np.testing.assert_allclose(result.image, CONTENT, atol=1e-6)
     assert float(result.content) < 1e-9
 
 
 def test_batch_equals_loop():
-    batch = optimize.stylize_batch(PARAMS, [CONTENT, CONTENT2], STYLE, BASE)
+    batch = optim.stylize_batch(PARAMS, [CONTENT, CONTENT2], STYLE, BASE)
     for i, content in enumerate([CONTENT, CONTENT2]):
-        single = optimize.stylize(PARAMS, content, STYLE, BASE)
+        single = optim.stylize(PARAMS, content, STYLE, BASE)
         np.testing.assert_allclose(batch.image[i], single.image, atol=2e-4)
         np.testing.assert_allclose(batch.total[i], single.total, rtol=2e-3)
 
 
 def test_sweep_equals_separate_runs():
     ratios = [1e-3, 1.0]
-    swept = optimize.sweep(PARAMS, CONTENT, STYLE, ratios, BASE)
+    swept = optim.sweep(PARAMS, CONTENT, STYLE, ratios, BASE)
     assert swept.image.shape == (2, 36, 44, 3)
     for k, ratio in enumerate(ratios):
-        single = optimize.stylize(PARAMS, CONTENT, STYLE, BASE.replace(content_weight=ratio * BASE.style_weight))
+        single = optim.stylize(PARAMS, CONTENT, STYLE, BASE.replace(content_weight=ratio * BASE.style_weight))
         np.testing.assert_allclose(swept.image[k], single.image, atol=2e-4)
     assert not np.allclose(swept.image[0], swept.image[1], atol=1e-3)
 
 
 def test_stylize_many_packs_sizes_and_keeps_order():
     tall = RNG.random((44, 34, 3), dtype=np.float32)
-    results = optimize.stylize_many(PARAMS, [CONTENT, tall, CONTENT2], STYLE, BASE.replace(steps=2))
+    results = optim.stylize_many(PARAMS, [CONTENT, tall, CONTENT2], STYLE, BASE.replace(steps=2))
     assert [r.image.shape for r in results] == [(36, 44, 3), (44, 34, 3), (36, 44, 3)]
 
 
@@ -78,15 +79,15 @@ def _mixed_tasks():
     tall = rng.random((44, 34, 3), dtype=np.float32)
     style2 = rng.random((30, 60, 3), dtype=np.float32)
     return [
-        optimize.make_task(CONTENT, STYLE, BASE),
-        optimize.make_task(tall, style2, BASE.replace(content_weight=10.0, tv_weight=5.0, seed=4)),
-        optimize.make_task(CONTENT2, STYLE, BASE.replace(init="content", steps=4, style_weight=50.0)),
-        optimize.make_task(CONTENT[:, :40], [STYLE, style2], BASE.replace(style_blend=(0.2, 0.8), seed=9)),
+        optim.make_task(CONTENT, STYLE, BASE),
+        optim.make_task(tall, style2, BASE.replace(content_weight=10.0, tv_weight=5.0, seed=4)),
+        optim.make_task(CONTENT2, STYLE, BASE.replace(init="content", steps=4, style_weight=50.0)),
+        optim.make_task(CONTENT[:, :40], [STYLE, style2], BASE.replace(style_blend=(0.2, 0.8), seed=9)),
     ]
 
 
 def _assert_as_alone(task, mixed):
-    alone = optimize.solve(PARAMS, [task])[0]
+    alone = optim.solve(PARAMS, [task])[0]
     assert mixed.image.shape == alone.image.shape
     np.testing.assert_allclose(mixed.image, alone.image, atol=5e-4)
     np.testing.assert_allclose(mixed.total, alone.total, rtol=2e-3)
@@ -97,14 +98,14 @@ def _assert_as_alone(task, mixed):
 
 def test_a_mixed_batch_gives_each_image_what_it_gets_alone():
     tasks = _mixed_tasks()[:3]
-    for task, mixed in zip(tasks, optimize.solve(PARAMS, tasks)):
+    for task, mixed in zip(tasks, optim.solve(PARAMS, tasks)):
         _assert_as_alone(task, mixed)
 
 
 def test_blended_styles_share_a_batch_of_other_shapes():
     tasks = [t for t in _mixed_tasks() if len(t.styles) == 2]
-    tasks.append(optimize.make_task(CONTENT2[:, :34], [STYLE, STYLE], BASE.replace(style_blend=(1.0, 0.0))))
-    for task, mixed in zip(tasks, optimize.solve(PARAMS, tasks)):
+    tasks.append(optim.make_task(CONTENT2[:, :34], [STYLE, STYLE], BASE.replace(style_blend=(1.0, 0.0))))
+    for task, mixed in zip(tasks, optim.solve(PARAMS, tasks)):
         _assert_as_alone(task, mixed)
 
 
@@ -153,7 +154,7 @@ def test_a_failing_image_stops_alone():
     # The TV term (about 1e3) times 3e38 overflows float32 for this image only; the others must not notice.
     tasks = _mixed_tasks()[:3]
     tasks[1] = dataclasses.replace(tasks[1], settings=tasks[1].settings.replace(tv_weight=3e38))
-    results = optimize.solve(PARAMS, tasks)
+    results = optim.solve(PARAMS, tasks)
     assert results[1].failure and "NaN/inf" in results[1].failure
     assert np.all(np.isfinite(results[1].image))
     for k in (0, 2):
@@ -162,34 +163,34 @@ def test_a_failing_image_stops_alone():
 
 
 def test_per_image_settings_do_not_recompile():
-    optimize.solve(PARAMS, _mixed_tasks()[:3])
+    optim.solve(PARAMS, _mixed_tasks()[:3])
     programs = solver.programs(BASE.program_key(), True)
     before = [f._cache_size() for f in programs]
     others = [dataclasses.replace(t, settings=t.settings.replace(
         content_weight=3.0, style_weight=7.0, tv_weight=1.0, seed=21, steps=3, init="noise",
         style_layer_weights=(0.5, 0.1, 0.1, 0.1, 0.2))) for t in _mixed_tasks()[:3]]
-    optimize.solve(PARAMS, others)
+    optim.solve(PARAMS, others)
     # targets, init_opt, direct, evaluate (the value_and_grad program) and select
     assert [f._cache_size() for f in programs] == before
 
 
 def test_plan_fills_batches_and_pads_only_to_the_device_count():
     shapes = [(36, 44), (44, 36), (40, 40), (32, 44), (44, 32), (36, 40), (40, 36), (33, 44), (44, 33)]
-    tasks = [optimize.make_task(np.zeros((*s, 3), np.float32), STYLE, BASE.replace(seed=i))
+    tasks = [optim.make_task(np.zeros((*s, 3), np.float32), STYLE, BASE.replace(seed=i))
              for i, s in enumerate(shapes * 2)]
-    batches = optimize.plan(tasks, batch_size=8)
+    batches = optim.plan(tasks, batch_size=8)
     assert sorted(i for b in batches for i in b) == list(range(18))
     assert sorted(len(b) for b in batches) == [6, 6, 6]
-    assert [optimize.padded_size(b, 8) for b in optimize.plan(tasks[:12], batch_size=8, devices=8)] == [8, 8]
-    other = optimize.make_task(CONTENT, STYLE, BASE.replace(pooling="max"))
-    assert len(optimize.plan([*tasks[:2], other], batch_size=8)) == 2  # another program: another batch
+    assert [runtime.round_up(len(b), 8) for b in optim.plan(tasks[:12], batch_size=8, devices=8)] == [8, 8]
+    other = optim.make_task(CONTENT, STYLE, BASE.replace(pooling="max"))
+    assert len(optim.plan([*tasks[:2], other], batch_size=8)) == 2  # another program: another batch
 
 
 def test_non_finite_loss_stops_and_keeps_last_finite_image():
     # A network whose activations are 1e12 times too large overflows the float32 style loss.
     loud = dict(PARAMS, input={k: v * 1e12 for k, v in PARAMS["input"].items()})
-    with pytest.raises(optimize.NonFiniteLoss, match="style-weight") as info:
-        optimize.stylize(loud, CONTENT, STYLE, BASE.replace(steps=3))
+    with pytest.raises(optim.NonFiniteLoss, match="style-weight") as info:
+        optim.stylize(loud, CONTENT, STYLE, BASE.replace(steps=3))
     assert np.all(np.isfinite(info.value.result.image))
     assert info.value.result.image.shape == (36, 44, 3)
 
@@ -206,34 +207,34 @@ def test_non_finite_loss_stops_and_keeps_last_finite_image():
 ])
 def test_bad_settings_are_refused(changes, match):
     with pytest.raises(JaxstyleError, match=match):
-        optimize.Settings(**changes)
+        optim.Settings(**changes)
 
 
 def test_too_small_image_is_refused():
     with pytest.raises(JaxstyleError, match="too small"):
-        optimize.stylize(PARAMS, CONTENT[:, :8], STYLE, BASE)
+        optim.stylize(PARAMS, CONTENT[:, :8], STYLE, BASE)
 
 
 def test_settings_round_trip_through_dict():
     settings = BASE.replace(style_layers=("conv1_1", "conv2_1"), style_layer_weights=(0.3, 0.7))
-    assert optimize.Settings.from_dict(settings.to_dict()) == settings
+    assert optim.Settings.from_dict(settings.to_dict()) == settings
     with pytest.raises(JaxstyleError, match="unknown setting"):
-        optimize.Settings.from_dict({"colour": "blue"})
+        optim.Settings.from_dict({"colour": "blue"})
 
 
 def test_memory_estimate_grows_with_pixels_and_batch():
-    s = optimize.Settings()
-    small = optimize.estimate_memory_bytes((100, 100), s)
-    assert optimize.estimate_memory_bytes((200, 200), s) - 600e6 > 3.9 * (small - 600e6)
-    assert optimize.estimate_memory_bytes((100, 100), s, batch=4) > small
+    s = optim.Settings()
+    small = optim.estimate_memory_bytes((100, 100), s)
+    assert optim.estimate_memory_bytes((200, 200), s) - 600e6 > 3.9 * (small - 600e6)
+    assert optim.estimate_memory_bytes((100, 100), s, batch=4) > small
     with pytest.raises(JaxstyleError, match="GiB"):
-        optimize.check_memory((60000, 60000), s)
+        optim.check_memory((60000, 60000), s)
 
 
 def test_lbfgs_direction_keeps_or_restarts_its_memory():
     """Fresh L-BFGS memory gives -g scaled to at most unit norm; a curvature pair with
     s.y > 0 is kept (the count grows), one with s.y <= 0 restarts the memory."""
-    programs = solver.programs(optimize.Settings(lbfgs_memory=3).program_key())
+    programs = solver.programs(optim.Settings(lbfgs_memory=3).program_key())
     rng = np.random.default_rng(0)
     x0, g0 = rng.random((1, 6, 5, 3), dtype=np.float32), rng.standard_normal((1, 6, 5, 3)).astype(np.float32)
     step = np.zeros(1, np.int32)

@@ -4,19 +4,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import reporting
+from jaxstyle.io import plots
 
 
 @pytest.mark.parametrize("window", [1, 3, 7, 50])
 def test_running_mean_is_the_mean_of_the_last_window_rows(window):
     values = np.random.default_rng(0).random((20, 2))
     expected = np.array([values[max(0, t - window + 1):t + 1].mean(axis=0) for t in range(len(values))])
-    np.testing.assert_allclose(reporting.running_mean(values, window), expected, rtol=1e-12)
+    np.testing.assert_allclose(plots.running_mean(values, window), expected, rtol=1e-12)
 
 
 def test_running_mean_of_alternating_values_is_their_midpoint():
     values = np.tile([1.0, 3.0], 10)
-    np.testing.assert_allclose(reporting.running_mean(values, 4)[3:], 2.0)
+    np.testing.assert_allclose(plots.running_mean(values, 4)[3:], 2.0)
 
 
 def test_smoothed_plot_draws_a_narrower_line_through_the_noise(tmp_path):
@@ -31,6 +31,6 @@ def test_smoothed_plot_draws_a_narrower_line_through_the_noise(tmp_path):
         rows = np.nonzero(opaque.any(axis=1))[0]
         return rows.max() - rows.min()
 
-    raw = line_rows(reporting.plot_losses(history, tmp_path / "raw.png", names=("cycle",)))
-    smooth = line_rows(reporting.plot_losses(history, tmp_path / "smooth.png", names=("cycle",), smooth=True))
+    raw = line_rows(plots.plot_losses(history, tmp_path / "raw.png", names=("cycle",)))
+    smooth = line_rows(plots.plot_losses(history, tmp_path / "smooth.png", names=("cycle",), smooth=True))
     assert smooth < 0.5 * raw, (smooth, raw)

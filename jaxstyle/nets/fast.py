@@ -1,6 +1,7 @@
 """Stylising with a trained fast network: one forward pass per picture.
 
-    from jaxstyle import fast, load_image
+    from jaxstyle import load_image
+    from jaxstyle.nets import fast
     model = fast.load_model("models/starry_night.msgpack")
     [out] = fast.apply(model, [load_image("photo.jpg")], size=512)      # f32[h, w, 3]
 
@@ -15,8 +16,11 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from jaxstyle import color, image_io, networks
-from jaxstyle.model_file import FastModel, load as load_model, style_weights  # noqa: F401 - the API
+from jaxstyle import color
+from jaxstyle.io import image_io
+from jaxstyle.nets import layers, transform
+from jaxstyle.nets.model_file import FastModel, style_weights  # noqa: F401 - the API
+from jaxstyle.nets.model_file import load as load_model
 
 __all__ = ["FastModel", "apply", "load_model", "style_weights", "DEFAULT_MODEL"]
 
@@ -24,8 +28,8 @@ DEFAULT_MODEL = "models/starry_night.msgpack"
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _forward(config: networks.NetworkConfig, params, images, weights):
-    return networks.stylize_batch(config, params, images, weights)
+def _forward(config: transform.NetworkConfig, params, images, weights):
+    return transform.transform_batch(config, params, images, weights)
 
 
 def apply(model: FastModel, images: Sequence[np.ndarray], *, style: int | None = None,
@@ -51,7 +55,7 @@ def apply(model: FastModel, images: Sequence[np.ndarray], *, style: int | None =
     weights = style_weights(model, style=style, mix=mix)
     inputs = [np.asarray(image_io.resize_longest(im, size) if size else im, np.float32) for im in images]
     params = jax.tree.map(jax.numpy.asarray, model.params)
-    results = networks.map_by_shape(
+    results = layers.map_by_shape(
         lambda batch: _forward(model.config, params, batch, np.tile(weights, (len(batch), 1))), inputs,
         batch_size=batch_size)
     return [_finish_colors(preserve_colors, result, photo) for result, photo in zip(results, inputs)]

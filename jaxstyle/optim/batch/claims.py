@@ -35,7 +35,7 @@ import time
 import uuid
 from pathlib import Path
 
-from jaxstyle.files import atomic_write_text
+from jaxstyle.io.files import atomic_write_text
 
 _KEY = re.compile(r"[A-Za-z0-9_.-]+")
 _EXCL = os.O_CREAT | os.O_EXCL | os.O_WRONLY

@@ -1,7 +1,7 @@
 """CycleGAN (Zhu et al. 2017): unpaired translation between two folders of images.
 
 Two generators G: A -> B and F: B -> A and two PatchGAN discriminators D_A, D_B
-(`networks.ResnetGenerator`, `networks.PatchDiscriminator`), trained as in the paper:
+(`gan.ResnetGenerator`, `gan.PatchDiscriminator`), trained as in the paper:
 
     L_G = (D_B(G(a)) - 1)^2 + (D_A(F(b)) - 1)^2                        least-squares GAN
           + lambda (|F(G(a)) - a|_1 + |G(F(b)) - b|_1)                 cycle consistency
@@ -34,9 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import image_io, model_file, networks
+from jaxstyle import runtime
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.photos import PhotoFolder
+from jaxstyle.io import image_io
+from jaxstyle.nets import gan, layers, model_file
+from jaxstyle.nets.photos import PhotoFolder
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -90,8 +92,8 @@ class CycleGANSettings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def config(self) -> networks.CycleGANConfig:
-        return networks.CycleGANConfig(width=self.width, residual_blocks=self.residual_blocks,
+    def config(self) -> gan.CycleGANConfig:
+        return gan.CycleGANConfig(width=self.width, residual_blocks=self.residual_blocks,
                                        disc_width=self.disc_width)
 
     def schedule(self) -> optax.Schedule:
@@ -149,7 +151,7 @@ def _discriminators(params):
 
 def init_state(settings: CycleGANSettings) -> TrainState:
     """Fresh networks from `settings.seed`, Adam's zero states and empty pools."""
-    params = networks.init_cyclegan_params(settings.config(), jax.random.key(settings.seed))
+    params = gan.init_cyclegan_params(settings.config(), jax.random.key(settings.seed))
     optimizer = _optimizer(settings)
 
     def empty():  # two buffers: the step donates both pools
@@ -191,15 +193,15 @@ def _l1(x, y):
 
 def generator_loss(gen_params, disc_params, a, b, *, config, settings: CycleGANSettings):
     """(L_G, (terms f32[3] = adversarial, cycle, identity, unweighted; fake_b, fake_a))."""
-    fake_b = networks.generate_batch(config, gen_params["g_ab"], a)
-    fake_a = networks.generate_batch(config, gen_params["g_ba"], b)
-    adversarial = (jnp.mean(jnp.square(networks.discriminate_batch(config, disc_params["d_b"], fake_b) - 1.0))
-                   + jnp.mean(jnp.square(networks.discriminate_batch(config, disc_params["d_a"], fake_a) - 1.0)))
-    cycle = (_l1(networks.generate_batch(config, gen_params["g_ba"], fake_b), a)
-             + _l1(networks.generate_batch(config, gen_params["g_ab"], fake_a), b))
+    fake_b = gan.generate_batch(config, gen_params["g_ab"], a)
+    fake_a = gan.generate_batch(config, gen_params["g_ba"], b)
+    adversarial = (jnp.mean(jnp.square(gan.discriminate_batch(config, disc_params["d_b"], fake_b) - 1.0))
+                   + jnp.mean(jnp.square(gan.discriminate_batch(config, disc_params["d_a"], fake_a) - 1.0)))
+    cycle = (_l1(gan.generate_batch(config, gen_params["g_ba"], fake_b), a)
+             + _l1(gan.generate_batch(config, gen_params["g_ab"], fake_a), b))
     if settings.identity_weight > 0:
-        identity = (_l1(networks.generate_batch(config, gen_params["g_ab"], b), b)
-                    + _l1(networks.generate_batch(config, gen_params["g_ba"], a), a))
+        identity = (_l1(gan.generate_batch(config, gen_params["g_ab"], b), b)
+                    + _l1(gan.generate_batch(config, gen_params["g_ba"], a), a))
     else:
         identity = jnp.zeros(())
     total = adversarial + settings.cycle_weight * (cycle + settings.identity_weight * identity)
@@ -210,8 +212,8 @@ def discriminator_loss(disc_params, a, b, shown_a, shown_b, *, config):
     """L_D_A + L_D_B: each 1/2 [mean (D(real) - 1)^2 + mean D(shown fake)^2]."""
 
     def one(params, real, fake):
-        return 0.5 * (jnp.mean(jnp.square(networks.discriminate_batch(config, params, real) - 1.0))
-                      + jnp.mean(jnp.square(networks.discriminate_batch(config, params, fake))))
+        return 0.5 * (jnp.mean(jnp.square(gan.discriminate_batch(config, params, real) - 1.0))
+                      + jnp.mean(jnp.square(gan.discriminate_batch(config, params, fake))))
 
     return one(disc_params["d_a"], a, shown_a) + one(disc_params["d_b"], b, shown_b)
 
@@ -246,7 +248,7 @@ def make_train_step(settings: CycleGANSettings) -> Callable:
 
 def batch_size_for(settings: CycleGANSettings, devices: Sequence[jax.Device]) -> int:
     """The batch rounded up to a multiple of the device count."""
-    return -(-settings.batch_size // len(devices)) * len(devices)
+    return runtime.round_up(settings.batch_size, len(devices))
 
 
 def photo_folders(a, b, settings: CycleGANSettings) -> tuple[PhotoFolder, PhotoFolder]:
@@ -278,9 +280,7 @@ def train(domain_a: PhotoFolder, domain_b: PhotoFolder, settings: CycleGANSettin
       The model (both generators). Raises JaxstyleError if a loss becomes NaN or infinite.
     """
     devices = list(devices or jax.local_devices())
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
-    sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
-    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    sharded, replicated = runtime.shardings(devices)
     batch = batch_size_for(settings, devices)
     state = jax.device_put(resume if resume is not None else init_state(settings), replicated)
     start = int(state.step)
@@ -304,8 +304,8 @@ def train(domain_a: PhotoFolder, domain_b: PhotoFolder, settings: CycleGANSettin
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _generate(config: networks.CycleGANConfig, params, images):
-    return networks.generate_batch(config, params, images)
+def _generate(config: gan.CycleGANConfig, params, images):
+    return gan.generate_batch(config, params, images)
 
 
 def apply(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, direction: str = "a2b",
@@ -319,7 +319,7 @@ def apply(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, dire
         raise JaxstyleError(f"--direction must be a2b or b2a, got {direction!r}")
     params = jax.tree.map(jnp.asarray, model.params["g_ab" if direction == "a2b" else "g_ba"])
     inputs = [np.asarray(image_io.resize_longest(im, size) if size else im, np.float32) for im in images]
-    return networks.map_by_shape(lambda batch: _generate(model.config, params, batch), inputs,
+    return layers.map_by_shape(lambda batch: _generate(model.config, params, batch), inputs,
                                  batch_size=batch_size)
 
 

@@ -1,7 +1,7 @@
 """Batch jobs: a manifest of (content, style, settings) stylised into a folder, durably.
 
 - Jobs that share a program (`Settings.batch_key`) share batches, whatever their styles, weights,
-  seeds, step counts and shapes (`optimize.plan_shapes`, from the files' headers); each batch
+  seeds, step counts and shapes (`optim.plan_shapes`, from the files' headers); each batch
   runs vmapped, sharded over the local devices along the batch axis, padded only to a multiple of
   the device count.
 - A job is done exactly when its JSON sidecar exists and names its output's sha256; a rerun of the
@@ -10,7 +10,7 @@
   checkpoint records the jobs, batch size and arrays it belongs to, and one that does not match is
   reported and that batch starts afresh.
 - Any number of processes (one `jax.distributed` job or unrelated commands on hosts that share the
-  output folder) split the batches by claiming them with a renewed lease (`jaxstyle.claims`); the
+  output folder) split the batches by claiming them with a renewed lease (`jaxstyle.optim.batch.claims`); the
   batches of a process that died are taken over once its lease expires.
 - A bad job (unreadable image, bad settings, a loss that became NaN/inf) is recorded in
   OUTDIR/failures.jsonl and never stops the others.
@@ -18,8 +18,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import io
 import json
 import sys
@@ -30,162 +28,24 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from PIL import Image, ImageOps
 
-from jaxstyle import image_io, optimize, reporting, solver
-from jaxstyle.claims import Claims
+from jaxstyle import optim, runtime
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.io import image_io, sidecars
+from jaxstyle.io.files import atomic_write_bytes, atomic_write_text
+from jaxstyle.optim import solver
+from jaxstyle.optim.batch.claims import Claims
+from jaxstyle.optim.batch.jobs import FAILURES, Job, Summary, Unit, failure, is_done, plan
 
 CHECKPOINTS = ".jaxstyle-checkpoints"
 CLAIMS = ".jaxstyle-claims"
-FAILURES = "failures.jsonl"
-
-
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """One stylisation: content and style files, the output file, the settings."""
-
-    content: Path
-    style: Path
-    output: Path
-    settings: optimize.Settings
-
-    @property
-    def id(self) -> str:
-        record = {"content": str(self.content.resolve()), "style": str(self.style.resolve()),
-                  "output": self.output.name, "settings": self.settings.to_dict()}
-        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclasses.dataclass
-class Summary:
-    """What a batch run did; `exit_code` is 0 when every job is done."""
-
-    total: int = 0
-    done: int = 0
-    skipped: int = 0
-    failed: list[dict] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if not self.failed else EXIT_SOME_FAILED
-
-    def line(self) -> str:
-        rate = self.done / self.seconds if self.seconds else 0.0
-        return (f"jaxstyle batch: {self.done} done, {self.skipped} skipped (already done), "
-                f"{len(self.failed)} failed of {self.total} jobs in {self.seconds:.1f} s ({rate:.3f} images/s)")
-
-
-EXIT_SOME_FAILED = 4
-
-
-def read_manifest(path: Path, outdir: Path, defaults: optimize.Settings) -> tuple[list[Job], list[dict]]:
-    """Jobs from a JSON Lines manifest, and a failure record for each line that is not a valid job.
-
-    Each line: {"content": PATH, "style": PATH, "output": NAME (optional), "settings": {...} (optional)};
-    relative paths are taken from the manifest's folder; settings override `defaults`.
-    """
-    try:
-        lines = Path(path).read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise JaxstyleError(f"cannot read manifest {path}: {e}; give a JSON Lines file, one job per line")
-    base = Path(path).resolve().parent
-    jobs, failures = [], []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            if not isinstance(entry, dict) or "content" not in entry or "style" not in entry:
-                raise ValueError('a job needs "content" and "style"')
-            settings = optimize.Settings.from_dict({**defaults.to_dict(), **entry.get("settings", {})})
-            content, style = base / entry["content"], base / entry["style"]
-            name = entry.get("output") or f"{content.stem}_{style.stem}.png"
-            image_io.check_image_format(name)
-            jobs.append(Job(content, style, outdir / Path(name).name, settings))
-        except (ValueError, TypeError, JaxstyleError) as e:
-            failures.append({"line": number, "job": line.strip()[:200], "reason": str(e)})
-    return jobs, failures
-
-
-def folder_jobs(folder: Path, style: Path, outdir: Path, settings: optimize.Settings) -> list[Job]:
-    """One job per file in `folder` (sorted; unreadable ones fail later, as jobs), all with one style."""
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise JaxstyleError(f"{folder} holds no files; give a folder of content images")
-    return [Job(p, Path(style), outdir / f"{p.stem}_{Path(style).stem}.png", settings) for p in files]
-
-
-def is_done(job: Job) -> bool:
-    """True when the sidecar exists and names the sha256 of the output file as it is now."""
-    try:
-        record = json.loads(reporting.sidecar_path(job.output).read_text())
-        return record.get("output_sha256") == reporting.file_sha256(job.output)
-    except (OSError, ValueError):
-        return False
-
-
-def output_shape(job: Job) -> tuple[int, int]:
-    """(h, w) of the job's output, from the content file's header and EXIF orientation only."""
-    try:
-        with Image.open(job.content) as img:
-            w, h = img.size
-            if ImageOps.exif_transpose(img, in_place=False).size != (w, h):
-                w, h = h, w
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise JaxstyleError(f"cannot read {job.content}: {e}")
-    return image_io.longest_side_shape((h, w), job.settings.size)
-
-
-def _failure(job: Job, error: Exception) -> dict:
-    return {"id": job.id, "content": str(job.content), "style": str(job.style), "output": str(job.output),
-            "reason": str(error)}
 
 
 def device_placer(devices: Sequence[jax.Device]) -> Callable:
     """A function putting every leaf's leading (batch) axis across `devices`, via a 1-D Mesh."""
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+    sharding = runtime.shardings(devices).batch
     return lambda tree: jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
 
-
-
-# --- units of work: the batches of the plan ---------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Unit:
-    """One planned batch: its jobs, its size after padding to the device count, and its key."""
-
-    jobs: tuple[Job, ...]
-    padded: int
-
-    @property
-    def key(self) -> str:
-        """Names the unit's claim and checkpoint; the same jobs in the same batch give the same key."""
-        record = "|".join(j.id for j in self.jobs) + f"|{self.padded}"
-        return hashlib.sha256(record.encode()).hexdigest()[:20]
-
-
-def plan(jobs: Sequence[Job], *, batch_size: int, devices: int) -> tuple[list[Unit], list[dict]]:
-    """The units every process derives alike from the whole job list (done or not, so a rerun
-    batches every job with the same partners: the same program on the same batch gives the same
-    floats), and a failure record for each job whose content cannot be read."""
-    items, readable, failures = [], [], []
-    for job in sorted(jobs, key=lambda j: j.id):
-        try:
-            shape = output_shape(job)
-            optimize.check_size(shape)
-        except JaxstyleError as e:
-            failures.append(_failure(job, e))
-            continue
-        readable.append(job)
-        items.append(((job.settings.batch_key(),), shape))
-    units = []
-    for indices in optimize.plan_shapes(items, batch_size=batch_size, devices=devices):
-        units.append(Unit(tuple(readable[i] for i in indices), optimize.padded_size(indices, devices)))
-    return units, failures
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
@@ -202,7 +62,7 @@ def save_checkpoint(path: Path, progress: solver.Progress, *, belongs_to: dict |
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta)), **{f"leaf_{i:04d}": x for i, x in enumerate(leaves)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    image_io.atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: Path, *, belongs_to: dict | None = None) -> solver.Resume | None:
@@ -288,11 +148,11 @@ def _run_unit(unit: Unit, outdir: Path, *, params, weights_path, place, claims: 
     tasks, ok, failed = [], [], []
     for job in unit.jobs:
         try:
-            tasks.append(optimize.Task(image_io.load_image(job.content), (image_io.load_image(job.style),),
+            tasks.append(optim.Task(image_io.load_image(job.content), (image_io.load_image(job.style),),
                                        job.settings))
             ok.append(job)
         except JaxstyleError as e:
-            failed.append(_failure(job, e))
+            failed.append(failure(job, e))
     todo = [not is_done(job) for job in ok]
     if any(todo):
         checkpoint = outdir / CHECKPOINTS / f"{unit.key}.npz"
@@ -310,14 +170,14 @@ def _run_unit(unit: Unit, outdir: Path, *, params, weights_path, place, claims: 
                 save_checkpoint(checkpoint, p, belongs_to=belongs_to)
 
         try:
-            results = optimize.solve(params, tasks, callback=on_step, resume=resume, place=place, pad_to=unit.padded)
+            results = optim.solve(params, tasks, callback=on_step, resume=resume, place=place, pad_to=unit.padded)
         except solver.StaleCheckpoint as e:
             print(f"jaxstyle batch: ignoring checkpoint {checkpoint.name} ({e}); that batch starts afresh",
                   file=sys.stderr)
-            results = optimize.solve(params, tasks, callback=on_step, place=place, pad_to=unit.padded)
+            results = optim.solve(params, tasks, callback=on_step, place=place, pad_to=unit.padded)
         except JaxstyleError as e:
             results = None
-            failed += [_failure(job, e) for job in ok]
+            failed += [failure(job, e) for job in ok]
         if results is not None:
             if not claims.holds(unit.key):
                 print(f"jaxstyle batch: lost the claim on batch {unit.key} (lease expired); another process "
@@ -327,10 +187,10 @@ def _run_unit(unit: Unit, outdir: Path, *, params, weights_path, place, claims: 
                 if not needed:
                     continue
                 if result.failure:
-                    failed.append(_failure(job, JaxstyleError(result.failure)))
+                    failed.append(failure(job, JaxstyleError(result.failure)))
                     continue
                 image_io.save_image(job.output, result.image)
-                reporting.write_sidecar(job.output, settings=job.settings, result=result, weights_path=weights_path,
+                sidecars.write_run_sidecar(job.output, settings=job.settings, result=result, weights_path=weights_path,
                                         inputs={"content": job.content, "style": job.style},
                                         extra={"job_id": job.id, **extra})
                 summary.done += 1
@@ -347,7 +207,7 @@ def _unit_failures_path(outdir: Path, unit: Unit) -> Path:
 def _record_unit_failures(outdir: Path, unit: Unit, failed: list[dict]) -> None:
     path = _unit_failures_path(outdir, unit)
     if failed:
-        image_io.atomic_write_text(path, json.dumps(failed))
+        atomic_write_text(path, json.dumps(failed))
     else:
         path.unlink(missing_ok=True)
 
@@ -375,6 +235,6 @@ def _write_failures(path: Path, failures: list[dict], outdir: Path) -> None:
             except (OSError, ValueError):
                 continue
     if merged:
-        image_io.atomic_write_text(path, "".join(json.dumps(f) + "\n" for f in merged))
+        atomic_write_text(path, "".join(json.dumps(f) + "\n" for f in merged))
     elif path.exists():
         path.unlink()

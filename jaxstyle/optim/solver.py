@@ -9,7 +9,7 @@ condition; an image whose step fails is retried with half its step from the Pyth
 `run` for why not in `lax.while_loop`). An image whose loss turns NaN/inf stops there with its
 last finite state; an image past its own step count stops too; the others go on.
 
-Nothing here reads or writes files: `jaxstyle.optimize` prepares the batch, `jaxstyle.batch`
+Nothing here reads or writes files: `jaxstyle.optim` prepares the batch, `jaxstyle.optim.batch`
 checkpoints it.
 """
 
@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import cpu_kernels, losses
+from jaxstyle import losses, runtime
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.settings import ProgramKey
+from jaxstyle.optim.settings import ProgramKey
 
 _ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search
 
@@ -199,7 +199,7 @@ def programs(key: ProgramKey, masked: bool = True) -> Programs:
         """Per image: `new` where mask (bool[B]) holds, else `old`."""
         return jax.tree.map(lambda a, b: jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
 
-    jit = cpu_kernels.jit
+    jit = runtime.jit
     return Programs(
         targets=jit(targets),
         init_opt=jit(vmap_unless_one(init_opt)),

@@ -28,9 +28,9 @@ import jax
 import numpy as np
 from flax import serialization
 
-from jaxstyle import networks
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.files import atomic_write_bytes
+from jaxstyle.io.files import atomic_write_bytes
+from jaxstyle.nets import gan, transform
 
 FORMAT = "jaxstyle-fast-network"
 VERSION = 1
@@ -39,7 +39,7 @@ VERSION = 1
 class FastModel(NamedTuple):
     """A trained style network: its architecture, its style names and its params pytree."""
 
-    config: networks.NetworkConfig
+    config: transform.NetworkConfig
     styles: tuple[str, ...]
     params: Mapping
 
@@ -88,11 +88,11 @@ def from_bytes(data: bytes, *, where: str = "model") -> FastModel:
     """`load` for bytes in memory."""
     record, params = _decode(data, where, FORMAT, "fast-network model", "`jaxstyle train`")
     try:
-        config = networks.NetworkConfig.from_dict(record["config"])
+        config = transform.NetworkConfig.from_dict(record["config"])
         styles = tuple(str(s) for s in record["styles"])
     except Exception as e:  # noqa: BLE001
         raise JaxstyleError(f"{where} is damaged or incomplete ({type(e).__name__}: {e}); copy it again") from None
-    _check_params(params, jax.eval_shape(lambda: networks.init_params(config, jax.random.key(0))),
+    _check_params(params, jax.eval_shape(lambda: transform.init_params(config, jax.random.key(0))),
                   config.to_dict(), where)
     if len(styles) != config.num_styles:
         raise JaxstyleError(f"{where} names {len(styles)} styles for a network of {config.num_styles}")
@@ -173,7 +173,7 @@ CYCLEGAN_FORMAT = "jaxstyle-cyclegan"
 class CycleGANModel(NamedTuple):
     """A trained translation: config, the two domains' names, and {"g_ab": A->B, "g_ba": B->A} params."""
 
-    config: networks.CycleGANConfig
+    config: gan.CycleGANConfig
     domains: tuple[str, str]
     params: Mapping
 
@@ -190,12 +190,12 @@ def load_cyclegan(path: str | os.PathLike) -> CycleGANModel:
     where = str(path)
     record, params = _decode(_read(path), where, CYCLEGAN_FORMAT, "CycleGAN model", "`jaxstyle cyclegan train`")
     try:
-        config = networks.CycleGANConfig.from_dict(record["config"])
+        config = gan.CycleGANConfig.from_dict(record["config"])
         domains = tuple(str(d) for d in record["domains"])
         assert len(domains) == 2
     except Exception as e:  # noqa: BLE001
         raise JaxstyleError(f"{where} is damaged or incomplete ({type(e).__name__}: {e}); copy it again") from None
-    generator = jax.eval_shape(lambda: networks.ResnetGenerator(config).init(
+    generator = jax.eval_shape(lambda: gan.ResnetGenerator(config).init(
         jax.random.key(0), jax.numpy.zeros((32, 32, 3)))["params"])
     _check_params(params, {"g_ab": generator, "g_ba": generator}, config.to_dict(), where)
     return CycleGANModel(config, domains, jax.tree.map(lambda x: np.asarray(x, np.float32), params))

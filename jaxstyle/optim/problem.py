@@ -1,35 +1,28 @@
-"""Stylising: problem set-up, coarse-to-fine, batching plans, and the public API.
+"""The optimisation problem: tasks, their preparation at each scale, and `solve` for one batch.
 
 A `Task` is one image to paint: its content, style image(s), optional region masks and
 `Settings`. `solve` optimises tasks that share a program (`Settings.batch_key`) as one batch,
-each image padded into one canvas and masked to its own pixels (see `jaxstyle.solver`), so
-images of different shapes, styles, weights, seeds and step counts share compiled programs;
-`plan` packs any list of tasks into such batches. `stylize` is a batch of one, `stylize_batch`
-a batch of contents, `sweep` one content with K weight sets, and `stylize_many` any tasks.
-The persistent compilation cache (`enable_compilation_cache`) keeps compiled programs across
-processes.
+each image padded into one canvas and masked to its own pixels (see `jaxstyle.optim.solver`),
+so images of different shapes, styles, weights, seeds and step counts share compiled programs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import color, image_io, losses, solver, vgg
+from jaxstyle import color, losses, vgg
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.settings import INITS, MIN_SIDE, OPTIMIZERS, ProgramKey, Settings, validate
-from jaxstyle.solver import Progress, Resume
-
-__all__ = ["INITS", "MIN_SIDE", "OPTIMIZERS", "NonFiniteLoss", "Progress", "ProgramKey", "Result", "Resume",
-           "Settings", "Task", "check_memory", "check_size", "enable_compilation_cache", "make_task", "plan",
-           "solve", "stylize", "stylize_batch", "stylize_many", "sweep", "validate"]
+from jaxstyle.io import image_io
+from jaxstyle.optim import solver
+from jaxstyle.optim.memory import check_memory, check_size
+from jaxstyle.optim.settings import INITS, ProgramKey, Settings
+from jaxstyle.optim.solver import Progress, Resume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,13 +91,6 @@ class NonFiniteLoss(JaxstyleError):
     def __init__(self, message: str, result: Result):
         super().__init__(message)
         self.result = result
-
-
-def check_size(shape: Sequence[int]) -> None:
-    if min(shape) < MIN_SIDE:
-        raise JaxstyleError(
-            f"image of {shape[1]}x{shape[0]} px is too small: conv5_1 needs both sides >= {MIN_SIDE} px; "
-            f"use a larger --size or a less elongated image")
 
 
 def scale_sizes(settings: Settings) -> list[int]:
@@ -203,7 +189,7 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
     and masked to its own pixels, so it comes out as it would alone.
 
     Args:
-      params: VGG-19 params (`jaxstyle.weights.load_params`).
+      params: VGG-19 params (`jaxstyle.io.weights.load_params`).
       callback: called with a `Progress` after every step.
       resume: continue from a checkpoint taken from `Progress.state` of the same tasks.
       place: puts batched arrays on devices, e.g. sharded along the batch axis.
@@ -311,178 +297,3 @@ def _batch(params, key: ProgramKey, tasks, prepared, starts, stopped, place):
 def final_shape(task: Task) -> tuple[int, int]:
     """(h, w) of the task's output."""
     return image_io.longest_side_shape(task.content.shape[:2], task.settings.size)
-
-
-def plan(tasks: Sequence[Task], *, batch_size: int = 8, devices: int = 1) -> list[list[int]]:
-    """Packs tasks into batches: lists of task indices, each list one `solve` call (see `plan_shapes`)."""
-    return plan_shapes([(t.group(), final_shape(t)) for t in tasks], batch_size=batch_size, devices=devices)
-
-
-def plan_shapes(items: Sequence[tuple[Any, tuple[int, int]]], *, batch_size: int = 8,
-                devices: int = 1) -> list[list[int]]:
-    """Batches of item indices from each item's (group, output shape (h, w)); deterministic.
-
-    Items of one group are sorted by aspect ratio, then cut into the fewest batches of at most
-    batch_size (rounded up to a multiple of `devices`), of nearly equal sizes: similar shapes
-    share a canvas, and only a batch's rounding up to the device count is padding.
-    """
-    if batch_size < 1:
-        raise JaxstyleError(f"batch size must be at least 1, got {batch_size}")
-    per_batch = -(-batch_size // devices) * devices
-    groups: dict[Any, list[int]] = {}
-    for i, (group, _) in enumerate(items):
-        groups.setdefault(group, []).append(i)
-    batches = []
-    for members in groups.values():
-        members = sorted(members, key=lambda i: (items[i][1][0] / items[i][1][1], items[i][1][0] * items[i][1][1], i))
-        count = -(-len(members) // per_batch)
-        bounds = np.linspace(0, len(members), count + 1).round().astype(int)
-        batches += [members[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    return batches
-
-
-def padded_size(batch: Sequence[int], devices: int) -> int:
-    """A batch's size rounded up to a multiple of the device count."""
-    return -(-len(batch) // devices) * devices
-
-
-def solve_all(params, tasks: Sequence[Task], *, batch_size: int = 8, devices: int = 1,
-              callback: Callable[[Progress], None] | None = None, place: Callable | None = None) -> list[Result]:
-    """`plan`s the tasks into batches and `solve`s each; one `Result` per task, in order."""
-    results: list[Result | None] = [None] * len(tasks)
-    for indices in plan(tasks, batch_size=batch_size, devices=devices):
-        for i, result in zip(indices, solve(params, [tasks[i] for i in indices], callback=callback, place=place,
-                                            pad_to=padded_size(indices, devices))):
-            results[i] = result
-    return results
-
-
-# --- the public API -------------------------------------------------------------------------------------
-
-
-def stylize(params, content: np.ndarray, style, settings: Settings = Settings(), *, masks=None,
-            callback: Callable[[Progress], None] | None = None) -> Result:
-    """Paints one content image in the style of one or more style images.
-
-    Args:
-      params: VGG-19 params (`jaxstyle.weights.load_params`).
-      content: f32[h, w, 3] RGB in [0, 1], any size (resized to settings.size).
-      style: f32[h', w', 3] RGB in [0, 1], or a list of them blended by settings.style_blend
-        (each resized to style_scale x the content's size; the paper: the content's size).
-      settings: see `Settings`.
-      masks: None, or one map f32[h'', w''] in [0, 1] per style image: the region of the content
-        that style paints (spatial control, guided Gram matrices).
-      callback: called with a `Progress` after every step.
-
-    Returns:
-      A `Result` whose image is f32[H, W, 3] with max(H, W) == settings.size.
-
-    Raises:
-      NonFiniteLoss: the loss became NaN/inf; its `.result` holds the last finite image.
-    """
-    result = solve(params, [make_task(content, style, settings, masks=masks)], callback=callback)[0]
-    if result.failure:
-        raise NonFiniteLoss(result.failure, result)
-    return result
-
-
-def _stacked(results: list[Result]) -> Result:
-    shapes = {r.image.shape for r in results}
-    if len(shapes) != 1:
-        raise JaxstyleError(f"the images came out in different shapes {sorted(shapes)}; use stylize_many")
-    failures = [r.failure for r in results]
-    first = results[0]
-    return Result(np.stack([r.image for r in results]), *(np.stack([getattr(r, n) for r in results])
-                                                           for n in ("total", "content", "style", "tv")),
-                  steps=first.steps, evaluations=first.evaluations, seconds=first.seconds,
-                  failure=failures if any(failures) else None)
-
-
-def stylize_batch(params, contents: Sequence[np.ndarray], style, settings: Settings = Settings(),
-                  *, masks=None, callback: Callable[[Progress], None] | None = None,
-                  resume: Resume | None = None, place: Callable | None = None) -> Result:
-    """Stylises same-size content images against one style in one vmapped, compiled program.
-
-    Returns:
-      A `Result` with image f32[B, H, W, 3], per-image losses f32[B] and, where an image's loss
-      became NaN/inf, `failure` a list of B messages (None for the images that finished).
-    """
-    tasks = [make_task(c, style, settings, masks=masks) for c in contents]
-    shapes = {image_io.longest_side_shape(c.shape[:2], settings.size) for c in contents}
-    if len(shapes) != 1:
-        raise JaxstyleError(f"stylize_batch needs content images of one size, got {sorted(shapes)}; "
-                            f"use stylize_many, which packs any sizes into batches")
-    return _stacked(solve(params, tasks, callback=callback, resume=resume, place=place))
-
-
-def stylize_many(params, contents: Sequence[np.ndarray], style, settings: Settings = Settings(),
-                 *, batch_size: int = 8, callback: Callable[[Progress], None] | None = None) -> list[Result]:
-    """Stylises content images of any sizes in full batches (see `plan`); one `Result` each, in order."""
-    tasks = [make_task(c, style, settings) for c in contents]
-    return solve_all(params, tasks, batch_size=batch_size, callback=callback)
-
-
-def sweep(params, content: np.ndarray, style, ratios: Sequence[float], settings: Settings = Settings(), *,
-          masks=None, callback: Callable[[Progress], None] | None = None) -> Result:
-    """One batch for K values of alpha/beta, one content/style pair.
-
-    beta stays settings.style_weight; alpha = ratio * beta for each ratio.
-
-    Returns:
-      A `Result` with image f32[K, H, W, 3] and per-ratio losses f32[K].
-    """
-    ratios = np.asarray(ratios, np.float32)
-    if ratios.ndim != 1 or len(ratios) == 0 or not np.all(np.isfinite(ratios)) or np.any(ratios < 0):
-        raise JaxstyleError(f"ratios must be a non-empty list of finite numbers >= 0, got {ratios.tolist()}")
-    tasks = [make_task(content, style, settings.replace(content_weight=float(r) * settings.style_weight),
-                       masks=masks) for r in ratios]
-    return _stacked(solve(params, tasks, callback=callback))
-
-
-# --- memory and the compilation cache ---------------------------------------------------------------
-
-
-def estimate_memory_bytes(shape: Sequence[int], settings: Settings, *, batch: int = 1) -> int:
-    """A rough peak-memory estimate of one optimisation at image shape (h, w).
-
-    Counts the activations up to the deepest layer, with a 25% margin, plus the process's own
-    600 MB (runtime, weights, optimiser state). Measured peaks with the default layers:
-    2.6-2.7 GB at 1024x768 (estimate 2.9) and 8.2-8.5 GB at 2048x1536 (estimate 9.7).
-    """
-    h, w = shape
-    deepest = max(vgg.LAYER_NAMES.index(n) for n in (*settings.content_layers, *settings.style_layers))
-    floats = 0
-    for name in vgg.LAYER_NAMES[: deepest + 1]:
-        if name.startswith("pool"):
-            h, w = h // 2, w // 2
-        else:
-            floats += 2 * h * w * dict((n, c) for n, _, c in vgg.CONV_LAYERS)[name]
-    return int(batch * 1.25 * 4 * floats + 600e6)
-
-
-def available_memory_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-
-
-def check_memory(shape: Sequence[int], settings: Settings, *, batch: int = 1) -> int:
-    """Returns the estimate; raises JaxstyleError when it exceeds the memory available now."""
-    need = estimate_memory_bytes(shape, settings, batch=batch)
-    if jax.default_backend() == "cpu" and need > available_memory_bytes():
-        raise JaxstyleError(
-            f"{shape[1]}x{shape[0]} px x {batch} image(s) needs about {need / 2**30:.1f} GiB but only "
-            f"{available_memory_bytes() / 2**30:.1f} GiB is available; lower --size or the batch")
-    return need
-
-
-def enable_compilation_cache(path: str | os.PathLike | None = None) -> None:
-    """Keeps compiled programs on disk so a new process skips the compile (per canvas shape)."""
-    path = path or os.environ.get("JAX_COMPILATION_CACHE_DIR") or Path.home() / ".cache" / "jaxstyle" / "jit"
-    jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

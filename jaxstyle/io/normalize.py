@@ -30,9 +30,10 @@ import jax
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from jaxstyle import data_path, image_io, vgg, weights
+from jaxstyle import data_path, vgg
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.files import file_sha256
+from jaxstyle.io import image_io, weights
+from jaxstyle.io.files import file_sha256
 
 # Named rather than globbed, so adding an image to jaxstyle/data never silently
 # changes the normalised weights.

@@ -11,8 +11,8 @@ the local devices (data parallel), the network's params and VGG-19 replicated. A
 holds several styles at once for a multi-style network (image k of step t paints style
 (t * batch + k) mod S).
 
-File I/O stays outside the step and the loop: `Checkpointer` and `write_sidecar` are
-called by the command (or a notebook) around `train`.
+File I/O stays outside the step and the loop: `checkpoint.Checkpointer` and `write_sidecar`
+are called by the command (or a notebook) around `train`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import hashlib
 import json
 import platform
 import time
@@ -32,12 +31,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import serialization
 
-from jaxstyle import image_io, losses, model_file, networks, vgg
+from jaxstyle import losses, runtime, vgg
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.files import atomic_write_bytes, atomic_write_text, file_sha256
-from jaxstyle.photos import PhotoFolder
+from jaxstyle.io import image_io
+from jaxstyle.io import sidecars
+from jaxstyle.io.files import atomic_write_text, file_sha256
+from jaxstyle.nets import model_file, transform
+from jaxstyle.nets.photos import PhotoFolder
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -89,8 +90,8 @@ class TrainSettings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def network_config(self, num_styles: int) -> networks.NetworkConfig:
-        return networks.NetworkConfig(width=self.width, residual_blocks=self.residual_blocks,
+    def network_config(self, num_styles: int) -> transform.NetworkConfig:
+        return transform.NetworkConfig(width=self.width, residual_blocks=self.residual_blocks,
                                       num_styles=num_styles)
 
 
@@ -100,6 +101,9 @@ class TrainState(NamedTuple):
     params: Any
     opt_state: Any
     step: jax.Array
+
+
+LOSS_NAMES = ("total", "content", "style", "tv")
 
 
 class StyleTargets(NamedTuple):
@@ -159,13 +163,13 @@ def _image_loss(vgg_params, output, photo, style_id, targets: StyleTargets, sett
 
 
 def batch_loss(params, vgg_params, photos, style_ids, targets: StyleTargets, *,
-               config: networks.NetworkConfig, settings: TrainSettings):
+               config: transform.NetworkConfig, settings: TrainSettings):
     """Mean weighted loss of a batch, and the mean unweighted terms f32[3] (content, style, tv).
 
     photos: f32[B, h, w, 3] in [0, 1]; style_ids: i32[B].
     """
     one_hot = jax.nn.one_hot(style_ids, config.num_styles, dtype=jnp.float32)
-    outputs = networks.stylize_batch(config, params, photos, one_hot)
+    outputs = transform.transform_batch(config, params, photos, one_hot)
     parts = jax.vmap(_image_loss, in_axes=(None, 0, 0, 0, None, None))(
         vgg_params, outputs, photos, style_ids, targets, settings)
     terms = jnp.mean(parts, axis=0)
@@ -180,12 +184,12 @@ def make_optimizer(settings: TrainSettings) -> optax.GradientTransformation:
 def init_state(settings: TrainSettings, num_styles: int) -> TrainState:
     """Fresh params from `settings.seed` and Adam's zero state."""
     config = settings.network_config(num_styles)
-    params = networks.init_params(config, jax.random.key(settings.seed))
+    params = transform.init_params(config, jax.random.key(settings.seed))
     return TrainState(params, make_optimizer(settings).init(params), jnp.zeros((), jnp.int32))
 
 
 @functools.lru_cache(maxsize=8)
-def make_train_step(settings: TrainSettings, config: networks.NetworkConfig) -> Callable:
+def make_train_step(settings: TrainSettings, config: transform.NetworkConfig) -> Callable:
     """(state, vgg_params, photos, style_ids, targets) -> (state, loss, terms); jitted, state donated.
 
     Cached, so a second run with the same settings in one process does not compile again.
@@ -203,7 +207,7 @@ def make_train_step(settings: TrainSettings, config: networks.NetworkConfig) -> 
 
 def batch_size_for(settings: TrainSettings, devices: Sequence[jax.Device]) -> int:
     """The batch rounded up to a multiple of the device count (each device gets whole images)."""
-    return -(-settings.batch_size // len(devices)) * len(devices)
+    return runtime.round_up(settings.batch_size, len(devices))
 
 
 def style_ids(step: int, batch: int, num_styles: int) -> np.ndarray:
@@ -218,7 +222,7 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
     """Trains a network painting `styles` on crops from `photos`.
 
     Args:
-      vgg_params: the frozen VGG-19 (`jaxstyle.weights.load_params`).
+      vgg_params: the frozen VGG-19 (`jaxstyle.io.weights.load_params`).
       styles: S style images f32[h, w, 3] in [0, 1]; S > 1 makes a multi-style network.
       photos: the training photos, cropped at `settings.size`.
       style_names: S names stored in the model (e.g. the files' stems).
@@ -232,9 +236,7 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
     if len(styles) != len(style_names) or not styles:
         raise JaxstyleError("give at least one style image, and one name per style")
     devices = list(devices or jax.local_devices())
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
-    sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
-    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    sharded, replicated = runtime.shardings(devices)
     config = settings.network_config(len(styles))
     batch = batch_size_for(settings, devices)
 
@@ -273,52 +275,9 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
                        history=history)
 
 
-# --- around the loop: checkpoints and the sidecar -----------------------------------------------------
+# --- around the loop: the sidecar -----------------------------------------------------
 
 
-class Checkpointer:
-    """Atomic checkpoints of a `TrainState` (flax msgpack: no pickle), tagged with what they belong to.
-
-    A checkpoint whose tag (settings, styles, weights) differs from the run's is reported in
-    one line and ignored, so a changed command starts afresh instead of mixing two runs.
-    """
-
-    def __init__(self, path: str | Path, tag: Mapping[str, Any], *, history_keys: Sequence[str] | None = None):
-        self.path = Path(path)
-        self.history_keys = tuple(history_keys or _HISTORY_KEYS)
-        self.tag = hashlib.sha256(json.dumps(tag, sort_keys=True, default=str).encode()).hexdigest()
-
-    def save(self, state: TrainState, history: Sequence[Mapping[str, float]] = ()) -> None:
-        """Writes the state and the loss history so far (for the loss plot of a resumed run)."""
-        host = jax.tree.map(np.asarray, state)
-        columns = {k: np.asarray([h[k] for h in history], np.float64) for k in self.history_keys}
-        record = {"tag": self.tag, "state": serialization.to_state_dict(host), "history": columns}
-        atomic_write_bytes(self.path, serialization.msgpack_serialize(record))
-
-    def load(self, template: TrainState, *,
-             log: Callable[[str], None] = print) -> tuple[TrainState | None, list[dict]]:
-        """(saved state with `template`'s structure, loss history), or (None, []) if none or stale."""
-        if not self.path.exists():
-            return None, []
-        try:
-            record = serialization.msgpack_restore(self.path.read_bytes())
-            if record.get("tag") != self.tag:
-                log(f"checkpoint {self.path} belongs to other settings, styles, weights or photos; starting afresh")
-                return None, []
-            state = serialization.from_state_dict(template, record["state"])
-            columns = record["history"]
-            history = [{k: (int if k == "step" else float)(columns[k][i]) for k in self.history_keys}
-                       for i in range(len(columns["step"]))]
-            return state, history
-        except Exception as e:  # noqa: BLE001 - an unreadable checkpoint is not worth a crash
-            log(f"checkpoint {self.path} is unreadable ({type(e).__name__}); starting afresh")
-            return None, []
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-_HISTORY_KEYS = ("step", "total", "content", "style", "tv")
 
 
 def sidecar_path(model_path: Path) -> Path:
@@ -329,8 +288,6 @@ def write_sidecar(model_path: Path, *, settings: TrainSettings, result: TrainRes
                   style_paths: Sequence[Path], weights_path: Path, photos: PhotoFolder,
                   devices: int, extra: Mapping[str, Any] | None = None) -> Path:
     """MODEL.json: settings, styles' and weights' sha256, steps, final losses, versions, seconds."""
-    from jaxstyle.reporting import _version
-
     record = {
         "model": str(model_path),
         "model_sha256": file_sha256(model_path),
@@ -346,7 +303,7 @@ def write_sidecar(model_path: Path, *, settings: TrainSettings, result: TrainRes
         "final_losses_window": FINAL_WINDOW,
         "seconds": round(result.seconds, 1),
         "devices": devices,
-        "versions": {p: _version(p) for p in ("jaxstyle", "jax", "jaxlib", "flax", "optax", "numpy")},
+        "versions": {p: sidecars.version(p) for p in sidecars.PACKAGES},
         "backend": jax.default_backend(),
         "python": platform.python_version(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

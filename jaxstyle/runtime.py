@@ -1,11 +1,13 @@
-"""Which kernels XLA's CPU backend runs the VGG programs on, by the CPU's instruction set.
+"""What every jaxstyle program needs from the runtime: CPU kernels, the compilation cache, devices.
 
-jaxlib 0.10 hands convolutions, dots and reductions to YNNPACK by default. XLA's own Eigen
-kernels ran the paper's value-and-gradient faster on both x86 CPUs measured: 1.04-1.12x on a
-2-core AMD EPYC with AVX2 only, 1.06-1.18x on a 2-core Intel Xeon with AVX-512
-(`benchmarks/layer_rates.py --kernels ynnpack,eigen`; whole L-BFGS steps in
-docs/benchmarks.md). Elsewhere (no AVX, or not x86) nothing was measured and XLA's default
-stays. ``JAXSTYLE_CPU_KERNELS=ynnpack|eigen`` overrides the choice (``auto``, the default).
+- CPU kernels: jaxlib 0.10 hands convolutions, dots and reductions to YNNPACK by default. XLA's
+  own Eigen kernels ran the paper's value-and-gradient faster on both x86 CPUs measured:
+  1.04-1.12x on a 2-core AMD EPYC with AVX2 only, 1.06-1.18x on a 2-core Intel Xeon with AVX-512
+  (`benchmarks/layer_rates.py --kernels ynnpack,eigen`; whole L-BFGS steps in
+  docs/benchmarks.md). Elsewhere (no AVX, or not x86) nothing was measured and XLA's default
+  stays. ``JAXSTYLE_CPU_KERNELS=ynnpack|eigen`` overrides the choice (``auto``, the default).
+- The persistent compilation cache, so a new process skips the compile.
+- The device mesh a batch is sharded over (one axis, "batch"), and a batch rounded up to it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
+import numpy as np
 
 from jaxstyle.errors import JaxstyleError
 
@@ -93,3 +97,30 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
 
     call._cache_size = top._cache_size  # tests check that a second call does not recompile
     return call
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> None:
+    """Keeps compiled programs on disk so a new process skips the compile (per canvas shape)."""
+    path = path or os.environ.get("JAX_COMPILATION_CACHE_DIR") or Path.home() / ".cache" / "jaxstyle" / "jit"
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def round_up(count: int, devices: int) -> int:
+    """`count` rounded up to a multiple of `devices` (each device gets whole images)."""
+    return -(-count // devices) * devices
+
+
+class Shardings(NamedTuple):
+    """Where a data-parallel program puts its arrays: `batch` splits the leading axis over the
+    mesh's devices, `replicated` copies an array (params, targets) onto each."""
+
+    batch: jax.sharding.NamedSharding
+    replicated: jax.sharding.NamedSharding
+
+
+def shardings(devices: Sequence[jax.Device] | None = None) -> Shardings:
+    """`Shardings` over a 1-D mesh ("batch") of `devices` (default: all local devices)."""
+    mesh = jax.sharding.Mesh(np.asarray(list(devices or jax.local_devices())), ("batch",))
+    return Shardings(jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")),
+                     jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))

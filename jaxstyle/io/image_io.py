@@ -3,24 +3,21 @@
 NumPy and Pillow only: the numeric code never sees a file, and this module
 never sees JAX. Every image crosses the boundary as float32 RGB in ``[0, 1]``.
 
-Writes are atomic (``jaxstyle.files.atomic_write_bytes``, also importable from
-here): an error or a crash never leaves a half-written output behind.
+Writes are atomic (``jaxstyle.io.files.atomic_write_bytes``): an error or a crash never
+leaves a half-written output behind. Contact sheets are drawn by ``jaxstyle.io.plots``.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jaxstyle.errors import JaxstyleError
-# atomic_write_text and check_output_path are used by callers of this module.
-from jaxstyle.files import atomic_write_bytes, atomic_write_text, check_output_path
+from jaxstyle.io.files import atomic_write_bytes, check_output_path
 
 PathLike = str | os.PathLike[str]
 
@@ -216,7 +213,7 @@ def resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     Raises:
       ValueError: ``image`` is not ``[h, w, 3]`` or ``shape`` is not positive.
     """
-    image = _as_rgb_float(image)
+    image = as_rgb_float(image)
     height, width = (int(n) for n in shape)
     if height < 1 or width < 1:
         raise ValueError(f"resize shape must be positive, got {shape}")
@@ -286,7 +283,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
-def _as_rgb_float(image: np.ndarray) -> np.ndarray:
+def as_rgb_float(image: np.ndarray) -> np.ndarray:
     """Checks for shape ``[h, w, 3]`` and returns float32 (bytes are scaled by 1/255)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
@@ -329,7 +326,7 @@ def save_image(path: PathLike, image: np.ndarray, *, quality: int = 95) -> Path:
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be between 1 and 100, got {quality}")
     check_output_path(path)
-    pixels = to_uint8(_as_rgb_float(image))
+    pixels = to_uint8(as_rgb_float(image))
 
     encoded = io.BytesIO()
     options = {"PNG": {}, "JPEG": {"quality": quality, "subsampling": 0}, "WEBP": {"quality": quality}}
@@ -398,75 +395,3 @@ def ensure_output_dir(directory: PathLike) -> Path:
             f"Output folder {directory} is not writable; check its permissions."
         )
     return directory
-
-
-# --------------------------------------------------------------------------
-# Contact sheet
-# --------------------------------------------------------------------------
-
-
-def contact_sheet(
-    images: Sequence[np.ndarray],
-    labels: Sequence[str],
-    *,
-    columns: int | None = None,
-    label_height: int = 20,
-) -> np.ndarray:
-    """Lays out same-size images in a grid with a text label under each.
-
-    Cells are filled row by row; unused cells and the label strips are
-    white. Labels wider than a cell are cut off at the cell's edge.
-
-    Args:
-      images: ``n`` float arrays ``[h, w, 3]`` in ``[0, 1]``, all one shape.
-      labels: ``n`` strings, one per image.
-      columns: images per row; defaults to ``ceil(sqrt(n))``.
-      label_height: height in pixels of the strip under each image (0 for none).
-
-    Returns:
-      float32 array ``[rows * (h + label_height), columns * w, 3]`` with
-      ``rows = ceil(n / columns)``.
-
-    Raises:
-      ValueError: no images, a label count that differs from the image
-        count, images of different shapes, or a non-positive ``columns``.
-    """
-    if not images:
-        raise ValueError("contact_sheet needs at least one image")
-    if len(labels) != len(images):
-        raise ValueError(f"got {len(images)} images but {len(labels)} labels")
-    if label_height < 0:
-        raise ValueError(f"label_height must be >= 0, got {label_height}")
-    cells = [np.clip(_as_rgb_float(image), 0.0, 1.0) for image in images]
-    shapes = {cell.shape for cell in cells}
-    if len(shapes) != 1:
-        raise ValueError(f"contact_sheet images must share one shape, got {sorted(shapes)}")
-    columns = columns if columns is not None else math.ceil(math.sqrt(len(cells)))
-    if columns < 1:
-        raise ValueError(f"columns must be at least 1, got {columns}")
-
-    rows = math.ceil(len(cells) / columns)
-    height, width, _ = cells[0].shape
-    cell_height = height + label_height
-    sheet = np.ones((rows * cell_height, columns * width, 3), dtype=np.float32)
-    for index, (cell, label) in enumerate(zip(cells, labels)):
-        top, left = (index // columns) * cell_height, (index % columns) * width
-        sheet[top : top + height, left : left + width] = cell
-        if label_height:
-            strip = _label_strip(str(label), width, label_height)
-            sheet[top + height : top + cell_height, left : left + width] = strip[..., None]
-    return sheet
-
-
-def _label_strip(text: str, width: int, height: int) -> np.ndarray:
-    """Renders ``text`` in black, left-aligned and vertically centred, on white.
-
-    Returns:
-      float32 array ``[height, width]`` in ``[0, 1]``.
-    """
-    strip = Image.new("L", (width, height), 255)
-    draw = ImageDraw.Draw(strip)
-    font = ImageFont.load_default()
-    _, top, _, bottom = draw.textbbox((0, 0), text, font=font)
-    draw.text((2, (height - (bottom + top)) / 2), text, fill=0, font=font)
-    return np.asarray(strip, dtype=np.float32) / 255.0

@@ -1,0 +1,289 @@
+"""The optimisation commands: stylize, sweep, batch, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxstyle import color, losses, optim, runtime, vgg
+from jaxstyle.cli.options import (EXIT_NON_FINITE, add_alpha_beta, add_common, add_dataclass_options, apply_alpha_beta,
+                                  check_not_inputs, dataclass_values, load_params, parse_list)
+from jaxstyle.cli.progress import ProgressReporter, save_every
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.io import image_io, plots, sidecars
+
+_HELP = {
+    "size": "longest side of the output in px",
+    "steps": "optimisation steps",
+    "optimizer": f"one of {optim.OPTIMIZERS}",
+    "content_weight": "alpha, the content loss weight",
+    "style_weight": "beta, the style loss weight",
+    "tv_weight": "total-variation weight (smooths noise; 0 in the paper)",
+    "content_layers": "comma-separated VGG-19 layers, e.g. conv4_2",
+    "style_layers": "comma-separated VGG-19 layers, or a preset of the paper's Fig. 1/4 rows: "
+                    + ", ".join(losses.STYLE_PRESETS),
+    "content_layer_weights": "comma-separated, one per content layer (default: equal, summing to 1)",
+    "style_layer_weights": "comma-separated, one per style layer (default: equal, summing to 1)",
+    "pooling": "avg (the paper) or max",
+    "init": "noise (the paper), content, style, or an image file",
+    "seed": "seed of the white-noise initialisation",
+    "learning_rate": "Adam's step size (pixels in [0, 1])",
+    "lbfgs_memory": "L-BFGS history length",
+    "style_blend": "comma-separated weight per style image (STYLE, then each --blend-with)",
+    "style_scale": "style image size relative to the content's",
+    "preserve_colors": "none, luminance (transfer on luminance only) or histogram (match the style's colours)",
+    "scales": "coarse-to-fine levels: optimise at size/2^(N-1) ... size, --steps at each",
+    "linesearch_steps": "most halvings of an L-BFGS step that does not decrease the loss enough",
+}
+
+
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
+    """One option per `Settings` field, its default shown from the dataclass."""
+    group = parser.add_argument_group("optimisation (defaults: the paper's, see README)")
+    add_dataclass_options(group, optim.Settings, _HELP, choices={
+        "optimizer": optim.OPTIMIZERS, "pooling": vgg.POOLINGS, "preserve_colors": color.PRESERVE_COLORS})
+    defaults = optim.Settings()
+    add_alpha_beta(group, defaults.content_weight / defaults.style_weight)
+    group.add_argument("--settings", type=Path, help="JSON sidecar of an earlier output: reuse its settings")
+    group.add_argument("--blend-with", type=Path, action="append", default=[], metavar="STYLE2",
+                       help="another style image blended with STYLE (repeatable; weights: --style-blend)")
+    group.add_argument("--mask", action="append", default=[], metavar="REGION.png:STYLE.jpg",
+                       help="paint the white part of REGION with STYLE (repeatable); "
+                            "the main STYLE paints what no mask covers")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("stylize", help="paint content image(s) in the style of a painting")
+    p.add_argument("contents", nargs="+", type=Path, metavar="CONTENT",
+                   help="content image(s); several are stylised as vmapped batches, one per size")
+    p.add_argument("style", type=Path, metavar="STYLE", help="style image")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="output .png/.jpg/.webp for one content (default: CONTENT_STYLE.png here); "
+                        "an existing folder for several")
+    p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save every N-th step's image")
+    _add_settings_options(p)
+    add_common(p)
+
+    p = sub.add_parser("sweep", help="one compiled run over several alpha/beta ratios, with a contact sheet")
+    p.add_argument("content", type=Path)
+    p.add_argument("style", type=Path)
+    p.add_argument("--ratios", type=parse_list(float), default=(1e-5, 1e-4, 1e-3, 1e-2),
+                   help="comma-separated alpha/beta values (default: 1e-5,1e-4,1e-3,1e-2, the paper's Fig. 4)")
+    p.add_argument("-o", "--output", type=Path, default=Path("sweep.png"),
+                   help="contact sheet .png/.jpg/.webp; each image is written beside it")
+    _add_settings_options(p)
+    add_common(p)
+
+    p = sub.add_parser("batch", help="many jobs from a manifest, resumable, sharded over devices and hosts")
+    p.add_argument("manifest", type=Path, nargs="?",
+                   help='JSON Lines, one job a line: {"content": ..., "style": ..., "output": ..., "settings": {...}}')
+    p.add_argument("--contents", type=Path, help="instead of a manifest: every image in this folder ...")
+    p.add_argument("--style", type=Path, help="... in the style of this image")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument("--batch-size", type=int, default=8, help="images optimised together in one vmapped program")
+    p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+                   help="save the optimisation state every N steps (0: never)")
+    p.add_argument("--lease-seconds", type=float, default=60.0, metavar="S",
+                   help="a running batch's claim lapses S seconds after its process stops renewing it (dies); "
+                        "then another process running the same manifest into the same folder takes it over "
+                        "(default: 60)")
+    p.add_argument("--coordinator", help="host:port of process 0, to run on several processes/hosts "
+                                         "(or set JAX_COORDINATOR_ADDRESS etc. and --distributed)")
+    p.add_argument("--num-processes", type=int, help="with --coordinator")
+    p.add_argument("--process-id", type=int, help="with --coordinator")
+    p.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() from the environment (cluster auto-detection)")
+    _add_settings_options(p)
+    add_common(p)
+
+    p = sub.add_parser("demo", help="the bundled Tübingen photo in the style of The Starry Night")
+    p.add_argument("-o", "--output", type=Path, default=Path("outputs/tubingen_starry_night.png"))
+    _add_settings_options(p)
+    add_common(p)
+
+
+def _settings_from(args: argparse.Namespace) -> optim.Settings:
+    """--settings SIDECAR's settings, overridden by the options given."""
+    values: dict[str, Any] = _read_sidecar_settings(args.settings) if getattr(args, "settings", None) else {}
+    values.update(dataclass_values(args, optim.Settings))
+    return optim.Settings.from_dict(apply_alpha_beta(args, values, optim.Settings))
+
+
+def _read_sidecar_settings(path: Path) -> dict:
+    try:
+        return dict(json.loads(path.read_text())["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise JaxstyleError(f"cannot read settings from {path}: {e}; give the .json written beside an output")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from jaxstyle import data_path
+
+    args.contents, args.style, args.save_every = [data_path("tubingen.jpg")], data_path("starry_night.jpg"), 0
+    image_io.ensure_output_dir(args.output.parent)
+    return run_stylize(args)
+
+
+def run_stylize(args: argparse.Namespace) -> int:
+
+    settings = _settings_from(args)
+    outputs = _output_paths(args.contents, args.style, args.output)
+    if args.loss_plot:
+        image_io.check_output_path(args.loss_plot)
+    contents = [image_io.load_image(p) for p in args.contents]
+    style, masks, style_inputs = _styles_and_masks(args, contents)
+    check_not_inputs(outputs, [*args.contents, *style_inputs.values(), *_init_file(settings)])
+    params, weights_path = load_params(args)
+    _print_memory_estimate(contents, settings)
+    runtime.enable_compilation_cache(args.cache_dir)
+
+    with ProgressReporter(settings.steps, quiet=args.quiet, batch=len(contents)) as progress:
+        callback = progress
+        if getattr(args, "save_every", 0):
+            callback = save_every(progress, args.save_every, outputs)
+        if len(contents) == 1:
+            task = optim.make_task(contents[0], style, settings, masks=masks)
+            results = optim.solve(params, [task], callback=callback)
+        else:
+            results = optim.stylize_many(params, contents, style, settings, callback=callback)
+    failed = 0
+    for content_path, out, result in zip(args.contents, outputs, results):
+        image_io.save_image(out, result.image)
+        if result.failure:  # the last finite image is kept, without a sidecar: it is not a finished run
+            failed += 1
+            print(f"jaxstyle: error: {content_path}: {result.failure}; wrote the last finite image to {out}",
+                  file=sys.stderr)
+            continue
+        sidecars.write_run_sidecar(out, settings=settings, result=result, weights_path=weights_path,
+                                inputs={"content": content_path, **style_inputs})
+        print(out)
+    if args.loss_plot:
+        plots.plot_losses(progress.history, args.loss_plot)
+    return EXIT_NON_FINITE if failed else 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+
+    settings = _settings_from(args)
+    sheet = args.output
+    image_io.check_image_output(sheet)
+    if args.loss_plot:
+        image_io.check_output_path(args.loss_plot)
+    outputs = [sheet.with_name(f"{sheet.stem}_ratio{r:g}{sheet.suffix}") for r in args.ratios]
+    content = image_io.load_image(args.content)
+    style, masks, style_inputs = _styles_and_masks(args, [content])
+    check_not_inputs([sheet, *outputs], [args.content, *style_inputs.values(), *_init_file(settings)])
+    params, weights_path = load_params(args)
+    _print_memory_estimate([content], settings, batch=len(args.ratios))
+    runtime.enable_compilation_cache(args.cache_dir)
+
+    with ProgressReporter(settings.steps, quiet=args.quiet, batch=len(args.ratios)) as progress:
+        result = optim.sweep(params, content, style, args.ratios, settings, masks=masks, callback=progress)
+    labels = []
+    for k, (ratio, out) in enumerate(zip(args.ratios, outputs)):
+        one = result.item(k)
+        one_settings = settings.replace(content_weight=float(ratio) * settings.style_weight)
+        image_io.save_image(out, one.image)
+        sidecars.write_run_sidecar(out, settings=one_settings, result=one, weights_path=weights_path,
+                                inputs={"content": args.content, **style_inputs})
+        labels.append(f"a/b={ratio:g}  Lc={float(one.content):.3g}  Ls={float(one.style):.3g}")
+        print(out)
+    image_io.save_image(sheet, plots.contact_sheet(list(result.image), labels))
+    print(sheet)
+    if args.loss_plot:
+        plots.plot_losses(progress.history, args.loss_plot)
+    return 0
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    import jax
+
+    from jaxstyle.optim import batch
+
+    if args.coordinator or args.distributed:
+        kwargs = {}
+        if args.coordinator:
+            kwargs = dict(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                          process_id=args.process_id)
+        jax.distributed.initialize(**kwargs)
+    defaults = _settings_from(args)
+    image_io.ensure_output_dir(args.output)
+    if args.manifest is not None:
+        jobs, failures = batch.read_manifest(args.manifest, args.output, defaults)
+    elif args.contents is not None and args.style is not None:
+        jobs, failures = batch.folder_jobs(args.contents, args.style, args.output, defaults), []
+    else:
+        raise JaxstyleError("give a MANIFEST, or --contents FOLDER with --style IMAGE")
+    names = [job.output for job in jobs]
+    if len(set(names)) != len(names):
+        raise JaxstyleError("two jobs write the same output file; give them distinct \"output\" names")
+    params, weights_path = load_params(args)
+    runtime.enable_compilation_cache(args.cache_dir)
+    summary = batch.run(jobs, args.output, params=params, weights_path=weights_path,
+                        batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
+                        initial_failures=failures, quiet=args.quiet, lease_seconds=args.lease_seconds,
+                        process_index=jax.process_index(), process_count=jax.process_count())
+    if args.quiet:
+        print(summary.line(), file=sys.stderr)
+    return summary.exit_code
+
+
+def _output_paths(contents: list[Path], style: Path, output: Path | None) -> list[Path]:
+    if len(contents) == 1:
+        out = output if output is not None else Path(f"{contents[0].stem}_{style.stem}.png")
+        if out.is_dir():
+            out = out / f"{contents[0].stem}_{style.stem}.png"
+        image_io.check_image_output(out)
+        return [out]
+    if output is None or not output.is_dir():
+        raise JaxstyleError(f"with several content images, -o must name an existing folder, got {output}")
+    outs = [image_io.check_image_output(output / f"{c.stem}_{style.stem}.png") for c in contents]
+    if len(set(outs)) != len(outs):
+        raise JaxstyleError("two content images share a file name; rename one so outputs do not collide")
+    return outs
+
+
+def _styles_and_masks(args: argparse.Namespace, contents: list[np.ndarray]):
+    """(style image or list of them, masks or None, {input name: path}) from STYLE, --blend-with, --mask."""
+    paths = {"style": args.style}
+    styles = [image_io.load_image(args.style)]
+    for i, path in enumerate(args.blend_with, 1):
+        paths[f"blend_with_{i}"] = path
+        styles.append(image_io.load_image(path))
+    if not args.mask:
+        return (styles[0] if len(styles) == 1 else styles), None, paths
+    if args.blend_with:
+        raise JaxstyleError("use either --blend-with or --mask, not both")
+    if len(contents) != 1:
+        raise JaxstyleError("--mask needs exactly one content image; its regions are drawn on that image")
+    shape = contents[0].shape[:2]
+    regions, region_styles = [], []
+    for i, spec in enumerate(args.mask, 1):
+        region_path, sep, style_path = spec.rpartition(":")
+        if not sep or not region_path or not style_path:
+            raise JaxstyleError(f"--mask takes REGION.png:STYLE.jpg, got {spec!r}")
+        paths[f"mask_{i}"], paths[f"mask_{i}_style"] = Path(region_path), Path(style_path)
+        regions.append(image_io.resize(image_io.load_image(region_path), shape).mean(axis=-1))
+        region_styles.append(image_io.load_image(style_path))
+    rest = np.clip(1.0 - np.sum(regions, axis=0), 0.0, 1.0)
+    if rest.max() > 0.01:  # the main STYLE paints what no mask covers
+        return [styles[0], *region_styles], [rest, *regions], paths
+    del paths["style"]
+    return region_styles, regions, paths
+
+
+def _init_file(settings: optim.Settings) -> list[Path]:
+    return [] if settings.init in optim.INITS else [Path(settings.init)]
+
+
+def _print_memory_estimate(contents: list[np.ndarray], settings: optim.Settings, *, batch: int = 1) -> None:
+    shapes = {image_io.longest_side_shape(c.shape[:2], settings.size) for c in contents}
+    for shape in shapes:
+        optim.check_size(shape)
+        need = optim.check_memory(shape, settings, batch=batch if len(contents) == 1 else len(contents))
+        print(f"jaxstyle: {shape[1]}x{shape[0]} px, estimated memory {need / 2**30:.2f} GiB", file=sys.stderr)

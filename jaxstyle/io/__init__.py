@@ -1,0 +1,1 @@
+"""Files in and out: images, weights (and the formats they come in), sidecars, plots."""

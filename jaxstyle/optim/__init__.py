@@ -1,0 +1,20 @@
+"""The paper's method: optimising the pixels of an image against VGG-19 features.
+
+`settings` (what decides a run), `solver` (the jitted, vmapped L-BFGS/Adam loop over a batch of
+canvases), `problem` (tasks and `solve` for one batch), `plan` (packing tasks into batches),
+`memory` (size and memory checks), `api` (the public functions re-exported here); `batch/`
+runs manifests of jobs durably over devices, processes and hosts.
+"""
+
+from jaxstyle.optim.api import stylize, stylize_batch, stylize_many, sweep
+from jaxstyle.optim.memory import available_memory_bytes, check_memory, check_size, estimate_memory_bytes
+from jaxstyle.optim.plan import plan, plan_shapes, solve_all
+from jaxstyle.optim.problem import (NonFiniteLoss, Prepared, Result, Task, final_shape, initial_image, make_task,
+                                    prepare, scale_sizes, solve)
+from jaxstyle.optim.settings import INITS, MIN_SIDE, OPTIMIZERS, ProgramKey, Settings, validate
+from jaxstyle.optim.solver import Progress, Resume
+
+__all__ = ["INITS", "MIN_SIDE", "OPTIMIZERS", "NonFiniteLoss", "Prepared", "Progress", "ProgramKey", "Result",
+           "Resume", "Settings", "Task", "available_memory_bytes", "check_memory", "check_size",
+           "estimate_memory_bytes", "final_shape", "initial_image", "make_task", "plan", "plan_shapes", "prepare",
+           "scale_sizes", "solve", "solve_all", "stylize", "stylize_batch", "stylize_many", "sweep", "validate"]
