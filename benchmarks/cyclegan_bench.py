@@ -212,7 +212,7 @@ def main(argv=None) -> int:
     parser.add_argument("--accelerator", type=int, default=0, metavar="STEPS",
                         help="time STEPS steps of the paper's 256 px recipe on the default backend; print only")
     parser.add_argument("--print-only", action="store_true",
-                        help="neither write docs/cyclegan/*.png nor append to docs/benchmarks.md")
+                        help="neither write docs/cyclegan/*.png nor docs/benchmarks.md")
     args = parser.parse_args(argv)
     args.record = not (args.quick or args.accelerator or args.print_only)
 
@@ -226,17 +226,24 @@ def main(argv=None) -> int:
         lines.append(text)
 
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
-    say(f"## CycleGAN (issue 12), {datetime.datetime.now().isoformat(timespec='minutes')}, "
-        f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs")
-    say(f"`python benchmarks/cyclegan_bench.py {' '.join(argv)}`".replace(" `", "`"))
+    measured = (f"{datetime.datetime.now().isoformat(timespec='minutes')}, {platform.machine()}, "
+                f"{len(os.sched_getaffinity(0))} CPUs: "
+                + f"`python benchmarks/cyclegan_bench.py {' '.join(argv)}`".replace(" `", "`"))
+    say(f"## CycleGAN (issue 12), {measured}")
     say()
+    blocks = {}
     for name in SECTIONS:
         if name in sections:
+            start = len(lines)
             {"quality": quality, "train": train, "apply": apply_speed}[name](args, say)
+            blocks[name] = lines[start:]
     if args.record:
-        with (ROOT / "docs" / "benchmarks.md").open("a") as f:
-            f.write("\n" + "\n".join(lines) + "\n")
-        print("appended to docs/benchmarks.md")
+        # Each section replaces its own block of docs/benchmarks.md (<!-- cyclegan-bench:NAME:begin/end -->),
+        # so a run of some sections leaves the others' latest figures; its date goes under its heading.
+        from doc_blocks import write_block
+
+        for name, block in blocks.items():
+            write_block(f"cyclegan-bench:{name}", [block[0], "", f"Measured {measured}", *block[1:]])
     return 0
 
 

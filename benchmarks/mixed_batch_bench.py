@@ -202,7 +202,7 @@ def main() -> int:
     parser.add_argument("--before", default=BEFORE, help=f"the code to compare with (default {BEFORE})")
     parser.add_argument("--quick", action="store_true", help="fewer steps and rounds (a smoke test)")
     parser.add_argument("--skip", default="", help="comma-separated measurements to skip (1,2,3,4)")
-    parser.add_argument("--no-docs", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    parser.add_argument("--no-docs", action="store_true", help="print only; do not write docs/benchmarks.md")
     parser.add_argument("--only-this", action="store_true", help="measure this code only (no 'before' runs)")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
@@ -211,8 +211,7 @@ def main() -> int:
     before = work / "before"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
                    check=True, capture_output=True)
-    lines = [f"\n## Mixed batches (issue 11), {datetime.date.today()}, "
-             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+    lines = [f"Measured {datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs: "
              f"`python benchmarks/mixed_batch_bench.py`; 'before' = commit {args.before}. {steps} L-BFGS steps.\n"]
 
     def emit(text=""):
@@ -284,8 +283,14 @@ def main() -> int:
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], capture_output=True)
     if not args.no_docs and not args.quick:
-        with open(ROOT / "docs" / "benchmarks.md", "a") as f:
-            f.write("\n".join(lines) + "\n")
+        # The run replaces its block of docs/benchmarks.md (<!-- mixed-batch-bench:begin/end -->); a partial
+        # run would drop the measurements it skipped from it, so it only prints.
+        if skip - {""} or args.only_this:
+            print("partial run (--skip, --only-this): docs/benchmarks.md not written")
+        else:
+            from doc_blocks import write_block
+
+            write_block("mixed-batch-bench", lines)
     return 0
 
 
