@@ -44,10 +44,20 @@ def tiny_params():
     return random_params()
 
 
+def pytest_collection_modifyitems(config, items):
+    """The one way a test says it needs the real weights: `@pytest.mark.real_weights` (or a module's
+    `pytestmark`); without weights/vgg19.h5 those tests are skipped, saying how to get it."""
+    if REAL_WEIGHTS.exists():
+        return
+    skip = pytest.mark.skip(reason=f"{REAL_WEIGHTS} missing: run `make weights` (make test does it)")
+    for item in items:
+        if "real_weights" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def real_params():
-    if not REAL_WEIGHTS.exists():
-        pytest.skip(f"{REAL_WEIGHTS} missing: run `make weights` (make test does it)")
+    """The real VGG-19 params; only for tests marked `real_weights`."""
     from jaxstyle.io import weights
 
     return weights.load_params(REAL_WEIGHTS)
