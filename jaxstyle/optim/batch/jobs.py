@@ -36,29 +36,6 @@ class Job:
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@dataclasses.dataclass
-class Summary:
-    """What a batch run did; `exit_code` is 0 when every job is done."""
-
-    total: int = 0
-    done: int = 0
-    skipped: int = 0
-    failed: list[dict] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if not self.failed else EXIT_SOME_FAILED
-
-    def line(self) -> str:
-        rate = self.done / self.seconds if self.seconds else 0.0
-        return (f"jaxstyle batch: {self.done} done, {self.skipped} skipped (already done), "
-                f"{len(self.failed)} failed of {self.total} jobs in {self.seconds:.1f} s ({rate:.3f} images/s)")
-
-
-EXIT_SOME_FAILED = 4
-
-
 def read_manifest(path: Path, outdir: Path, defaults: optim.Settings) -> tuple[list[Job], list[dict]]:
     """Jobs from a JSON Lines manifest, and a failure record for each line that is not a valid job.
 

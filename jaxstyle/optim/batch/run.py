@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sys
@@ -35,10 +36,31 @@ from jaxstyle.io import image_io, sidecars
 from jaxstyle.io.files import atomic_write_bytes, atomic_write_text
 from jaxstyle.optim import solver
 from jaxstyle.optim.batch.claims import Claims
-from jaxstyle.optim.batch.jobs import FAILURES, Job, Summary, Unit, failure, is_done, plan
+from jaxstyle.optim.batch.jobs import FAILURES, Job, Unit, failure, is_done, plan
 
 CHECKPOINTS = ".jaxstyle-checkpoints"
 CLAIMS = ".jaxstyle-claims"
+EXIT_SOME_FAILED = 4
+
+
+@dataclasses.dataclass
+class Summary:
+    """What a batch run did; `exit_code` is 0 when every job is done."""
+
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: list[dict] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if not self.failed else EXIT_SOME_FAILED
+
+    def line(self) -> str:
+        rate = self.done / self.seconds if self.seconds else 0.0
+        return (f"jaxstyle batch: {self.done} done, {self.skipped} skipped (already done), "
+                f"{len(self.failed)} failed of {self.total} jobs in {self.seconds:.1f} s ({rate:.3f} images/s)")
 
 
 def device_placer(devices: Sequence[jax.Device]) -> Callable:
