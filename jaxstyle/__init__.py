@@ -10,11 +10,10 @@ files in `io/`, the paper's optimisation in `optim/`, the trainable networks in 
 command line in `cli/`.
 """
 
-from importlib import metadata, resources
-from pathlib import Path
+from importlib import metadata
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.io.image_io import load_image, save_image
+from jaxstyle.io.image_io import data_path, load_image, save_image
 from jaxstyle.io.weights import load_params
 from jaxstyle.losses import LossWeights, Targets, make_targets, total_loss
 from jaxstyle.nets.cyclegan import apply as translate
@@ -35,11 +34,3 @@ try:
     __version__ = metadata.version("jaxstyle")
 except metadata.PackageNotFoundError:  # a source tree that was not installed
     __version__ = "0.0.0+unknown"
-
-
-def data_path(name: str) -> Path:
-    """Path of an image shipped with the package (tubingen.jpg, starry_night.jpg, the_scream.jpg, shipwreck.jpg)."""
-    path = Path(str(resources.files("jaxstyle") / "data" / name))
-    if not path.is_file():
-        raise JaxstyleError(f"no bundled image {name!r}; see jaxstyle/data/ATTRIBUTION.md for the list")
-    return path

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from jaxstyle import color, losses, optim, runtime, vgg
-from jaxstyle.cli.options import (EXIT_NON_FINITE, add_alpha_beta, add_common, add_dataclass_options, apply_alpha_beta,
-                                  check_not_inputs, dataclass_values, load_params, parse_list)
+from jaxstyle.cli.options import (EXIT_NON_FINITE, add_alpha_beta, add_common, add_dataclass_options,
+                                  apply_alpha_beta, check_not_inputs, dataclass_values, load_params, parse_list)
 from jaxstyle.cli.progress import ProgressReporter, save_every
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io, plots, sidecars
@@ -122,9 +122,7 @@ def _read_sidecar_settings(path: Path) -> dict:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from jaxstyle import data_path
-
-    args.contents, args.style, args.save_every = [data_path("tubingen.jpg")], data_path("starry_night.jpg"), 0
+    args.contents, args.style, args.save_every = [image_io.data_path("tubingen.jpg")], image_io.data_path("starry_night.jpg"), 0
     image_io.ensure_output_dir(args.output.parent)
     return run_stylize(args)
 

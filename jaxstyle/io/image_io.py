@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,14 @@ _RESAMPLE = Image.Resampling.LANCZOS
 # --------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------
+
+
+def data_path(name: str) -> Path:
+    """Path of an image shipped with the package (tubingen.jpg, starry_night.jpg, the_scream.jpg, shipwreck.jpg)."""
+    path = Path(str(resources.files("jaxstyle") / "data" / name))
+    if not path.is_file():
+        raise JaxstyleError(f"no bundled image {name!r}; see jaxstyle/data/ATTRIBUTION.md for the list")
+    return path
 
 
 def load_image(path: PathLike, *, size: int | None = None) -> np.ndarray:

@@ -30,7 +30,7 @@ import jax
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from jaxstyle import data_path, vgg
+from jaxstyle import vgg
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io, weights
 from jaxstyle.io.files import file_sha256
@@ -217,7 +217,7 @@ def normalize_file(
         )
     if output.resolve() == source.resolve():
         raise JaxstyleError(f"the output {output} is the source weights file; choose another output path.")
-    paths = [Path(p) for p in images] if images is not None else [data_path(n) for n in BUNDLED_IMAGES]
+    paths = [Path(p) for p in images] if images is not None else [image_io.data_path(n) for n in BUNDLED_IMAGES]
     if not paths:
         raise JaxstyleError("no images to measure the mean activations on; give at least one image.")
 
