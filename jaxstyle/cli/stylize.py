@@ -122,7 +122,8 @@ def _read_sidecar_settings(path: Path) -> dict:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    args.contents, args.style, args.save_every = [image_io.data_path("tubingen.jpg")], image_io.data_path("starry_night.jpg"), 0
+    args.contents, args.style = [image_io.data_path("tubingen.jpg")], image_io.data_path("starry_night.jpg")
+    args.save_every = 0
     image_io.ensure_output_dir(args.output.parent)
     return run_stylize(args)
 
