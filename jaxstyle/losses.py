@@ -1,11 +1,19 @@
-"""The paper's losses (Gatys et al. 2016, eqs. 1-5) over VGG-19 features.
+"""The paper's losses (Gatys et al. 2016, eqs. 1-5 and 7) over VGG-19 features.
 
-Features of one layer are f32[h, w, N]: M = h * w positions, N filters. All losses
-return f32 scalars.
+Features of one layer are f32[h, w, N]: M = h * w positions, N filters. Like `vgg.features`, the
+losses take an optional valid = i32[2] (h0, w0): the image fills only the top-left h0 x w0 of a
+larger canvas, its features are zero outside it and M counts its own positions; valid=None means
+the image fills its canvas. All losses return f32 scalars.
+
+One implementation compares Gram matrices per position (G / M with A / M_style, which is eq. 4's
+1/(4 N^2 M^2) ||G - A||^2 with A rescaled to M positions): `CanvasTargets` from `canvas_targets`,
+scored by `loss_parts` / `total_loss`. `Targets` from `make_targets` keep the paper's
+unnormalised Grams for the whole-image API; `loss_parts` takes them too and divides by M.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -25,11 +33,11 @@ STYLE_PRESETS: dict[str, tuple[str, ...]] = {
 
 
 class Targets(NamedTuple):
-    """What the generated image is pulled towards; computed once per content/style pair.
+    """What an image that fills its canvas is pulled towards; computed once per content/style pair.
 
     content: {layer: f32[h, w, N]} features P^l of the content image.
     style: {layer: f32[S, N, N]} Gram matrices A^l of S style images, each rescaled to the
-      content's number of positions at that layer.
+      content's number of positions at that layer (A^l M^l / M^l_style).
     blend: f32[S] weight of each style image in the style loss.
     masks: f32[S, h, w] the region of the content each style paints (values in [0, 1]), or
       None for styles that cover the whole image.
@@ -39,6 +47,23 @@ class Targets(NamedTuple):
     style: dict[str, jax.Array]
     blend: jax.Array
     masks: jax.Array | None = None
+
+
+class CanvasTargets(NamedTuple):
+    """`Targets` as the loss compares them, for an image in the top-left corner of its canvas (or
+    filling it); the solver stacks them along a batch axis.
+
+    content: {layer: f32[h, w, N]} features P^l of the content image, zero outside it.
+    style: {layer: f32[S, N, N]} Gram matrices per position A^l / M^l_style of S style images.
+    blend: f32[S] weight of each style image (0 for a style slot the image does not use).
+    masks: {layer: f32[S, h, w]} the region each style paints at that layer (zero outside the
+      image), or None: each style covers the whole image.
+    """
+
+    content: dict[str, jax.Array]
+    style: dict[str, jax.Array]
+    blend: jax.Array
+    masks: dict[str, jax.Array] | None = None
 
 
 class LossWeights(NamedTuple):
@@ -52,9 +77,17 @@ class LossWeights(NamedTuple):
     tv: jax.Array | float = 0.0
 
 
+class LossParts(NamedTuple):
+    """The unweighted terms of the total loss, each a scalar."""
+
+    content: jax.Array
+    style: jax.Array
+    tv: jax.Array
+
+
 @jax.custom_jvp
 def gram(f: jax.Array) -> jax.Array:
-    """G_ij = sum_k F_ik F_jk over positions k. f32[h, w, N] -> f32[N, N] (not normalised)."""
+    """G_ij = sum_k F_ik F_jk over positions k (eq. 3). f32[h, w, N] -> f32[N, N] (not normalised)."""
     flat = f.reshape(-1, f.shape[-1])
     return flat.T @ flat
 
@@ -69,6 +102,14 @@ def _gram_jvp(primals, tangents):
     return flat.T @ flat, half + half.T
 
 
+def _weighted_gram(f: jax.Array, weight: jax.Array) -> jax.Array:
+    """sum_k w_k F_ik F_jk / sum_k w_k: the Gram matrix per position of weighted positions.
+    f: f32[h, w, N], weight: f32[h, w] -> f32[N, N]."""
+    n = f.shape[-1]
+    flat = (f * weight[..., None]).reshape(-1, n)
+    return flat.T @ f.reshape(-1, n) / jnp.maximum(jnp.sum(weight), 1e-8)
+
+
 def guided_gram(f: jax.Array, mask: jax.Array) -> jax.Array:
     """Gram matrix of the positions a mask selects, rescaled to the full number of positions.
 
@@ -78,15 +119,37 @@ def guided_gram(f: jax.Array, mask: jax.Array) -> jax.Array:
     Args:
       f: f32[h, w, N] features. mask: f32[h, w] in [0, 1].
     """
-    weight = jnp.square(mask)
-    total = jnp.maximum(jnp.sum(weight), 1e-8)
-    flat = (f * weight[..., None]).reshape(-1, f.shape[-1])
-    return (flat.T @ f.reshape(-1, f.shape[-1])) * (mask.size / total)
+    return _weighted_gram(f, jnp.square(mask)) * mask.size
+
+
+def _positions(f: jax.Array, valid: jax.Array | None, layer: str):
+    """M^l: the image's number of positions at a layer (f: its features there, in the canvas)."""
+    if valid is None:
+        return float(f.shape[0] * f.shape[1])
+    h, w = vgg.feature_hw(valid, layer)
+    return jnp.maximum(h * w, 1).astype(f.dtype)
 
 
 def content_loss(f: jax.Array, p: jax.Array) -> jax.Array:
     """1/2 sum_ij (F_ij - P_ij)^2 for features f, p: f32[h, w, N] (eq. 1)."""
     return 0.5 * jnp.sum(jnp.square(f - p))
+
+
+def style_loss(f: jax.Array, grams: jax.Array, blend: jax.Array, masks: jax.Array | None = None, *,
+               positions) -> jax.Array:
+    """sum_s blend_s E_l,s at one layer, E = 1/(4 N^2) ||G / M - A_s / M_s||^2 (eq. 4 per position).
+
+    Args:
+      f: f32[h, w, N] features of the generated image, zero outside it.
+      grams: f32[S, N, N] style Grams per position, A_s / M_s. blend: f32[S].
+      masks: f32[S, h, w] each style's region (guided Grams, zero outside the image), or None.
+      positions: M, the image's number of positions at this layer.
+    """
+    if masks is None:
+        g = (gram(f) / positions)[None]
+    else:
+        g = jax.vmap(_weighted_gram, in_axes=(None, 0))(f, jnp.square(masks))
+    return jnp.sum(blend * jnp.sum(jnp.square(g - grams), axis=(1, 2))) / (4.0 * float(f.shape[-1]) ** 2)
 
 
 def style_layer_loss(f: jax.Array, a: jax.Array) -> jax.Array:
@@ -96,13 +159,21 @@ def style_layer_loss(f: jax.Array, a: jax.Array) -> jax.Array:
       f: f32[h, w, N] features of the generated image.
       a: f32[N, N] Gram matrix of the style image at the same layer.
     """
-    return _style_term(f, a[None], jnp.ones(1, f.dtype), None)
+    m = float(f.shape[0] * f.shape[1])
+    return style_loss(f, a[None] / m, jnp.ones(1, f.dtype), positions=m)
 
 
-def total_variation(image: jax.Array) -> jax.Array:
-    """Sum of squared differences between neighbouring pixels. f32[h, w, C] -> scalar."""
+def total_variation(image: jax.Array, valid: jax.Array | None = None) -> jax.Array:
+    """Sum of squared differences between neighbouring pixels. f32[H, W, C] -> scalar.
+
+    valid: (h, w) of the image in the canvas's top-left corner; pairs outside it are left out."""
     dy = image[1:, :, :] - image[:-1, :, :]
     dx = image[:, 1:, :] - image[:, :-1, :]
+    if valid is not None:
+        rows = jnp.arange(image.shape[0])[:, None, None]
+        cols = jnp.arange(image.shape[1])[None, :, None]
+        dy = jnp.where((rows[1:] < valid[0]) & (cols < valid[1]), dy, 0.0)
+        dx = jnp.where((rows < valid[0]) & (cols[:, 1:] < valid[1]), dx, 0.0)
     return jnp.sum(jnp.square(dy)) + jnp.sum(jnp.square(dx))
 
 
@@ -112,14 +183,34 @@ def equal_weights(layers: Iterable[str]) -> dict[str, float]:
     return {name: 1.0 / len(layers) for name in layers}
 
 
-def style_grams(
-    params: Mapping,
-    style: jax.Array,
-    content_hw: tuple[int, int],
-    *,
-    style_layers: Iterable[str] = STYLE_LAYERS,
-    pooling: str = "avg",
-) -> dict[str, jax.Array]:
+def _grams(params: Mapping, image: jax.Array, valid: jax.Array | None, layers: Iterable[str],
+           pooling: str) -> dict[str, jax.Array]:
+    """{layer: f32[N, N]} Gram matrices per position, G^l / M^l, of one image."""
+    f = vgg.features(params, image, layers=layers, pooling=pooling, valid=valid)
+    return {name: gram(x) / _positions(x, valid, name) for name, x in f.items()}
+
+
+def canvas_targets(
+    params: Mapping, content: jax.Array, styles: jax.Array, blend: jax.Array,
+    masks: dict[str, jax.Array] | None = None, *, valid: jax.Array | None = None,
+    style_valid: jax.Array | None = None, content_layers: Sequence[str] = CONTENT_LAYERS,
+    style_layers: Sequence[str] = STYLE_LAYERS, pooling: str = "avg",
+) -> CanvasTargets:
+    """Targets of one image from its canvases.
+
+    Args:
+      content: f32[H, W, 3], the content in the top-left valid = i32[2] (h, w) (None: all of it).
+      styles: f32[S, Hs, Ws, 3], style s in the top-left style_valid[s] = (h_s, w_s) (None: all).
+      blend: f32[S]. masks: {layer: f32[S, h_l, w_l]} or None (see `CanvasTargets`).
+    """
+    p = vgg.features(params, content, layers=content_layers, pooling=pooling, valid=valid)
+    grams = jax.vmap(lambda x, v: _grams(params, x, v, style_layers, pooling),
+                     in_axes=(0, None if style_valid is None else 0))(styles, style_valid)
+    return CanvasTargets(dict(p), grams, blend, masks)
+
+
+def style_grams(params: Mapping, style: jax.Array, content_hw: tuple[int, int], *,
+                style_layers: Iterable[str] = STYLE_LAYERS, pooling: str = "avg") -> dict[str, jax.Array]:
     """Gram matrices A^l of one style image, rescaled to the content's number of positions.
 
     A style of another size than the content has its Grams multiplied by M_content / M_style,
@@ -130,24 +221,14 @@ def style_grams(
 
     Returns: {layer: f32[N, N]}.
     """
-    a = vgg.features(params, style, layers=style_layers, pooling=pooling)
-    grams = {}
-    for name, f in a.items():
-        h, w = vgg.feature_hw(content_hw, name)
-        grams[name] = gram(f) * ((h * w) / (f.shape[0] * f.shape[1]))
-    return grams
+    grams = _grams(params, style, None, style_layers, pooling)
+    return {name: g * float(math.prod(vgg.feature_hw(content_hw, name))) for name, g in grams.items()}
 
 
 def make_targets(
-    params: Mapping,
-    content: jax.Array,
-    styles: Sequence[jax.Array],
-    *,
-    blend: Sequence[float] | None = None,
-    masks: jax.Array | None = None,
-    content_layers: Iterable[str] = CONTENT_LAYERS,
-    style_layers: Iterable[str] = STYLE_LAYERS,
-    pooling: str = "avg",
+    params: Mapping, content: jax.Array, styles: Sequence[jax.Array], *, blend: Sequence[float] | None = None,
+    masks: jax.Array | None = None, content_layers: Iterable[str] = CONTENT_LAYERS,
+    style_layers: Iterable[str] = STYLE_LAYERS, pooling: str = "avg",
 ) -> Targets:
     """Content features and style Grams, computed once before optimisation.
 
@@ -160,209 +241,53 @@ def make_targets(
     """
     if hasattr(styles, "ndim") and styles.ndim == 3:
         styles = [styles]
+    style_layers = tuple(style_layers)
     p = vgg.features(params, content, layers=content_layers, pooling=pooling)
     grams = [style_grams(params, style, content.shape[:2], style_layers=style_layers, pooling=pooling)
              for style in styles]
-    return assemble_targets(p, grams, blend=blend, masks=masks)
-
-
-def assemble_targets(
-    content_features: Mapping[str, jax.Array],
-    grams: Sequence[Mapping[str, jax.Array]],
-    *,
-    blend: Sequence[float] | None = None,
-    masks: jax.Array | None = None,
-) -> Targets:
-    """`Targets` from content features ({layer: f32[h, w, N]}) and one `style_grams` per style."""
     blend = jnp.full(len(grams), 1.0 / len(grams)) if blend is None else jnp.asarray(blend, jnp.float32)
-    return Targets(
-        content=dict(content_features),
-        style={name: jnp.stack([g[name] for g in grams]) for name in grams[0]},
-        blend=blend,
-        masks=None if masks is None else jnp.asarray(masks, jnp.float32),
-    )
-
-
-class LossParts(NamedTuple):
-    """The unweighted terms of the total loss, each a scalar."""
-
-    content: jax.Array
-    style: jax.Array
-    tv: jax.Array
-
-
-def _style_term(f: jax.Array, grams: jax.Array, blend: jax.Array, masks: jax.Array | None) -> jax.Array:
-    """sum_s blend_s E(G_s(x), A_s) at one layer. f: f32[h, w, N]; grams: f32[S, N, N]."""
-    h, w, n = f.shape
-    if masks is None:
-        g = gram(f)[None]
-    else:
-        layer_masks = jax.image.resize(masks, (masks.shape[0], h, w), "linear")
-        g = jax.vmap(guided_gram, in_axes=(None, 0))(f, layer_masks)
-    # A Python float: 4 N^2 M^2 overflows int32 at ordinary sizes (4e13 at 256x192, conv1_1).
-    norm = 4.0 * float(n) ** 2 * float(h * w) ** 2
-    return jnp.sum(blend * jnp.sum(jnp.square(g - grams), axis=(1, 2))) / norm
+    return Targets(dict(p), {name: jnp.stack([g[name] for g in grams]) for name in style_layers}, blend,
+                   None if masks is None else jnp.asarray(masks, jnp.float32))
 
 
 def loss_parts(
-    params: Mapping,
-    image: jax.Array,
-    targets: Targets,
-    *,
-    content_layer_weights: Mapping[str, float],
-    style_layer_weights: Mapping[str, float],
-    pooling: str = "avg",
+    params: Mapping, image: jax.Array, targets: Targets | CanvasTargets, *,
+    content_layer_weights: Mapping[str, float], style_layer_weights: Mapping[str, float], pooling: str = "avg",
+    valid: jax.Array | None = None,
 ) -> LossParts:
     """L_content = sum_l c_l 1/2 ||F^l - P^l||^2, L_style = sum_l w_l sum_s b_s E_l,s, and TV.
 
     Args:
-      image: f32[h, w, 3] RGB in [0, 1].
-      targets: from `make_targets` with the same layers and pooling.
+      image: f32[H, W, 3] RGB in [0, 1]; the image is its top-left valid = i32[2] (h, w), or all
+        of it when valid is None (as `Targets` require).
+      targets: from `make_targets` or `canvas_targets`, with the same layers and pooling.
       content_layer_weights / style_layer_weights: {layer: weight}; their keys select
-        the layers, which must be present in `targets`.
+        the layers (and the order of the sums), which must be present in `targets`.
     """
     layers = tuple(dict.fromkeys([*content_layer_weights, *style_layer_weights]))
-    f = vgg.features(params, image, layers=layers, pooling=pooling)
+    f = vgg.features(params, image, layers=layers, pooling=pooling, valid=valid)
+    m = {name: _positions(f[name], valid, name) for name in style_layer_weights}
+    if isinstance(targets, Targets):  # unnormalised Grams, masks at the image's size
+        masks = None if targets.masks is None else {
+            name: jax.image.resize(targets.masks, (len(targets.masks), *f[name].shape[:2]), "linear")
+            for name in style_layer_weights}
+        targets = CanvasTargets(targets.content, {name: targets.style[name] / m[name] for name in m},
+                                targets.blend, masks)
     zero = jnp.zeros((), image.dtype)
     lc = sum((w * content_loss(f[n], targets.content[n]) for n, w in content_layer_weights.items()), zero)
-    ls = sum((w * _style_term(f[n], targets.style[n], targets.blend, targets.masks)
+    ls = sum((w * style_loss(f[n], targets.style[n], targets.blend,
+                             None if targets.masks is None else targets.masks[n], positions=m[n])
               for n, w in style_layer_weights.items()), zero)
-    return LossParts(content=lc, style=ls, tv=total_variation(image))
+    return LossParts(content=lc, style=ls, tv=total_variation(image, valid))
 
 
 def total_loss(
-    params: Mapping,
-    image: jax.Array,
-    targets: Targets,
-    weights: LossWeights,
-    *,
-    content_layer_weights: Mapping[str, float],
-    style_layer_weights: Mapping[str, float],
-    pooling: str = "avg",
+    params: Mapping, image: jax.Array, targets: Targets | CanvasTargets, weights: LossWeights, *,
+    content_layer_weights: Mapping[str, float], style_layer_weights: Mapping[str, float], pooling: str = "avg",
+    valid: jax.Array | None = None,
 ) -> tuple[jax.Array, LossParts]:
-    """alpha L_content + beta L_style + tv L_tv (eq. 7), and the unweighted parts."""
-    parts = loss_parts(
-        params, image, targets, content_layer_weights=content_layer_weights,
-        style_layer_weights=style_layer_weights, pooling=pooling,
-    )
-    total = weights.content * parts.content + weights.style * parts.style + weights.tv * parts.tv
-    return total, parts
-
-
-# --- one image inside a canvas: the form the batched solver optimises -----------------------------
-
-
-class ImageTargets(NamedTuple):
-    """One image's targets inside a canvas of (H, W) px; the solver stacks them along a batch axis.
-
-    content: {layer: f32[h, w, N]} features P^l of the content image, zero outside it.
-    style: {layer: f32[S, N, N]} Gram matrices of S style images per position, A^l / M^l_style.
-    blend: f32[S] weight of each style image (0 for a style slot the image does not use).
-    masks: {layer: f32[S, h, w]} the region each style paints at that layer (zero outside the
-      image), or None: each style covers the whole image.
-    """
-
-    content: dict[str, jax.Array]
-    style: dict[str, jax.Array]
-    blend: jax.Array
-    masks: dict[str, jax.Array] | None = None
-
-
-class ImageWeights(NamedTuple):
-    """One image's loss weights: alpha, beta, TV (scalars) and per-layer weights f32[L]."""
-
-    content: jax.Array
-    style: jax.Array
-    tv: jax.Array
-    content_layers: jax.Array
-    style_layers: jax.Array
-
-
-def gram_per_position(f: jax.Array, valid: jax.Array | None, pools: int) -> jax.Array:
-    """G / M over the image's own positions. f: f32[h, w, N], zero outside the image -> f32[N, N].
-    valid: i32[2], the image's (h, w) before `pools` poolings, or None: it fills the canvas."""
-    if valid is None:  # the image fills its canvas
-        return gram(f) / float(f.shape[0] * f.shape[1])
-    positions = (valid[0] >> pools) * (valid[1] >> pools)
-    return gram(f) / jnp.maximum(positions, 1).astype(f.dtype)
-
-
-def masked_total_variation(image: jax.Array, valid: jax.Array) -> jax.Array:
-    """`total_variation` of the image in the top-left valid = (h, w) of a canvas f32[H, W, C]
-    (valid None: the whole canvas)."""
-    if valid is None:
-        return total_variation(image)
-    rows = jnp.arange(image.shape[0])[:, None, None]
-    cols = jnp.arange(image.shape[1])[None, :, None]
-    inside_y = (rows[1:] < valid[0]) & (cols < valid[1])
-    inside_x = (rows < valid[0]) & (cols[:, 1:] < valid[1])
-    dy = jnp.where(inside_y, image[1:] - image[:-1], 0.0)
-    dx = jnp.where(inside_x, image[:, 1:] - image[:, :-1], 0.0)
-    return jnp.sum(jnp.square(dy)) + jnp.sum(jnp.square(dx))
-
-
-def _pools_before(layer: str) -> int:
-    return sum(1 for name in vgg.LAYER_NAMES[: vgg.LAYER_NAMES.index(layer) + 1] if name.startswith("pool"))
-
-
-def image_targets(
-    params: Mapping, content: jax.Array, valid: jax.Array, styles: jax.Array, style_valid: jax.Array,
-    blend: jax.Array, masks: dict[str, jax.Array] | None, *, content_layers: Sequence[str],
-    style_layers: Sequence[str], pooling: str = "avg", masked: bool = True,
-) -> ImageTargets:
-    """Targets of one image from its canvases.
-
-    Args:
-      content: f32[H, W, 3], the content in the top-left valid = i32[2] (h, w).
-      styles: f32[S, Hs, Ws, 3], each style in the top-left style_valid[s] = (h_s, w_s).
-      blend: f32[S]. masks: {layer: f32[S, h_l, w_l]} or None (see `ImageTargets`).
-      masked: False when every image fills its canvas (valid and style_valid are then ignored).
-    """
-
-    def grams(f, v):
-        return {n: gram_per_position(f[n], v if masked else None, _pools_before(n)) for n in style_layers}
-
-    def features(x, v, layers):
-        return vgg.features(params, x, layers=layers, pooling=pooling, valid=v if masked else None)
-
-    p = features(content, valid, content_layers)
-    f = jax.vmap(lambda x, v: features(x, v, style_layers))(styles, style_valid)
-    return ImageTargets(dict(p), jax.vmap(grams)(f, style_valid), blend, masks)
-
-
-def _masked_style_term(f, valid, pools, grams, blend, masks):
-    """sum_s blend_s E_l,s = 1/(4 N^2) sum_s blend_s ||G_s/M - A_s/M_s||^2 at one layer.
-
-    The same number as `_style_term`'s 1/(4 N^2 M^2) ||G - A||^2 with A rescaled to M positions.
-    """
-    n = f.shape[-1]
-    if masks is None:
-        g = gram_per_position(f, valid, pools)[None]
-    else:
-        weight = jnp.square(masks)  # [S, h, w], zero outside the image
-
-        def guided(m):
-            flat = (f * m[..., None]).reshape(-1, n)
-            return flat.T @ f.reshape(-1, n) / jnp.maximum(jnp.sum(m), 1e-8)
-
-        g = jax.vmap(guided)(weight)
-    return jnp.sum(blend * jnp.sum(jnp.square(g - grams), axis=(1, 2))) / (4.0 * float(n) ** 2)
-
-
-def image_loss(
-    params: Mapping, image: jax.Array, valid: jax.Array, targets: ImageTargets, weights: ImageWeights, *,
-    content_layers: Sequence[str], style_layers: Sequence[str], pooling: str = "avg",
-) -> tuple[jax.Array, LossParts]:
-    """alpha L_content + beta L_style + tv L_tv of the image in the top-left valid = (h, w) of a
-    canvas f32[H, W, 3], and the unweighted parts: equal to `total_loss` of that image alone."""
-    layers = tuple(dict.fromkeys([*content_layers, *style_layers]))
-    f = vgg.features(params, image, layers=layers, pooling=pooling, valid=valid)
-    zero = jnp.zeros((), image.dtype)
-    lc = sum((weights.content_layers[i] * content_loss(f[n], targets.content[n])
-              for i, n in enumerate(content_layers)), zero)
-    ls = sum((weights.style_layers[i] * _masked_style_term(
-        f[n], valid, _pools_before(n), targets.style[n], targets.blend,
-        None if targets.masks is None else targets.masks[n]) for i, n in enumerate(style_layers)), zero)
-    parts = LossParts(content=lc, style=ls, tv=masked_total_variation(image, valid))
+    """alpha L_content + beta L_style + tv L_tv (eq. 7), and the unweighted parts (see `loss_parts`)."""
+    parts = loss_parts(params, image, targets, content_layer_weights=content_layer_weights,
+                       style_layer_weights=style_layer_weights, pooling=pooling, valid=valid)
     total = weights.content * parts.content + weights.style * parts.style + weights.tv * parts.tv
     return total, parts

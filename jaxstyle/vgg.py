@@ -63,7 +63,9 @@ def preprocess(params: Mapping, image: jax.Array) -> jax.Array:
 
 
 def feature_hw(image_hw: tuple[int, int], layer: str) -> tuple[int, int]:
-    """(h, w) of a layer's features for an image of (h, w): each pooling before it floors by 2."""
+    """(h, w) of a layer's features for an image of (h, w): each pooling before it floors by 2.
+
+    image_hw: two ints, or an i32[2] array (e.g. a traced `valid`), which gives i32 scalars."""
     pools = sum(1 for name in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1] if name.startswith("pool"))
     return image_hw[0] >> pools, image_hw[1] >> pools
 

@@ -77,6 +77,26 @@ def test_total_variation(shape):
             if j + 1 < w:
                 expected += ((x[i, j + 1] - x[i, j]) ** 2).sum()
     np.testing.assert_allclose(jax.jit(losses.total_variation)(x.astype(np.float32)), expected, rtol=1e-5, atol=1e-6)
+    # The same image in the top-left corner of a larger canvas, noise around it.
+    canvas = rand((h + 3, w + 2, c), 8)
+    canvas[:h, :w] = x
+    valid = np.array([h, w], np.int32)
+    np.testing.assert_allclose(jax.jit(losses.total_variation)(canvas, valid), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", SHAPES[1:])
+def test_style_loss_per_position_with_masks(shape):
+    """sum_s b_s/(4 N^2) ||G_s - A_s||^2 with G_s = sum_k m_sk^2 F_k F_k^T / sum_k m_sk^2 (guided, per position)."""
+    h, w, n = shape
+    f, masks = rand(shape, 9), np.abs(rand((2, h, w), 10))
+    grams, blend = rand((2, n, n), 11) / 10, np.array([0.3, 0.7], np.float32)
+    f64 = f.astype(np.float64).reshape(-1, n)
+    expected = 0.0
+    for m, a, b in zip(masks.astype(np.float64).reshape(2, -1), grams, blend):
+        g = (f64 * m[:, None] ** 2).T @ f64 / np.sum(m**2)
+        expected += b * np.sum((g - a) ** 2) / (4 * n**2)
+    got = jax.jit(lambda *a: losses.style_loss(*a, positions=float(h * w)))(f, grams, blend, masks)
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
 
 
 def test_targets_and_total_loss(tiny_params):
@@ -97,3 +117,7 @@ def test_targets_and_total_loss(tiny_params):
     assert parts.content > 0 and parts.style > 0
     assert fn(content, targets, weights)[1].content < 1e-9 * parts.content
     assert fn(style, targets, weights)[1].style < 1e-6 * parts.style
+    # The whole-image call is the mask-free case of the canvas form.
+    canvas = losses.canvas_targets(tiny_params, content, style[None], np.ones(1, np.float32))
+    for a, b in zip(fn(image, canvas, weights)[1], parts):
+        np.testing.assert_allclose(a, b, rtol=1e-5)

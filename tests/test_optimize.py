@@ -132,21 +132,17 @@ def test_padded_and_masked_loss_equals_the_images_own_loss():
         return out
 
     valid = np.array([36, 40], np.int32)
-    layers = dict(content_layers=losses.CONTENT_LAYERS, style_layers=losses.STYLE_LAYERS)
-    padded = losses.image_targets(PARAMS, canvas(content), valid, canvas(style)[None], valid[None],
-                                  np.ones(1, np.float32), None, **layers)
-    weights = losses.ImageWeights(np.float32(2.0), np.float32(30.0), np.float32(0.5),
-                                  np.ones(1, np.float32), np.full(5, 0.2, np.float32))
+    padded = losses.canvas_targets(PARAMS, canvas(content), canvas(style)[None], np.ones(1, np.float32),
+                                   valid=valid, style_valid=valid[None])
     noisy = canvas(image, outside=0.7)  # what lies outside the image must not matter
-    total, got = losses.image_loss(PARAMS, noisy, valid, padded, weights, **layers)
+    total, got = losses.total_loss(PARAMS, noisy, padded, losses.LossWeights(2.0, 30.0, 0.5), valid=valid, **lw)
     np.testing.assert_allclose(total, expected, rtol=1e-4)
     for a, b in zip(got, parts):
         np.testing.assert_allclose(a, b, rtol=1e-4)
     f, a = (np.asarray(vgg.features(PARAMS, x, layers=["conv2_1"])["conv2_1"], np.float64) for x in (image, style))
     f, a = f.reshape(-1, f.shape[-1]), a.reshape(-1, a.shape[-1])
-    conv2_only = weights._replace(content=np.float32(0), style=np.float32(1), tv=np.float32(0),
-                                  style_layers=np.array([0, 1, 0, 0, 0], np.float32))
-    one_layer, _ = losses.image_loss(PARAMS, noisy, valid, padded, conv2_only, **layers)
+    one_layer = losses.loss_parts(PARAMS, noisy, padded, content_layer_weights={}, style_layer_weights={"conv2_1": 1.0},
+                                  valid=valid).style
     np.testing.assert_allclose(one_layer, _numpy_gram_loss(f, a), rtol=1e-4)
 
 

@@ -79,6 +79,9 @@ def test_feature_hw_matches_the_forward_pass(tiny_params, shape):
     out = vgg.features(tiny_params, jnp.ones((*shape, 3)), layers=vgg.LAYER_NAMES[:-4])
     for name, f in out.items():
         assert vgg.feature_hw(shape, name) == f.shape[:2], name
+        # As the masked losses call it: on a traced i32[2].
+        traced = jax.jit(lambda v, name=name: jnp.stack(vgg.feature_hw(v, name)))(np.array(shape, np.int32))
+        assert tuple(np.asarray(traced)) == f.shape[:2], name
 
 
 def test_pooling_gradients():

@@ -166,12 +166,10 @@ def _pad(images: Sequence[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def _weights(s: Settings) -> losses.ImageWeights:
-    content_lw, style_lw = s.layer_weights()
-    return losses.ImageWeights(
-        content=np.float32(s.content_weight), style=np.float32(s.style_weight), tv=np.float32(s.tv_weight),
-        content_layers=np.asarray([content_lw[n] for n in s.content_layers], np.float32),
-        style_layers=np.asarray([style_lw[n] for n in s.style_layers], np.float32))
+def _weights(s: Settings) -> tuple[losses.LossWeights, tuple[dict, dict]]:
+    """(alpha, beta, TV) and ({layer: weight} of content, of style), as float32 for stacking."""
+    as_f32 = lambda tree: jax.tree.map(np.float32, tree)  # noqa: E731
+    return as_f32(s.loss_weights()), as_f32(s.layer_weights())
 
 
 def _stack(trees):
@@ -287,8 +285,9 @@ def _batch(params, key: ProgramKey, tasks, prepared, starts, stopped, place):
     masked = len({*shapes, canvas}) > 1 or len({*style_shapes, style_canvas}) > 1
     targets = solver.programs(key, masked).targets(params, place(_pad([p.content for p in prepared], (*canvas, 3))),
                                            valid, place(styles), place(style_valid), place(blends), place(masks))
+    weights, layer_weights = place(_stack([_weights(t.settings) for t in tasks]))
     batch = solver.Batch(
-        valid=valid, targets=targets, weights=place(_stack([_weights(t.settings) for t in tasks])),
+        valid=valid, targets=targets, weights=weights, layer_weights=layer_weights,
         stepsize=np.asarray([t.settings.initial_stepsize() for t in tasks], np.float32),
         steps=np.where(stopped, 0, [t.settings.steps for t in tasks]).astype(np.int32))
     return batch, place(_pad(starts, (*canvas, 3))), masked

@@ -36,14 +36,16 @@ _ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search
 class Batch(NamedTuple):
     """What each image of a batch brings, stacked along a leading axis B.
 
-    valid: i32[B, 2] the (h, w) of each image inside the canvas. targets / weights: see
-    `losses.ImageTargets` / `losses.ImageWeights`. stepsize: f32[B] the first step tried along
-    each direction. steps: i32[B] each image's step count.
+    valid: i32[B, 2] the (h, w) of each image inside the canvas. targets: `losses.CanvasTargets`.
+    weights: `losses.LossWeights` of f32[B]; layer_weights: ({content layer: f32[B]}, {style layer:
+    f32[B]}). stepsize: f32[B] the first step tried along each direction. steps: i32[B] each
+    image's step count.
     """
 
     valid: jax.Array
-    targets: losses.ImageTargets
-    weights: losses.ImageWeights
+    targets: losses.CanvasTargets
+    weights: losses.LossWeights
+    layer_weights: tuple[dict[str, jax.Array], dict[str, jax.Array]]
     stepsize: np.ndarray
     steps: np.ndarray
 
@@ -155,7 +157,9 @@ def programs(key: ProgramKey, masked: bool = True) -> Programs:
     layers = dict(content_layers=key.content_layers, style_layers=key.style_layers, pooling=key.pooling)
 
     def targets(params, content, valid, styles, style_valid, blend, masks):
-        one = functools.partial(losses.image_targets, params, masked=masked, **layers)
+        def one(content, valid, styles, style_valid, blend, masks):
+            return losses.canvas_targets(params, content, styles, blend, masks, valid=valid if masked else None,
+                                         style_valid=style_valid if masked else None, **layers)
         return vmap_unless_one(one)(content, valid, styles, style_valid, blend, masks)
 
     def direct(opt_state, image, grad, last_image, last_grad, step):
@@ -173,7 +177,7 @@ def programs(key: ProgramKey, masked: bool = True) -> Programs:
         updates, opt_state = optimizer.update(grad, opt_state, image)
         return -updates, opt_state
 
-    def evaluate(params, image, direction, stepsize, value, grad, valid, image_targets, weights):
+    def evaluate(params, image, direction, stepsize, value, grad, valid, image_targets, weights, layer_weights):
         """The candidate image + stepsize * direction, projected into [0, 1], and evaluated there.
 
         Projecting before evaluating makes the loss, the gradient and the next curvature pair
@@ -181,9 +185,12 @@ def programs(key: ProgramKey, masked: bool = True) -> Programs:
         is Armijo's sufficient decrease along the projected step (Adam: a finite loss).
         """
         candidate = jnp.clip(image + stepsize * direction, 0.0, 1.0)
-        loss = functools.partial(losses.image_loss, params, **layers)
-        (new_value, parts), new_grad = jax.value_and_grad(
-            lambda x: loss(x, valid if masked else None, image_targets, weights), has_aux=True)(candidate)
+        content_w, style_w = layer_weights  # summed in the order of the key's layers
+        loss = functools.partial(
+            losses.total_loss, params, targets=image_targets, weights=weights, pooling=key.pooling,
+            valid=valid if masked else None, content_layer_weights={n: content_w[n] for n in key.content_layers},
+            style_layer_weights={n: style_w[n] for n in key.style_layers})
+        (new_value, parts), new_grad = jax.value_and_grad(loss, has_aux=True)(candidate)
         accept = jnp.isfinite(new_value)
         if key.optimizer == "lbfgs":
             accept &= new_value <= value + _ARMIJO * jnp.vdot(grad, candidate - image)
@@ -204,7 +211,7 @@ def programs(key: ProgramKey, masked: bool = True) -> Programs:
         targets=jit(targets),
         init_opt=jit(vmap_unless_one(init_opt)),
         direct=jit(vmap_unless_one(direct)),
-        evaluate=jit(vmap_unless_one(evaluate, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0))),
+        evaluate=jit(vmap_unless_one(evaluate, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0, 0))),
         select=jit(select),
     )
 
@@ -217,7 +224,7 @@ def initial_state(params, key: ProgramKey, start: jax.Array, batch: Batch, *, ma
     b = start.shape[0]
     (value, parts), grad, image, _ = p.evaluate(params, start, zeros, jnp.zeros(b, jnp.float32),
                                                 jnp.full(b, jnp.inf, jnp.float32), zeros, batch.valid,
-                                                batch.targets, batch.weights)
+                                                batch.targets, batch.weights, batch.layer_weights)
     step = jnp.zeros(b, jnp.int32)
     direction, opt_state = p.direct(p.init_opt(image), image, grad, image, grad, step)
     return State(image, opt_state, step, value, grad, parts, image, grad, ~jnp.isfinite(value), direction,
@@ -268,7 +275,7 @@ def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_s
             break
         (value, parts), grad, image, accept = p.evaluate(
             params, state.image, state.direction, state.stepsize, state.value, state.grad, batch.valid,
-            batch.targets, batch.weights)
+            batch.targets, batch.weights, batch.layer_weights)
         evaluations += 1
         trials = np.asarray(state.trials)
         last = trials >= linesearch_steps
