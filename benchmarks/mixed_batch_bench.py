@@ -178,12 +178,9 @@ plain, _ = losses.total_loss(params, image, targets, losses.LossWeights(3e-3, 1.
 def canvas(x, fill=0.0):
     out = np.full((size, size, 3), fill, np.float32); out[:h, :w] = x; return out
 valid = np.array([h, w], np.int32)
-layers = dict(content_layers=losses.CONTENT_LAYERS, style_layers=losses.STYLE_LAYERS)
-padded = losses.image_targets(params, canvas(image_io.resize(crops[2], (h, w))), valid, canvas(style)[None],
-                              valid[None], np.ones(1, np.float32), None, **layers)
-weights_ = losses.ImageWeights(np.float32(3e-3), np.float32(1), np.float32(0), np.ones(1, np.float32),
-                               np.full(5, 0.2, np.float32))
-masked, _ = losses.image_loss(params, canvas(image, 0.5), valid, padded, weights_, **layers)
+padded = losses.canvas_targets(params, canvas(image_io.resize(crops[2], (h, w))), canvas(style)[None],
+                               np.ones(1, np.float32), valid=valid, style_valid=valid[None])
+masked, _ = losses.total_loss(params, canvas(image, 0.5), padded, losses.LossWeights(3e-3, 1.0, 0.0), **lw, valid=valid)
 print(json.dumps({"rows": rows, "loss_alone": float(plain), "loss_in_canvas": float(masked)}))
 """
 
