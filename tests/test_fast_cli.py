@@ -1,6 +1,8 @@
 """`jaxstyle train` and `jaxstyle apply` as a user runs them: files written, resume after a kill,
 and one clear line (exit 2, nothing written) for bad input."""
 
+import contextlib
+import io
 import json
 import sys
 
@@ -8,10 +10,12 @@ import jax
 import numpy as np
 import pytest
 from conftest import DATA, REAL_WEIGHTS, REPO, kill_and_resume, run_cli
+from flax import serialization
 from PIL import Image
 
 from jaxstyle import cli
 from jaxstyle.io import image_io
+from jaxstyle.io.files import file_sha256
 from jaxstyle.nets import model_file, transform
 
 pytestmark = pytest.mark.real_weights
@@ -21,9 +25,7 @@ COMMITTED = REPO / "models" / "starry_night.msgpack"
 
 
 @pytest.fixture(autouse=True)
-def _need_weights(monkeypatch):
-    if not REAL_WEIGHTS.exists():
-        pytest.skip("weights/vgg19.h5 missing: run `make weights`")
+def _weights(monkeypatch):  # also for the training subprocesses, whatever their working directory
     monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(REAL_WEIGHTS))
 
 
@@ -46,33 +48,43 @@ def inputs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def two_style_model(inputs, tmp_path_factory):
+def trained(inputs, tmp_path_factory):
+    """A two-style model trained by the command (3 steps in float16, a checkpoint and a preview at
+    step 2, a loss plot) and what the command printed on stdout."""
     out = tmp_path_factory.mktemp("model") / "two.msgpack"
-    code = cli.main([str(a) for a in ["train", inputs["style"], inputs["scream"], "--photos", inputs["photos"],
-                                      "-o", out, "--steps", "3", *TINY]])
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = cli.main([str(a) for a in ["train", inputs["style"], inputs["scream"], "--photos", inputs["photos"],
+                                          "-o", out, "--steps", "3", "--checkpoint-every", "2", "--preview",
+                                          inputs["photo"], "--loss-plot", out.with_name("loss.png"), "--float16",
+                                          *TINY]])
     assert code == 0
-    return out
+    return out, stdout.getvalue()
 
 
-def test_train_writes_model_sidecar_and_plot(inputs, two_style_model, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def two_style_model(trained):
+    return trained[0]
+
+
+def test_train_writes_model_sidecar_preview_and_plot(trained):
+    two_style_model, stdout = trained
+    assert stdout.strip() == str(two_style_model)
     model = model_file.load(two_style_model)
     assert model.styles == ("starry", "scream") and model.config.num_styles == 2
+    assert serialization.msgpack_restore(two_style_model.read_bytes())["dtype"] == "float16"
     sidecar = json.loads(two_style_model.with_suffix(".json").read_text())
-    assert sidecar["steps"] == 3 and sidecar["settings"]["size"] == 32
+    assert sidecar["steps"] == 3 and sidecar["settings"]["size"] == 32 and sidecar["float16"] is True
+    assert sidecar["model"] == str(two_style_model) and len(sidecar["model_sha256"]) == 64
     assert [s["name"] for s in sidecar["styles"]] == ["starry", "scream"]
     assert len(sidecar["styles"][0]["sha256"]) == 64 and len(sidecar["weights"]["sha256"]) == 64
     assert sidecar["photos"]["skipped"] == 1  # broken.jpg
     assert set(sidecar["final_losses"]) == {"total", "content", "style", "tv"}
     assert sidecar["versions"]["flax"] and sidecar["seconds"] > 0
+    # The photo (45x33) at the style size (40 px), painted in each style side by side.
+    assert Image.open(two_style_model.with_name("two_preview.png")).size == (2 * 40, 29)
+    assert Image.open(two_style_model.with_name("loss.png")).size[0] > 100
     assert not two_style_model.with_name("two.msgpack.checkpoint").exists()
-
-    plot = tmp_path / "loss.png"
-    out = tmp_path / "one.msgpack"
-    code, stdout, _ = run_cli(["train", inputs["style"], "--photos", inputs["photos"], "-o", out, "--steps", "2",
-                           "--loss-plot", plot, "--float16", *TINY], capsys)
-    assert code == 0 and stdout.strip() == str(out)
-    assert Image.open(plot).size[0] > 100
-    assert out.stat().st_size < two_style_model.stat().st_size
 
 
 def test_apply_paints_files_and_folders_with_style_index_and_mix(inputs, two_style_model, tmp_path, capsys):
@@ -81,11 +93,12 @@ def test_apply_paints_files_and_folders_with_style_index_and_mix(inputs, two_sty
     assert code == 0 and stdout.strip() == str(out)
     assert Image.open(out).size == (45, 33)
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sidecar["style_weights"] == [1.0, 0.0] and len(sidecar["model"]["sha256"]) == 64
+    assert sidecar["style_weights"] == [1.0, 0.0] and sidecar["model"]["styles"] == ["starry", "scream"]
+    assert sidecar["output_sha256"] == file_sha256(out) and len(sidecar["model"]["sha256"]) == 64
 
     folder_out = tmp_path / "painted"
     code, stdout, _ = run_cli(["apply", two_style_model, inputs["photos"] / "a.jpg", inputs["photos"] / "b.jpg",
-                           "-o", folder_out, "--style", "1", "--size", "40", "--quiet"], capsys)
+                           "-o", folder_out, "--style-index", "1", "--size", "40", "--quiet"], capsys)
     assert code == 0
     written = sorted(p.name for p in folder_out.glob("*.png"))
     assert written == ["a_scream.png", "b_scream.png"]
@@ -104,7 +117,7 @@ def test_apply_in_python_matches_the_network(two_style_model, inputs):
     model = fast.load_model(two_style_model)
     photo = image_io.load_image(inputs["photo"])
     images = [photo, photo[:20, :30], photo]
-    outs = fast.apply(model, images, style=1, batch_size=2)
+    outs = fast.apply(model, images, style_index=1, batch_size=2)
     assert [o.shape for o in outs] == [i.shape for i in images]
     direct = transform.TransformNet(model.config).apply({"params": model.params}, photo, np.array([0.0, 1.0]))
     np.testing.assert_allclose(outs[0], direct, atol=1e-5)
@@ -119,7 +132,7 @@ def test_bad_input_is_one_line_exit_2_and_no_file(inputs, two_style_model, tmp_p
     cases = [
         (["apply", tmp_path / "missing.msgpack", inputs["photo"], "-o", out], "cannot read model"),
         (["apply", vgg_file, inputs["photo"], "-o", out], "not a jaxstyle"),
-        (["apply", two_style_model, inputs["photo"], "-o", out, "--style", "5"], "out of range"),
+        (["apply", two_style_model, inputs["photo"], "-o", out, "--style-index", "5"], "out of range"),
         (["apply", two_style_model, inputs["photo"], "-o", out, "--mix", "1,2,3"], "needs 2"),
         (["apply", two_style_model, inputs["photo"], "-o", out, "--mix", "1,-1"], "non-negative"),
         (["apply", two_style_model, inputs["photo"], "-o", inputs["photo"]], "also an input"),
@@ -147,14 +160,16 @@ def test_bad_input_is_one_line_exit_2_and_no_file(inputs, two_style_model, tmp_p
 
 @pytest.mark.slow
 def test_killed_training_resumes_to_the_same_parameters(inputs, tmp_path):
+    """Two styles: a resumed run must also continue the styles' rotation over the batch."""
     whole, resumed, sidecar = kill_and_resume(
-        lambda out, steps: [sys.executable, "-m", "jaxstyle", "train", str(inputs["style"]), "--photos",
+        lambda out, steps: [sys.executable, "-m", "jaxstyle", "train", str(inputs["style"]), str(inputs["scream"]),
+                            "--photos",
                             str(inputs["photos"]), "-o", str(out), "--steps", str(steps), "--checkpoint-every", "1",
                             *TINY], tmp_path)
     a, b = model_file.load(whole), model_file.load(resumed)
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
-    assert sidecar["resumed_from_step"] >= 2
+    assert sidecar["resumed_from_step"] >= 2 and sidecar["steps"] == 8
 
 
 @pytest.mark.skipif(not COMMITTED.exists(), reason="models/starry_night.msgpack not trained yet")

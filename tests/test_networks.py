@@ -164,11 +164,11 @@ def test_damaged_or_foreign_model_files_are_one_clear_error(small_model, tmp_pat
 
 
 def test_style_weights_validate_index_and_mix(small_model):
-    np.testing.assert_array_equal(model_file.style_weights(small_model, style=1), [0, 1])
+    np.testing.assert_array_equal(model_file.style_weights(small_model, style_index=1), [0, 1])
     np.testing.assert_allclose(model_file.style_weights(small_model, mix=[3, 1]), [0.75, 0.25])
-    for kwargs, message in [({"style": 2}, "out of range"), ({"style": -1}, "out of range"),
+    for kwargs, message in [({"style_index": 2}, "out of range"), ({"style_index": -1}, "out of range"),
                             ({"mix": [1, 2, 3]}, "needs 2"), ({"mix": [1, -1]}, "non-negative"),
-                            ({"mix": [0, 0]}, "positive sum"), ({"style": 0, "mix": [1, 1]}, "either")]:
+                            ({"mix": [0, 0]}, "positive sum"), ({"style_index": 0, "mix": [1, 1]}, "either")]:
         with pytest.raises(JaxstyleError, match=message):
             model_file.style_weights(small_model, **kwargs)
 

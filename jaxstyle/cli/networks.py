@@ -1,23 +1,39 @@
-"""The network commands: train, apply, cyclegan train / apply."""
+"""The network commands: train, apply, cyclegan train / apply.
+
+Each pair runs one skeleton with its family's parts passed in: `_train` (outputs checked, resume,
+progress bar, checkpoints and previews, loss plot, clean-up) and `_apply` (inputs and outputs
+checked, one timed pass, each image saved with its sidecar).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from jaxstyle import color, losses, runtime
-from jaxstyle.cli.options import (add_alpha_beta, add_common, add_dataclass_options, apply_alpha_beta, check_not_inputs,
-                                  dataclass_values, load_params, parse_list, photo_files)
+from jaxstyle.cli.options import (
+    add_alpha_beta,
+    add_cache_option,
+    add_common,
+    add_dataclass_options,
+    apply_alpha_beta,
+    check_not_inputs,
+    dataclass_values,
+    load_params,
+    parse_list,
+    photo_files,
+)
 from jaxstyle.cli.progress import step_bar
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io, plots, sidecars
-from jaxstyle.io.files import atomic_write_text, file_sha256
-from jaxstyle.nets.checkpoint import Checkpointer
+from jaxstyle.nets.runs import Checkpointer, Progress
 
 _TRAIN_HELP = {
     "size": "crop side in px",
@@ -37,6 +53,25 @@ _TRAIN_HELP = {
 }
 
 
+def _add_checkpoint_options(group, preview: str) -> None:
+    group.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                       help="save the training state every N steps beside the model; the same command "
+                            "resumes from it (0: never; default: 100)")
+    group.add_argument("--preview", type=Path, default=None, metavar="IMAGE",
+                       help=f"at every checkpoint, write IMAGE {preview} (MODEL_preview.png)")
+
+
+def _add_apply_options(p, noun: str, size: str) -> None:
+    """-o, --size, --batch-size, --quiet, --cache-dir; `noun`: what is applied to."""
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help=f"output .png/.jpg/.webp for one {noun}, or a folder (created if missing)")
+    p.add_argument("--size", type=int, default=512, help=f"resize each {noun} so its longest side is N px first; "
+                   f"0 keeps each {noun}'s size (default: 512{size})")
+    p.add_argument("--batch-size", type=int, default=4, help=f"{noun}s per forward pass (default: 4)")
+    p.add_argument("--quiet", action="store_true", help="print only the output paths")
+    add_cache_option(p)
+
+
 def add_train_parser(sub) -> None:
     from jaxstyle.nets import training
 
@@ -49,12 +84,8 @@ def add_train_parser(sub) -> None:
     add_dataclass_options(group, training.TrainSettings, _TRAIN_HELP)
     add_alpha_beta(group)
     out = p.add_argument_group("checkpoints and model file")
-    out.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
-                     help="save the training state every N steps beside the model; the same command "
-                          "resumes from it (0: never; default: 100)")
+    _add_checkpoint_options(out, "painted by the network so far")
     out.add_argument("--float16", action="store_true", help="store the parameters as float16 (half the file)")
-    out.add_argument("--preview", type=Path, default=None, metavar="IMAGE",
-                     help="at every checkpoint, write IMAGE painted by the network so far (MODEL_preview.png)")
     add_common(p)
 
 
@@ -63,21 +94,14 @@ def add_apply_parser(sub) -> None:
     p.add_argument("model", type=Path, metavar="MODEL", help="model file from `jaxstyle train` "
                    "(a ready one: models/starry_night.msgpack)")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image file(s) or folder(s) of images")
-    p.add_argument("-o", "--output", type=Path, required=True,
-                   help="output .png/.jpg/.webp for one photo, or a folder (created if missing)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--style", type=int, default=None, metavar="K", help="index of the style to paint (default 0)")
+    which.add_argument("--style-index", type=int, default=None, metavar="K",
+                       help="index of the model's style to paint (default 0)")
     which.add_argument("--mix", type=parse_list(float), default=None, metavar="W1,W2,...",
                        help="blend the model's styles with these weights (one per style)")
-    p.add_argument("--size", type=int, default=512,
-                   help="resize each photo so its longest side is N px first; 0 keeps each photo's size "
-                        "(default: 512, the scale the committed model's strokes were trained for)")
-    p.add_argument("--batch-size", type=int, default=4, help="photos per forward pass (default: 4)")
     p.add_argument("--preserve-colors", default="none", choices=color.PRESERVE_COLORS,
                    help="none, luminance (keep the photo's colours) or histogram (match them)")
-    p.add_argument("--quiet", action="store_true", help="print only the output paths")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
+    _add_apply_options(p, "photo", ", the scale the committed model's strokes were trained for")
 
 
 _CYCLEGAN_HELP = {
@@ -90,8 +114,8 @@ _CYCLEGAN_HELP = {
     "cycle_weight": "lambda, the cycle-consistency weight",
     "identity_weight": "identity loss weight, relative to lambda (0: none)",
     "pool_size": "past generated images each discriminator also sees (0: none)",
-    "scale_jitter": "a photo's shorter side is first scaled to between min-scale x size and this x size",
-    "min_scale": "see --scale-jitter (the demo: 2.2 to 2.5 at size 128, crops at 0.88-1.0 of its 512x320 images)",
+    "max_scale": "a photo's shorter side is first scaled to between min-scale x size and this x size",
+    "min_scale": "see --max-scale (the demo: 2.2 to 2.5 at size 128, crops at 0.88-1.0 of its 512x320 images)",
     "width": "generator filters of the first convolution (then 2x, 4x)",
     "residual_blocks": "generator residual blocks (the paper: 6 at 128 px, 9 at 256 px)",
     "disc_width": "discriminator filters of the first convolution (then 2x, 4x, 8x)",
@@ -112,143 +136,119 @@ def add_cyclegan_parser(sub) -> None:
     group = t.add_argument_group("training (defaults: the paper's 256 px recipe)")
     add_dataclass_options(group, cyclegan.CycleGANSettings, _CYCLEGAN_HELP)
     out = t.add_argument_group("checkpoints and output")
-    out.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
-                     help="save the training state every N steps beside the model; the same command "
-                          "resumes from it (0: never; default: 100)")
-    out.add_argument("--preview", type=Path, default=None, metavar="IMAGE",
-                     help="at every checkpoint, write IMAGE translated A->B and back (MODEL_preview.png)")
+    _add_checkpoint_options(out, "translated A->B and back")
     out.add_argument("--loss-plot", type=Path, default=None, help="also write a loss-curve PNG here")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
-    out.add_argument("--cache-dir", type=Path, default=None,
-                     help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
+    add_cache_option(out)
 
     a = commands.add_parser("apply", help="translate images with a trained CycleGAN model")
     a.add_argument("model", type=Path, metavar="MODEL", help="model file from `jaxstyle cyclegan train`")
     a.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image file(s) or folder(s) of images")
-    a.add_argument("-o", "--output", type=Path, required=True,
-                   help="output .png/.jpg/.webp for one image, or a folder (created if missing)")
     a.add_argument("--direction", default="a2b", choices=("a2b", "b2a"), help="a2b (default: A -> B) or b2a")
-    a.add_argument("--size", type=int, default=512,
-                   help="resize each image so its longest side is N px first; 0 keeps each size (default: 512)")
-    a.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
-    a.add_argument("--quiet", action="store_true", help="print only the output paths")
-    a.add_argument("--cache-dir", type=Path, default=None,
-                   help="persistent compilation cache (default: ~/.cache/jaxstyle/jit)")
+    _add_apply_options(a, "image", "")
+
+
+# --- training: one skeleton, two families ---------------------------------------------------------------
+
+
+def _model_output(args: argparse.Namespace, inputs: Sequence[Path]) -> Path:
+    """-o, checked with MODEL.json and the loss plot beside it (writable, none an input) before any work."""
+    model_path = image_io.check_output_path(args.output)
+    if model_path.suffix.lower() == ".json":
+        raise JaxstyleError(f"-o {model_path}: the sidecar is written as MODEL.json; name the model .msgpack")
+    outputs = [model_path, sidecars.sidecar_path(model_path), *([args.loss_plot] if args.loss_plot else [])]
+    for path in outputs[1:]:
+        image_io.check_output_path(path)
+    check_not_inputs(outputs, [*inputs, *([args.preview] if args.preview else [])])
+    if args.checkpoint_every < 0:
+        raise JaxstyleError("--checkpoint-every must be 0 (never) or a positive number of steps")
+    return model_path
+
+
+def _preview_path(model_path: Path) -> Path:
+    return model_path.with_name(model_path.stem + "_preview.png")
+
+
+def _train(args: argparse.Namespace, model_path: Path, settings, *, command: str, inputs: str, batch: int,
+           devices: Sequence, tag: Mapping[str, Any], template, loss_names: Sequence[str],
+           bar_losses: str, skipped: Callable[[], int], preview: Callable[[Any], np.ndarray] | None,
+           train: Callable, finish: Callable, plot_names: Sequence[str]) -> int:
+    """Resumes from MODEL.msgpack.checkpoint if it matches `tag`, runs `train(resume, callback)` with a
+    progress bar (the losses formatted by `bar_losses`, `skipped()` input files), a checkpoint (and `preview(params)`
+    image) every --checkpoint-every steps, then `finish(result, history, first step)` (model file
+    and sidecar), the loss plot and the clean-up."""
+    checkpoints = Checkpointer(model_path.with_name(model_path.name + ".checkpoint"), tag,
+                               history_keys=("step", *loss_names))
+    resume, history = checkpoints.load(template, log=lambda m: print(f"{command}: {m}", file=sys.stderr))
+    start = 0 if resume is None else int(resume.step)
+    if resume is not None:
+        print(f"{command}: resuming from step {start} ({checkpoints.path})", file=sys.stderr)
+    print(f"{command}: {inputs}; batch {batch} over {len(devices)} device(s), {settings.steps} steps at "
+          f"{settings.size} px", file=sys.stderr)
+    bar = None if args.quiet else step_bar(settings.steps, start)
+
+    def on_step(p: Progress) -> None:
+        history.append({"step": p.step, **p.losses})
+        if bar is not None:
+            bar.set_postfix_str(f"{bar_losses.format_map(p.losses)}, {p.images_per_s:.2f} img/s, skipped {skipped()}")
+            bar.update(1)
+        if args.checkpoint_every and p.step % args.checkpoint_every == 0 and p.step < p.steps:
+            checkpoints.save(p.state, history)
+            if preview is not None:
+                image_io.save_image(_preview_path(model_path), preview(p.state.params))
+
+    try:
+        result = train(resume, on_step)
+    finally:
+        if bar is not None:
+            bar.close()
+    finish(result, history, start)
+    print(f"{command}: skipped {skipped()} unusable input file(s)", file=sys.stderr)
+    if args.loss_plot:
+        plots.plot_losses(history, args.loss_plot, names=plot_names, smooth=True)
+    checkpoints.remove()
+    print(model_path)
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
     import jax
 
-    from jaxstyle.nets import model_file, training
+    from jaxstyle.nets import fast, model_file, training
     from jaxstyle.nets.photos import PhotoFolder
 
     values = apply_alpha_beta(args, dataclass_values(args, training.TrainSettings), training.TrainSettings)
     settings = training.TrainSettings(**values)
-    model_path = image_io.check_output_path(args.output)
-    sidecar = sidecars.sidecar_path(model_path)
-    if model_path.suffix.lower() == ".json":
-        raise JaxstyleError(f"-o {model_path}: the sidecar is written as MODEL.json; name the model .msgpack")
-    extra_outputs = [sidecar, *([args.loss_plot] if args.loss_plot else [])]
-    for path in extra_outputs:
-        image_io.check_output_path(path)
+    model_path = _model_output(args, args.styles)
     styles = [image_io.load_image(p) for p in args.styles]
-    names = [p.stem for p in args.styles]
+    names = tuple(p.stem for p in args.styles)
     preview = image_io.load_image(args.preview, size=settings.style_size) if args.preview else None
-    check_not_inputs([model_path, *extra_outputs], [*args.styles, *([args.preview] if args.preview else [])])
-    if args.checkpoint_every < 0:
-        raise JaxstyleError("--checkpoint-every must be 0 (never) or a positive number of steps")
     params, weights_path = load_params(args)
     photos = PhotoFolder(args.photos, size=settings.size, seed=settings.seed, max_short_side=settings.style_size)
     runtime.enable_compilation_cache(args.cache_dir)
     devices = jax.local_devices()
     batch = training.batch_size_for(settings, devices)
 
-    checkpoints = Checkpointer(
-        model_path.with_name(model_path.name + ".checkpoint"),
-        # Not the step count: a run resumed with another --steps continues the same trajectory.
-        tag={"settings": {**settings.to_dict(), "steps": None}, "batch": batch, "styles": [file_sha256(p) for p in args.styles],
-             "weights": file_sha256(weights_path), "photos": [str(p) for p in photos.files]},
-        history_keys=("step", *training.LOSS_NAMES))
-    resume, history, start = _resume(checkpoints, training.init_state(settings, len(styles)), "jaxstyle train")
-    print(f"jaxstyle train: {len(photos.files)} photo file(s) in {args.photos}, {len(styles)} style(s), "
-          f"batch {batch} over {len(devices)} device(s), {settings.steps} steps at {settings.size} px",
-          file=sys.stderr)
-    bar = None if args.quiet else step_bar(settings.steps, start)
+    def paint_preview(params) -> np.ndarray:  # the preview painted in each style, side by side
+        model = model_file.FastModel(settings.network_config(len(styles)), names, params)
+        return np.concatenate([fast.apply(model, [preview], style_index=k)[0] for k in range(len(styles))], axis=1)
 
-    def on_step(p: training.Progress) -> None:
-        history.append({"step": p.step, "total": p.total, "content": p.content, "style": p.style, "tv": p.tv})
-        if bar is not None:
-            bar.set_postfix_str(f"loss {p.total:.4g} (content {p.content:.3g}, style {p.style:.3g}, "
-                                f"tv {p.tv:.3g}) {p.images_per_s:.2f} img/s, skipped {photos.skipped}")
-            bar.update(1)
-        if args.checkpoint_every and p.step % args.checkpoint_every == 0 and p.step < p.steps:
-            checkpoints.save(p.state, history)
-            if preview is not None:
-                model = model_file.FastModel(settings.network_config(len(styles)), tuple(names), p.state.params)
-                from jaxstyle.nets import fast
+    def finish(result: training.TrainResult, history, start: int) -> None:
+        model_file.save(model_path, result.model, dtype="float16" if args.float16 else "float32")
+        training.write_sidecar(model_path, settings=settings, result=result, style_paths=args.styles,
+                               weights_path=weights_path, photos=photos, devices=len(devices),
+                               extra={"resumed_from_step": start, "float16": bool(args.float16)})
 
-                image_io.save_image(model_path.with_name(model_path.stem + "_preview.png"),
-                                    np.concatenate(fast.apply(model, [preview] * len(styles), style=None)
-                                                   if len(styles) == 1 else
-                                                   [fast.apply(model, [preview], style=k)[0]
-                                                    for k in range(len(styles))], axis=1))
-
-    try:
-        result = training.train(params, styles, photos, settings, style_names=names, resume=resume,
-                                callback=on_step, devices=devices)
-    finally:
-        if bar is not None:
-            bar.close()
-    model_file.save(model_path, result.model, dtype="float16" if args.float16 else "float32")
-    training.write_sidecar(model_path, settings=settings, result=result, style_paths=args.styles,
-                           weights_path=weights_path, photos=photos, devices=len(devices),
-                           extra={"resumed_from_step": start, "float16": bool(args.float16)})
-    if args.loss_plot:
-        plots.plot_losses(history, args.loss_plot, smooth=True)
-    checkpoints.remove()
-    print(f"jaxstyle train: skipped {photos.skipped} unusable photo file(s)", file=sys.stderr)
-    print(model_path)
-    return 0
-
-
-def run_apply(args: argparse.Namespace) -> int:
-
-    from jaxstyle import color
-    from jaxstyle.nets import fast
-
-    model = fast.load_model(args.model)
-    weights = fast.style_weights(model, style=args.style, mix=args.mix)
-    color.prepare_colors(args.preserve_colors, np.zeros((1, 1, 3), np.float32), [])
-    if args.size < 0:
-        raise JaxstyleError(f"--size must be a number of pixels (0: the photo's own size), got {args.size}")
-    if args.batch_size < 1:
-        raise JaxstyleError(f"--batch-size must be at least 1, got {args.batch_size}")
-    files = photo_files(args.photos)
-    label = "mix" if args.mix is not None else model.styles[args.style or 0]
-    outputs = _output_files(files, args.output, label, args.model)
-    photos = [image_io.load_image(f) for f in files]
-    runtime.enable_compilation_cache(args.cache_dir)
-    t0 = time.perf_counter()
-    results = fast.apply(model, photos, style=args.style, mix=args.mix, size=args.size or None,
-                         batch_size=args.batch_size, preserve_colors=args.preserve_colors)
-    seconds = time.perf_counter() - t0
-    for photo_path, out, image in zip(files, outputs, results):
-        image_io.save_image(out, image)
-        record = {
-            "output": str(out), "output_sha256": file_sha256(out),
-            "model": {"path": str(args.model), "sha256": file_sha256(args.model),
-                      "styles": list(model.styles)},
-            "style_weights": [float(w) for w in weights],
-            "input": {"path": str(photo_path), "sha256": file_sha256(photo_path)},
-            "size": args.size, "preserve_colors": args.preserve_colors,
-            "seconds_all_images": round(seconds, 3), "images": len(files),
-            "versions": {p: sidecars.version(p) for p in ("jaxstyle", "jax", "jaxlib", "flax")},
-        }
-        atomic_write_text(sidecars.sidecar_path(out), json.dumps(record, indent=2) + "\n")
-        print(out)
-    if not args.quiet:
-        print(f"jaxstyle apply: {len(files)} image(s) in {seconds:.2f} s (compilation included)", file=sys.stderr)
-    return 0
+    return _train(
+        args, model_path, settings, command="jaxstyle train", batch=batch, devices=devices,
+        inputs=f"{len(photos.files)} photo file(s) in {args.photos}, {len(styles)} style(s)",
+        tag=training.checkpoint_tag(settings, batch, args.styles, weights_path, photos),
+        template=training.init_state(settings, len(styles)), loss_names=training.LOSS_NAMES,
+        plot_names=("total", "content", "style"), skipped=lambda: photos.skipped,
+        bar_losses="loss {total:.4g} (content {content:.3g}, style {style:.3g}, tv {tv:.3g})",
+        train=lambda resume, callback: training.train(params, styles, photos, settings, style_names=names,
+                                                      resume=resume, callback=callback, devices=devices),
+        preview=paint_preview if preview is not None else None, finish=finish)
 
 
 def run_cyclegan(args: argparse.Namespace) -> int:
@@ -258,79 +258,51 @@ def run_cyclegan(args: argparse.Namespace) -> int:
 def run_cyclegan_train(args: argparse.Namespace) -> int:
     import jax
 
-    from jaxstyle.nets import cyclegan, model_file, training
+    from jaxstyle.nets import cyclegan, model_file, runs
 
     settings = cyclegan.CycleGANSettings(**dataclass_values(args, cyclegan.CycleGANSettings))
-    model_path = image_io.check_output_path(args.output)
-    if model_path.suffix.lower() == ".json":
-        raise JaxstyleError(f"-o {model_path}: the sidecar is written as MODEL.json; name the model .msgpack")
-    sidecar = sidecars.sidecar_path(model_path)
-    for path in [sidecar, *([args.loss_plot] if args.loss_plot else [])]:
-        image_io.check_output_path(path)
-    if args.checkpoint_every < 0:
-        raise JaxstyleError("--checkpoint-every must be 0 (never) or a positive number of steps")
     preview = image_io.load_image(args.preview, size=2 * settings.size) if args.preview else None
     domain_a, domain_b = cyclegan.photo_folders(args.a, args.b, settings)
-    check_not_inputs([model_path, sidecar], [*domain_a.files, *domain_b.files,
-                                               *([args.preview] if args.preview else [])])
+    model_path = _model_output(args, [*domain_a.files, *domain_b.files])
     runtime.enable_compilation_cache(args.cache_dir)
     devices = jax.local_devices()
     batch = cyclegan.batch_size_for(settings, devices)
     names = (args.a.resolve().name, args.b.resolve().name)
-
-    checkpoints = Checkpointer(model_path.with_name(model_path.name + ".checkpoint"),
-                                        cyclegan.checkpoint_tag(settings, batch, domain_a, domain_b),
-                                        history_keys=("step", *cyclegan.LOSS_NAMES))
-    resume, history, start = _resume(checkpoints, cyclegan.state_template(settings), "jaxstyle cyclegan")
-    print(f"jaxstyle cyclegan: A {len(domain_a.files)} image file(s) in {args.a}, B {len(domain_b.files)} in "
-          f"{args.b}; batch {batch} over {len(devices)} device(s), {settings.steps} steps at {settings.size} px",
-          file=sys.stderr)
-    bar = None if args.quiet else step_bar(settings.steps, start)
-
-    def on_step(p: cyclegan.Progress) -> None:
-        history.append({"step": p.step, **p.losses})
-        if bar is not None:
-            bar.set_postfix_str(f"G {p.losses['generator']:.3g} (adv {p.losses['adversarial']:.3g}, cycle "
-                                f"{p.losses['cycle']:.3g}) D {p.losses['discriminator']:.3g}, "
-                                f"{p.images_per_s:.2f} img/s, skipped {domain_a.skipped + domain_b.skipped}")
-            bar.update(1)
-        if args.checkpoint_every and p.step % args.checkpoint_every == 0 and p.step < p.steps:
-            checkpoints.save(p.state, history)
-            if preview is not None:
-                model = model_file.CycleGANModel(settings.config(), names, p.state.params)
-                _write_cyclegan_preview(model_path, model, preview)
-
     t0 = time.perf_counter()
-    try:
-        model = cyclegan.train(domain_a, domain_b, settings, names=names, resume=resume, callback=on_step,
-                               devices=devices)
-    finally:
-        if bar is not None:
-            bar.close()
-    model_file.save_cyclegan(model_path, model)
-    if preview is not None:
-        _write_cyclegan_preview(model_path, model, preview)
-    window = history[-training.FINAL_WINDOW:]
-    record = {
-        "model": str(model_path), "model_sha256": file_sha256(model_path), "kind": model_file.CYCLEGAN_FORMAT,
-        "config": model.config.to_dict(), "settings": settings.to_dict(),
-        "domains": {name: {"folder": str(folder.folder), "files": len(folder.files), "skipped": folder.skipped}
-                    for name, folder in zip(("a", "b"), (domain_a, domain_b))},
-        "names": list(names), "steps": settings.steps, "resumed_from_step": start, "devices": len(devices),
-        "final_losses": {k: float(np.mean([h[k] for h in window])) for k in cyclegan.LOSS_NAMES} if window else {},
-        "final_losses_window": training.FINAL_WINDOW, "seconds_this_run": round(time.perf_counter() - t0, 1),
-        "versions": {p: sidecars.version(p) for p in ("jaxstyle", "jax", "jaxlib", "flax", "optax", "numpy")},
-        "backend": jax.default_backend(),
-    }
-    atomic_write_text(sidecar, json.dumps(record, indent=2) + "\n")
-    if args.loss_plot:
-        plots.plot_losses(history, args.loss_plot, names=("generator", "discriminator", "cycle"),
-                             smooth=True)
-    checkpoints.remove()
-    print(f"jaxstyle cyclegan: skipped {domain_a.skipped} + {domain_b.skipped} unusable image file(s) in A + B",
-          file=sys.stderr)
-    print(model_path)
-    return 0
+
+    def translate_preview(params) -> np.ndarray:  # the preview image | A->B | back to A
+        model = model_file.CycleGANModel(settings.config(), names, params)
+        [there] = cyclegan.apply(model, [preview], direction="a2b")
+        [back] = cyclegan.apply(model, [there], direction="b2a")
+        return np.concatenate([preview, there, back], axis=1)
+
+    def finish(model: model_file.CycleGANModel, history, start: int) -> None:
+        model_file.save_cyclegan(model_path, model)
+        if preview is not None:
+            image_io.save_image(_preview_path(model_path), translate_preview(model.params))
+        folders = {"a": domain_a, "b": domain_b}
+        sidecars.write_sidecar(model_path, {
+            "kind": model_file.CYCLEGAN_FORMAT, "config": model.config.to_dict(), "settings": settings.to_dict(),
+            "domains": {k: {"folder": str(f.folder), "files": len(f.files), "skipped": f.skipped}
+                        for k, f in folders.items()},
+            "names": list(names), "steps": settings.steps, "resumed_from_step": start, "devices": len(devices),
+            "final_losses": runs.final_losses(history, cyclegan.LOSS_NAMES),
+            "final_losses_window": runs.FINAL_WINDOW, "seconds_this_run": round(time.perf_counter() - t0, 1),
+        }, key="model")
+
+    return _train(
+        args, model_path, settings, command="jaxstyle cyclegan", batch=batch, devices=devices,
+        inputs=f"A {len(domain_a.files)} image file(s) in {args.a}, B {len(domain_b.files)} in {args.b}",
+        tag=cyclegan.checkpoint_tag(settings, batch, domain_a, domain_b), template=cyclegan.state_template(settings),
+        loss_names=cyclegan.LOSS_NAMES, plot_names=("generator", "discriminator", "cycle"),
+        skipped=lambda: domain_a.skipped + domain_b.skipped,
+        bar_losses="G {generator:.3g} (adv {adversarial:.3g}, cycle {cycle:.3g}) D {discriminator:.3g}",
+        train=lambda resume, callback: cyclegan.train(domain_a, domain_b, settings, names=names, resume=resume,
+                                                      callback=callback, devices=devices),
+        preview=translate_preview if preview is not None else None, finish=finish)
+
+
+# --- applying: one skeleton, two families ---------------------------------------------------------------
 
 
 def _output_files(files: list[Path], output: Path, label: str, model: Path) -> list[Path]:
@@ -348,55 +320,52 @@ def _output_files(files: list[Path], output: Path, label: str, model: Path) -> l
     return outputs
 
 
-def _resume(checkpoints, template, command: str):
-    """(state or None, loss history, first step) from `checkpoints`, saying so on stderr when resuming."""
-    resume, history = checkpoints.load(template, log=lambda m: print(f"{command}: {m}", file=sys.stderr))
-    start = 0 if resume is None else int(resume.step)
-    if resume is not None:
-        print(f"{command}: resuming from step {start} ({checkpoints.path})", file=sys.stderr)
-    return resume, history, start
+def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, label: str,
+           paint: Callable[..., list[np.ndarray]], record: Mapping[str, Any]) -> int:
+    """Checks --size, --batch-size, the inputs and outputs, then runs `paint(images, size=, batch_size=)`
+    once and saves each result with its sidecar (`record`, the input, the cost)."""
+    if args.size < 0:
+        raise JaxstyleError(f"--size must be a number of pixels (0: each image's own size), got {args.size}")
+    if args.batch_size < 1:
+        raise JaxstyleError(f"--batch-size must be at least 1, got {args.batch_size}")
+    files = photo_files(inputs)
+    outputs = _output_files(files, args.output, label, args.model)
+    images = [image_io.load_image(f) for f in files]
+    runtime.enable_compilation_cache(args.cache_dir)
+    t0 = time.perf_counter()
+    results = paint(images, size=args.size or None, batch_size=args.batch_size)
+    seconds = time.perf_counter() - t0
+    for source, out, image in zip(files, outputs, results):
+        image_io.save_image(out, image)
+        sidecars.write_sidecar(out, {**record, "input": sidecars.file_record(source), "size": args.size,
+                                     "seconds_all_images": round(seconds, 3), "images": len(files)})
+        print(out)
+    if not args.quiet:
+        print(f"{command}: {len(files)} image(s) in {seconds:.2f} s (compilation included)", file=sys.stderr)
+    return 0
 
 
-def _write_cyclegan_preview(model_path: Path, model, preview: np.ndarray) -> None:
-    """MODEL_preview.png: the preview image | A->B | back to A."""
-    from jaxstyle.nets import cyclegan
+def run_apply(args: argparse.Namespace) -> int:
+    from jaxstyle.nets import fast
 
-    [there] = cyclegan.apply(model, [preview], direction="a2b")
-    [back] = cyclegan.apply(model, [there], direction="b2a")
-    image_io.save_image(model_path.with_name(model_path.stem + "_preview.png"),
-                        np.concatenate([preview, there, back], axis=1))
+    model = fast.load_model(args.model)
+    weights = fast.style_weights(model, style_index=args.style_index, mix=args.mix)
+    return _apply(
+        args, args.photos, command="jaxstyle apply",
+        label="mix" if args.mix is not None else model.styles[args.style_index or 0],
+        paint=functools.partial(fast.apply, model, style_index=args.style_index, mix=args.mix,
+                                preserve_colors=args.preserve_colors),
+        record={"model": {**sidecars.file_record(args.model), "styles": list(model.styles)},
+                "style_weights": weights.tolist(), "preserve_colors": args.preserve_colors})
 
 
 def run_cyclegan_apply(args: argparse.Namespace) -> int:
     from jaxstyle.nets import cyclegan, model_file
 
-    if args.direction not in ("a2b", "b2a"):
-        raise JaxstyleError(f"--direction must be a2b or b2a, got {args.direction!r}")
-    if args.size < 0:
-        raise JaxstyleError(f"--size must be a number of pixels (0: each image's own size), got {args.size}")
-    if args.batch_size < 1:
-        raise JaxstyleError(f"--batch-size must be at least 1, got {args.batch_size}")
     model = model_file.load_cyclegan(args.model)
-    files = photo_files(args.images)
-    target = model.domains[1] if args.direction == "a2b" else model.domains[0]
-    outputs = _output_files(files, args.output, target, args.model)
-    images = [image_io.load_image(f) for f in files]
-    runtime.enable_compilation_cache(args.cache_dir)
-    t0 = time.perf_counter()
-    results = cyclegan.apply(model, images, direction=args.direction, size=args.size or None,
-                             batch_size=args.batch_size)
-    seconds = time.perf_counter() - t0
-    for source, out, image in zip(files, outputs, results):
-        image_io.save_image(out, image)
-        record = {"output": str(out), "output_sha256": file_sha256(out),
-                  "model": {"path": str(args.model), "sha256": file_sha256(args.model),
-                            "domains": list(model.domains)},
-                  "direction": args.direction, "input": {"path": str(source), "sha256": file_sha256(source)},
-                  "size": args.size, "seconds_all_images": round(seconds, 3), "images": len(files),
-                  "versions": {p: sidecars.version(p) for p in ("jaxstyle", "jax", "jaxlib", "flax")}}
-        atomic_write_text(sidecars.sidecar_path(out), json.dumps(record, indent=2) + "\n")
-        print(out)
-    if not args.quiet:
-        print(f"jaxstyle cyclegan: {len(files)} image(s) in {seconds:.2f} s (compilation included)",
-              file=sys.stderr)
-    return 0
+    return _apply(
+        args, args.images, command="jaxstyle cyclegan",
+        label=model.domains[1] if args.direction == "a2b" else model.domains[0],
+        paint=functools.partial(cyclegan.apply, model, direction=args.direction),
+        record={"model": {**sidecars.file_record(args.model), "domains": list(model.domains)},
+                "direction": args.direction})

@@ -50,12 +50,13 @@ def file_record(path: Path) -> dict:
     return {"path": str(path), "sha256": cached_file_sha256(path)}
 
 
-def write_sidecar(output: Path, record: Mapping) -> Path:
-    """Writes OUTPUT.json: {"output", "output_sha256", **record, **provenance()}, atomically.
+def write_sidecar(output: Path, record: Mapping, *, key: str = "output") -> Path:
+    """Writes OUTPUT.json: {key: output, key + "_sha256", **record, **provenance()}, atomically.
 
     Written after the output, so a sidecar that names the output's sha256 marks a finished job.
+    key: what the output is ("model" for a model file's sidecar).
     """
-    full = {"output": str(output), "output_sha256": file_sha256(output), **record, **provenance()}
+    full = {key: str(output), f"{key}_sha256": file_sha256(output), **record, **provenance()}
     return atomic_write_text(sidecar_path(output), json.dumps(full, indent=2) + "\n")
 
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -37,7 +37,7 @@ import optax
 from jaxstyle import runtime
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io
-from jaxstyle.nets import gan, layers, model_file
+from jaxstyle.nets import gan, layers, model_file, runs
 from jaxstyle.nets.photos import PhotoFolder
 
 
@@ -55,9 +55,9 @@ class CycleGANSettings:
     identity_weight: float = 0.5  # relative to lambda
     pool_size: int = 50
     # Before cropping, a photo's shorter side is scaled to a random length in
-    # [min_scale x size, scale_jitter x size]. Departure: the paper resizes to a 286 x 286 square
+    # [min_scale x size, max_scale x size]. Departure: the paper resizes to a 286 x 286 square
     # (1.12 x 256, distorting the aspect), which this keeps undistorted.
-    scale_jitter: float = 286 / 256
+    max_scale: float = 286 / 256
     min_scale: float = 1.0
     width: int = 64
     residual_blocks: int = 9
@@ -74,16 +74,16 @@ class CycleGANSettings:
             raise JaxstyleError(f"pool_size must be 0 (no pool) or more, got {self.pool_size}")
         if self.decay_from is not None and self.decay_from < 0:
             raise JaxstyleError(f"decay_from must be a step number, got {self.decay_from}")
-        for name in ("learning_rate", "cycle_weight", "identity_weight", "scale_jitter", "min_scale"):
+        for name in ("learning_rate", "cycle_weight", "identity_weight", "max_scale", "min_scale"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise JaxstyleError(f"{name} must be a non-negative number, got {value}")
         if not 0 <= self.beta1 < 1:
             raise JaxstyleError(f"beta1 must be in [0, 1), got {self.beta1}")
-        if self.scale_jitter < 1:
-            raise JaxstyleError(f"scale_jitter must be at least 1, got {self.scale_jitter}")
-        if not 1 <= self.min_scale <= self.scale_jitter:
-            raise JaxstyleError(f"min_scale must be between 1 and scale_jitter ({self.scale_jitter}), "
+        if self.max_scale < 1:
+            raise JaxstyleError(f"max_scale must be at least 1, got {self.max_scale}")
+        if not 1 <= self.min_scale <= self.max_scale:
+            raise JaxstyleError(f"min_scale must be between 1 and max_scale ({self.max_scale}), "
                                 f"got {self.min_scale}")
 
     def replace(self, **changes) -> "CycleGANSettings":
@@ -111,8 +111,10 @@ class Pool(NamedTuple):
     count: jax.Array
 
 
-class TrainState(NamedTuple):
-    """params: {"g_ab", "g_ba", "d_a", "d_b"}; the two Adam states; the two pools; step i32[]."""
+class CycleGANState(NamedTuple):
+    """A training run's state: params {"g_ab", "g_ba", "d_a", "d_b"}; the generators' and the
+    discriminators' Adam states; the two pools; step i32[]. (Its own NamedTuple: the fast
+    networks' `training.CycleGANState` has one optimiser and no pools.)"""
 
     params: Any
     g_opt: Any
@@ -123,18 +125,6 @@ class TrainState(NamedTuple):
 
 
 LOSS_NAMES = ("generator", "discriminator", "adversarial", "cycle", "identity")
-
-
-@dataclasses.dataclass(frozen=True)
-class Progress:
-    """What the callback receives after each step; losses are batch means, unweighted per term."""
-
-    step: int
-    steps: int
-    losses: dict[str, float]  # LOSS_NAMES
-    images_per_s: float
-    seconds: float
-    state: TrainState  # for checkpoints; read it in the callback (the next step donates it)
 
 
 def _optimizer(settings: CycleGANSettings) -> optax.GradientTransformation:
@@ -149,7 +139,7 @@ def _discriminators(params):
     return {k: params[k] for k in ("d_a", "d_b")}
 
 
-def init_state(settings: CycleGANSettings) -> TrainState:
+def init_state(settings: CycleGANSettings) -> CycleGANState:
     """Fresh networks from `settings.seed`, Adam's zero states and empty pools."""
     params = gan.init_cyclegan_params(settings.config(), jax.random.key(settings.seed))
     optimizer = _optimizer(settings)
@@ -158,7 +148,7 @@ def init_state(settings: CycleGANSettings) -> TrainState:
         return Pool(jnp.zeros((settings.pool_size, settings.size, settings.size, 3), jnp.float32),
                     jnp.zeros((), jnp.int32))
 
-    return TrainState(params, optimizer.init(_generators(params)), optimizer.init(_discriminators(params)),
+    return CycleGANState(params, optimizer.init(_generators(params)), optimizer.init(_discriminators(params)),
                       empty(), empty(), jnp.zeros((), jnp.int32))
 
 
@@ -226,7 +216,7 @@ def make_train_step(settings: CycleGANSettings) -> Callable:
     """
     config, optimizer = settings.config(), _optimizer(settings)
 
-    def step(state: TrainState, a, b):
+    def step(state: CycleGANState, a, b):
         params = state.params
         gen, disc = _generators(params), _discriminators(params)
         (g_loss, (terms, fake_b, fake_a)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
@@ -240,7 +230,7 @@ def make_train_step(settings: CycleGANSettings) -> Callable:
         d_loss, d_grads = jax.value_and_grad(discriminator_loss)(disc, a, b, shown_a, shown_b, config=config)
         updates, d_opt = optimizer.update(d_grads, state.d_opt, disc)
         disc = optax.apply_updates(disc, updates)
-        state = TrainState({**gen, **disc}, g_opt, d_opt, pool_a, pool_b, state.step + 1)
+        state = CycleGANState({**gen, **disc}, g_opt, d_opt, pool_a, pool_b, state.step + 1)
         return state, jnp.concatenate([jnp.stack([g_loss, d_loss]), terms])
 
     return jax.jit(step, donate_argnums=0)
@@ -253,19 +243,17 @@ def batch_size_for(settings: CycleGANSettings, devices: Sequence[jax.Device]) ->
 
 def photo_folders(a, b, settings: CycleGANSettings) -> tuple[PhotoFolder, PhotoFolder]:
     """Both domains' folders with independent crops; one clear error for the same folder twice."""
-    from pathlib import Path
-
     if Path(a).resolve() == Path(b).resolve():
         raise JaxstyleError(f"--a and --b are the same folder ({a}); give one folder per domain")
     shortest, longest = (max(settings.size, round(settings.size * s))
-                         for s in (settings.min_scale, settings.scale_jitter))
+                         for s in (settings.min_scale, settings.max_scale))
     return tuple(PhotoFolder(folder, size=settings.size, seed=2 * settings.seed + k, min_short_side=shortest,
                              max_short_side=longest) for k, folder in enumerate((a, b)))
 
 
 def train(domain_a: PhotoFolder, domain_b: PhotoFolder, settings: CycleGANSettings, *,
-          names: tuple[str, str] = ("a", "b"), resume: TrainState | None = None,
-          callback: Callable[[Progress], None] | None = None,
+          names: tuple[str, str] = ("a", "b"), resume: CycleGANState | None = None,
+          callback: Callable[[runs.Progress], None] | None = None,
           devices: Sequence[jax.Device] | None = None) -> model_file.CycleGANModel:
     """Trains both generators and discriminators for `settings.steps` steps.
 
@@ -273,32 +261,19 @@ def train(domain_a: PhotoFolder, domain_b: PhotoFolder, settings: CycleGANSettin
       domain_a, domain_b: the two folders (`photo_folders`), cropped at `settings.size`.
       names: the domains' names stored in the model (e.g. the folders' names).
       resume: a state from a checkpoint: training continues after its step.
-      callback: called after every step with `Progress`.
+      callback: called after every step with a `runs.Progress`.
       devices: where each batch is sharded (default: all local devices).
 
     Returns:
       The model (both generators). Raises JaxstyleError if a loss becomes NaN or infinite.
     """
     devices = list(devices or jax.local_devices())
-    sharded, replicated = runtime.shardings(devices)
     batch = batch_size_for(settings, devices)
-    state = jax.device_put(resume if resume is not None else init_state(settings), replicated)
-    start = int(state.step)
-    step_fn = make_train_step(settings)
-
-    t0 = last = time.perf_counter()
-    for step, (a, b) in enumerate(zip(domain_a.batches(start, settings.steps, batch),
-                                      domain_b.batches(start, settings.steps, batch)), start + 1):
-        state, values = step_fn(state, jax.device_put(a, sharded), jax.device_put(b, sharded))
-        values = np.asarray(values)
-        if not np.all(np.isfinite(values)):
-            raise JaxstyleError(f"a training loss became {values.tolist()} at step {step}; lower --learning-rate "
-                                "(the last checkpoint is kept)")
-        now = time.perf_counter()
-        if callback is not None:
-            callback(Progress(step=step, steps=settings.steps, losses=dict(zip(LOSS_NAMES, values.tolist())),
-                              images_per_s=batch / (now - last), seconds=now - t0, state=state))
-        last = now
+    state = resume if resume is not None else init_state(settings)
+    start, step_fn = int(state.step), make_train_step(settings)
+    batches = zip(domain_a.batches(start, settings.steps, batch), domain_b.batches(start, settings.steps, batch))
+    state, _ = runs.run_steps(lambda state, ab: step_fn(state, *ab), state, batches, steps=settings.steps,
+                              batch_size=batch, loss_names=LOSS_NAMES, devices=devices, callback=callback)
     params = jax.tree.map(np.asarray, _generators(state.params))
     return model_file.CycleGANModel(settings.config(), tuple(names), params)
 
@@ -323,7 +298,7 @@ def apply(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, dire
                                  batch_size=batch_size)
 
 
-def state_template(settings: CycleGANSettings) -> TrainState:
+def state_template(settings: CycleGANSettings) -> CycleGANState:
     """The structure a checkpoint is read into (shapes only; nothing is computed)."""
     return jax.eval_shape(lambda: init_state(settings))
 

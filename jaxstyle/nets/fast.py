@@ -32,7 +32,7 @@ def _forward(config: transform.NetworkConfig, params, images, weights):
     return transform.transform_batch(config, params, images, weights)
 
 
-def apply(model: FastModel, images: Sequence[np.ndarray], *, style: int | None = None,
+def apply(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | None = None,
           mix: Sequence[float] | None = None, size: int | None = None, batch_size: int = 4,
           preserve_colors: str = "none") -> list[np.ndarray]:
     """Paints each image with the model's style (or a mix of its styles).
@@ -40,7 +40,7 @@ def apply(model: FastModel, images: Sequence[np.ndarray], *, style: int | None =
     Args:
       model: from `load_model` or `training.train(...).model`.
       images: f32[h, w, 3] RGB in [0, 1], any sizes.
-      style: index of the style to paint (default 0); or
+      style_index: index of the style to paint (default 0); or
       mix: one non-negative weight per style, normalised to sum 1 (Dumoulin et al.'s
         interpolation of the conditional instance norm's scales and shifts).
       size: if given, each image is first resized so its longest side is `size`.
@@ -52,7 +52,7 @@ def apply(model: FastModel, images: Sequence[np.ndarray], *, style: int | None =
       f32[h', w', 3] per image, in the order given; (h', w') = the (resized) input's shape.
     """
     color.prepare_colors(preserve_colors, np.zeros((1, 1, 3), np.float32), [])  # validates the mode
-    weights = style_weights(model, style=style, mix=mix)
+    weights = style_weights(model, style_index=style_index, mix=mix)
     inputs = [np.asarray(image_io.resize_longest(im, size) if size else im, np.float32) for im in images]
     params = jax.tree.map(jax.numpy.asarray, model.params)
     results = layers.map_by_shape(

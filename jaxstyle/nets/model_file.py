@@ -139,16 +139,16 @@ def _check_params(params, expected, config: Mapping, where: str) -> None:
                             f"(missing {missing}, wrong shape {wrong}); the file is damaged or from another tool")
 
 
-def style_weights(model: FastModel, *, style: int | None = None,
+def style_weights(model: FastModel, *, style_index: int | None = None,
                   mix: Sequence[float] | None = None) -> np.ndarray:
-    """f32[S] weights of the conditional instance norm: one-hot for `style`, normalised `mix`.
+    """f32[S] weights of the conditional instance norm: one-hot for `style_index`, normalised `mix`.
 
     Raises:
-      JaxstyleError: both given, `style` out of range, or `mix` with the wrong count, a
+      JaxstyleError: both given, `style_index` out of range, or `mix` with the wrong count, a
         negative weight or a zero sum.
     """
     n = model.config.num_styles
-    if style is not None and mix is not None:
+    if style_index is not None and mix is not None:
         raise JaxstyleError("give either a style index or a mix of styles, not both")
     if mix is not None:
         mix = np.asarray(mix, np.float64)
@@ -158,11 +158,11 @@ def style_weights(model: FastModel, *, style: int | None = None,
         if np.any(mix < 0) or not np.all(np.isfinite(mix)) or mix.sum() <= 0:
             raise JaxstyleError(f"--mix weights must be non-negative with a positive sum, got {mix.tolist()}")
         return (mix / mix.sum()).astype(np.float32)
-    style = 0 if style is None else style
-    if not 0 <= style < n:
-        raise JaxstyleError(f"--style {style} is out of range: the model holds {n} style(s), "
+    style_index = 0 if style_index is None else style_index
+    if not 0 <= style_index < n:
+        raise JaxstyleError(f"--style-index {style_index} is out of range: the model holds {n} style(s), "
                             f"0..{n - 1} ({', '.join(model.styles)})")
-    return np.eye(n, dtype=np.float32)[style]
+    return np.eye(n, dtype=np.float32)[style_index]
 
 
 # --- CycleGAN models: both generators, no discriminators ----------------------------------------------

@@ -11,17 +11,14 @@ the local devices (data parallel), the network's params and VGG-19 replicated. A
 holds several styles at once for a multi-style network (image k of step t paints style
 (t * batch + k) mod S).
 
-File I/O stays outside the step and the loop: `checkpoint.Checkpointer` and `write_sidecar`
-are called by the command (or a notebook) around `train`.
+File I/O stays outside the step and the loop: `runs.Checkpointer` and `write_sidecar` are
+called by the command (or a notebook) around `train`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
-import json
-import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,10 +31,9 @@ import optax
 
 from jaxstyle import losses, runtime, vgg
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.io import image_io
-from jaxstyle.io import sidecars
-from jaxstyle.io.files import atomic_write_text, file_sha256
-from jaxstyle.nets import model_file, transform
+from jaxstyle.io import image_io, sidecars
+from jaxstyle.io.files import file_sha256
+from jaxstyle.nets import model_file, runs, transform
 from jaxstyle.nets.photos import PhotoFolder
 
 
@@ -113,30 +109,12 @@ class StyleTargets(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class Progress:
-    """What the callback receives after each step; losses are batch means, unweighted."""
-
-    step: int
-    steps: int
-    total: float
-    content: float
-    style: float
-    tv: float
-    images_per_s: float
-    seconds: float
-    state: TrainState  # for checkpoints; read it in the callback (the next step donates it)
-
-
-@dataclasses.dataclass(frozen=True)
 class TrainResult:
     model: model_file.FastModel
     steps: int
-    losses: dict[str, float]  # means over the last `FINAL_WINDOW` steps (one batch is noisy)
+    losses: dict[str, float]  # means over the last `runs.FINAL_WINDOW` steps (one batch is noisy)
     seconds: float
     history: list[dict]
-
-
-FINAL_WINDOW = 20
 
 
 def style_targets(vgg_params: Mapping, styles: Sequence[np.ndarray], settings: TrainSettings) -> StyleTargets:
@@ -190,7 +168,7 @@ def init_state(settings: TrainSettings, num_styles: int) -> TrainState:
 
 @functools.lru_cache(maxsize=8)
 def make_train_step(settings: TrainSettings, config: transform.NetworkConfig) -> Callable:
-    """(state, vgg_params, photos, style_ids, targets) -> (state, loss, terms); jitted, state donated.
+    """(state, vgg_params, photos, style_ids, targets) -> (state, f32[4] in LOSS_NAMES order); jitted, donating state.
 
     Cached, so a second run with the same settings in one process does not compile again.
     """
@@ -200,7 +178,8 @@ def make_train_step(settings: TrainSettings, config: transform.NetworkConfig) ->
         (loss, terms), grads = jax.value_and_grad(batch_loss, has_aux=True)(
             state.params, vgg_params, photos, style_ids, targets, config=config, settings=settings)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), loss, terms
+        state = TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1)
+        return state, jnp.concatenate([loss[None], terms])
 
     return jax.jit(step, donate_argnums=0)
 
@@ -215,9 +194,17 @@ def style_ids(step: int, batch: int, num_styles: int) -> np.ndarray:
     return ((step * batch + np.arange(batch)) % num_styles).astype(np.int32)
 
 
+def checkpoint_tag(settings: TrainSettings, batch: int, style_paths: Sequence[Path], weights_path: Path,
+                   photos: PhotoFolder) -> Mapping[str, Any]:
+    """What a checkpoint must match to be resumed (not the step count: --steps may grow)."""
+    return {"settings": {**settings.to_dict(), "steps": None}, "batch": batch,
+            "styles": [file_sha256(p) for p in style_paths], "weights": file_sha256(weights_path),
+            "photos": [str(p) for p in photos.files]}
+
+
 def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder, settings: TrainSettings, *,
           style_names: Sequence[str], resume: TrainState | None = None,
-          callback: Callable[[Progress], None] | None = None,
+          callback: Callable[[runs.Progress], None] | None = None,
           devices: Sequence[jax.Device] | None = None) -> TrainResult:
     """Trains a network painting `styles` on crops from `photos`.
 
@@ -227,7 +214,7 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
       photos: the training photos, cropped at `settings.size`.
       style_names: S names stored in the model (e.g. the files' stems).
       resume: a state from `Checkpointer.load`: training continues after its step.
-      callback: called after every step with `Progress`.
+      callback: called after every step with a `runs.Progress`.
       devices: where the batch is sharded (default: all local devices).
 
     Returns:
@@ -236,77 +223,42 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
     if len(styles) != len(style_names) or not styles:
         raise JaxstyleError("give at least one style image, and one name per style")
     devices = list(devices or jax.local_devices())
-    sharded, replicated = runtime.shardings(devices)
+    replicated = runtime.shardings(devices).replicated
     config = settings.network_config(len(styles))
     batch = batch_size_for(settings, devices)
 
     vgg_params = jax.device_put(vgg_params, replicated)
     targets = jax.device_put(style_targets(vgg_params, styles, settings), replicated)
     state = resume if resume is not None else init_state(settings, len(styles))
-    state = jax.device_put(state, replicated)
-    start = int(state.step)
     step_fn = make_train_step(settings, config)
-
-    history: list[dict] = []
-    t0 = last = time.perf_counter()
-    for step, crops in enumerate(photos.batches(start, settings.steps, batch), start + 1):
-        ids = style_ids(step - 1, batch, len(styles))
-        state, loss, terms = step_fn(state, vgg_params, jax.device_put(crops, sharded),
-                                     jax.device_put(ids, sharded), targets)
-        loss, terms = float(loss), np.asarray(terms)
-        if not np.isfinite(loss):
-            raise JaxstyleError(f"the training loss became {loss} at step {step}; lower --learning-rate "
-                                "or the loss weights (the last checkpoint is kept)")
-        now = time.perf_counter()
-        record = {"step": step, "total": loss, "content": float(terms[0]), "style": float(terms[1]),
-                  "tv": float(terms[2]), "seconds": now - t0}
-        history.append(record)
-        if callback is not None:
-            callback(Progress(step=step, steps=settings.steps, total=loss, content=record["content"],
-                              style=record["style"], tv=record["tv"], images_per_s=batch / (now - last),
-                              seconds=now - t0, state=state))
-        last = now
-    window = history[-FINAL_WINDOW:]
-    final = {k: float(np.mean([h[k] for h in window])) if window else float("nan")
-             for k in ("total", "content", "style", "tv")}
+    start = int(state.step)
+    batches = ((crops, style_ids(step, batch, len(styles)))
+               for step, crops in enumerate(photos.batches(start, settings.steps, batch), start))
+    t0 = time.perf_counter()
+    state, history = runs.run_steps(lambda state, b: step_fn(state, vgg_params, *b, targets), state, batches,
+                                    steps=settings.steps, batch_size=batch, loss_names=LOSS_NAMES,
+                                    devices=devices, callback=callback)
     params = jax.tree.map(np.asarray, state.params)
     model = model_file.FastModel(config, tuple(style_names), params)
-    return TrainResult(model=model, steps=int(state.step), losses=final, seconds=time.perf_counter() - t0,
-                       history=history)
-
-
-# --- around the loop: the sidecar -----------------------------------------------------
-
-
-
-
-def sidecar_path(model_path: Path) -> Path:
-    return Path(model_path).with_suffix(".json")
+    return TrainResult(model=model, steps=int(state.step), losses=runs.final_losses(history, LOSS_NAMES),
+                       seconds=time.perf_counter() - t0, history=history)
 
 
 def write_sidecar(model_path: Path, *, settings: TrainSettings, result: TrainResult,
                   style_paths: Sequence[Path], weights_path: Path, photos: PhotoFolder,
                   devices: int, extra: Mapping[str, Any] | None = None) -> Path:
-    """MODEL.json: settings, styles' and weights' sha256, steps, final losses, versions, seconds."""
-    record = {
-        "model": str(model_path),
-        "model_sha256": file_sha256(model_path),
+    """MODEL.json: settings, styles' and weights' sha256, steps, final losses, seconds, provenance."""
+    return sidecars.write_sidecar(model_path, {
         "kind": model_file.FORMAT,
         "config": result.model.config.to_dict(),
-        "styles": [{"name": n, "path": str(p), "sha256": file_sha256(p)}
-                   for n, p in zip(result.model.styles, style_paths)],
+        "styles": [{"name": n, **sidecars.file_record(p)} for n, p in zip(result.model.styles, style_paths)],
         "settings": settings.to_dict(),
-        "weights": {"path": str(weights_path), "sha256": file_sha256(weights_path)},
+        "weights": sidecars.file_record(weights_path),
         "photos": {"folder": str(photos.folder), "files": len(photos.files), "skipped": photos.skipped},
         "steps": result.steps,
         "final_losses": result.losses,
-        "final_losses_window": FINAL_WINDOW,
+        "final_losses_window": runs.FINAL_WINDOW,
         "seconds": round(result.seconds, 1),
         "devices": devices,
-        "versions": {p: sidecars.version(p) for p in sidecars.PACKAGES},
-        "backend": jax.default_backend(),
-        "python": platform.python_version(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
-    }
-    return atomic_write_text(sidecar_path(model_path), json.dumps(record, indent=2) + "\n")
+    }, key="model")
