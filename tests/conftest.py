@@ -1,10 +1,13 @@
 """Shared fixtures: tiny random VGG weights, the real weights when present, strict numpy rules;
-the kill-and-resume run shared by the training commands' tests."""
+one JAX compilation cache for the session and its subprocesses; the kill-and-resume run shared by
+the training commands' tests; `run_cli`, the command run in this process."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +47,24 @@ def tiny_params():
     return random_params()
 
 
+_OWN_CACHE = None
+
+
+def pytest_configure(config):
+    """One persistent compilation cache for this process and every process it starts (they inherit
+    $JAX_COMPILATION_CACHE_DIR): a subprocess loads what was compiled before it, here or in another
+    subprocess, instead of compiling it again. `make test` sets its own, which is kept."""
+    global _OWN_CACHE
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        _OWN_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxstyle-tests-jit-")
+        jax.config.update("jax_compilation_cache_dir", _OWN_CACHE)  # nothing is compiled yet
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config, items):
     """The one way a test says it needs the real weights: `@pytest.mark.real_weights` (or a module's
     `pytestmark`); without weights/vgg19.h5 those tests are skipped, saying how to get it."""
@@ -67,8 +88,9 @@ def kill_and_resume(train_cmd, tmp_path: Path, *, steps: int = 8) -> tuple[Path,
     """Runs the training command `train_cmd(out, steps)` (an argv writing a model to `out`, with a
     checkpoint every step) twice: whole, and SIGKILLed once its second checkpoint is on disk (so the
     kill lands mid-training, maybe mid-write) then run again. Returns (whole model file, resumed
-    model file, the resumed run's sidecar); fails unless the second run said it resumed."""
-    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(tmp_path / "cache"))
+    model file, the resumed run's sidecar); fails unless the second run said it resumed. The runs
+    share the session's compilation cache: only the first compiles."""
+    env = dict(os.environ)
     whole = tmp_path / "whole" / "m.msgpack"
     whole.parent.mkdir()
     subprocess.run(train_cmd(whole, steps), check=True, env=env, capture_output=True, timeout=600)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, REAL_WEIGHTS, REPO, random_params
+from conftest import DATA, REAL_WEIGHTS, REPO, random_params, run_cli
 from PIL import Image
 
-from jaxstyle import optim
+from jaxstyle import cli, optim
 from jaxstyle.io import image_io
 from jaxstyle.io.files import file_sha256
 from jaxstyle.optim import batch, solver
@@ -85,8 +85,13 @@ def test_done_means_sidecar_names_the_outputs_sha(tmp_path):
     assert not batch.is_done(job)
 
 
-def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
-    straight = optim.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS)
+@pytest.fixture(scope="module")
+def straight():
+    """One uninterrupted run of the three images on one device, the program the tests below share."""
+    return optim.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS)
+
+
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path, straight):
     path = tmp_path / "ck.npz"
 
     class Killed(Exception):
@@ -113,48 +118,48 @@ def test_unreadable_checkpoint_is_ignored_and_removed(tmp_path):
 
 
 def test_a_checkpoint_of_other_jobs_is_reported_and_the_batch_starts_afresh(tmp_path, capsys):
-    path = tmp_path / "ck.npz"
+    path, copy = tmp_path / "ck.npz", tmp_path / "copy.npz"
+    jobs = {"jobs": ["a", "b", "c"], "padded": 3}
 
     def save(p):
         if p.step == 2:
-            batch.save_checkpoint(path, p, belongs_to={"jobs": ["a", "b"], "padded": 2})
+            batch.save_checkpoint(path, p, belongs_to=jobs)
+            batch.save_checkpoint(copy, p, belongs_to=jobs)
 
-    optim.stylize_batch(PARAMS, CONTENTS[:2], STYLE, SETTINGS, callback=save)
-    assert batch.load_checkpoint(path, belongs_to={"jobs": ["a", "b"], "padded": 2}).step == 2
-    assert batch.load_checkpoint(path, belongs_to={"jobs": ["a", "c"], "padded": 2}) is None
+    optim.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS, callback=save)
+    assert batch.load_checkpoint(path, belongs_to=jobs).step == 2
+    assert batch.load_checkpoint(path, belongs_to={"jobs": ["a", "b", "d"], "padded": 3}) is None
     message = capsys.readouterr().err.strip()
     assert len(message.splitlines()) == 1 and "starts afresh" in message and not path.exists()
-    # The right jobs but arrays of another batch (three images): refused before any step.
-    optim.stylize_batch(PARAMS, CONTENTS[:2], STYLE, SETTINGS, callback=save)
+    # The right jobs but arrays of another batch (two images): refused before any step.
     with pytest.raises(solver.StaleCheckpoint, match="do not match"):
-        optim.stylize_batch(PARAMS, CONTENTS, STYLE, SETTINGS, resume=batch.load_checkpoint(path))
+        optim.stylize_batch(PARAMS, CONTENTS[:2], STYLE, SETTINGS, resume=batch.load_checkpoint(copy))
 
 
 SHARDED = """
 import sys, numpy as np, jax
 sys.path.insert(0, {tests!r})
-from conftest import random_params
+from test_batch import CONTENTS, PARAMS, SETTINGS, STYLE
 from jaxstyle.optim import batch
 from jaxstyle import optim
 assert jax.device_count() == 8
-params = random_params(seed=2, width=8)
-rng = np.random.default_rng(4)
-contents = [rng.random((36, 44, 3), dtype=np.float32) for _ in range(5)]
-style = rng.random((40, 40, 3), dtype=np.float32)
-s = optim.Settings(size=44, steps=4, init="noise", content_weight=1.0, style_weight=1e3)
-padded = contents + [contents[-1]] * 3
-sharded = optim.stylize_batch(params, padded, style, s, place=batch.device_placer(jax.devices()))
-single = optim.stylize_batch(params, padded, style, s, place=batch.device_placer(jax.devices()[:1]))
-np.testing.assert_allclose(sharded.image[:5], single.image[:5], atol=1e-5)
-print("ok", len(sharded.image))
+padded = CONTENTS + [CONTENTS[-1]] * 5
+sharded = optim.stylize_batch(PARAMS, padded, STYLE, SETTINGS, place=batch.device_placer(jax.devices()))
+np.savez({out!r}, image=sharded.image, total=sharded.total)
 """
 
 
-def test_batch_sharded_over_8_cpu_devices_equals_one_device():
+def test_batch_sharded_over_8_cpu_devices_equals_one_device(straight, tmp_path):
+    """The three images padded to 8, one per device, against the run of just the three on one device
+    in this process."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    out = subprocess.run([sys.executable, "-c", SHARDED.format(tests=str(REPO / "tests"))],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert out.returncode == 0 and "ok 8" in out.stdout, out.stderr[-3000:]
+    code = SHARDED.format(tests=str(REPO / "tests"), out=str(tmp_path / "sharded.npz"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    sharded = np.load(tmp_path / "sharded.npz")
+    assert sharded["image"].shape[0] == 8
+    np.testing.assert_allclose(sharded["image"][:3], straight.image, atol=1e-5)
+    np.testing.assert_allclose(sharded["total"][:3], straight.total, rtol=1e-5)
 
 
 # --- the command, with the real weights ------------------------------------------------------------
@@ -162,9 +167,14 @@ def test_batch_sharded_over_8_cpu_devices_equals_one_device():
 FAST = ["--size", "48", "--steps", "8", "--batch-size", "2", "--checkpoint-every", "2", "--quiet"]
 
 
-def batch_cmd(manifest, outdir, cache, *extra):
-    return [sys.executable, "-m", "jaxstyle", "batch", str(manifest), "-o", str(outdir), *FAST,
-            "--weights", str(REAL_WEIGHTS), "--cache-dir", str(cache), *extra]
+def batch_argv(manifest, outdir, *extra):
+    """`jaxstyle batch` with the real weights; every run, here or in a subprocess, uses the session's
+    compilation cache (conftest), so only the first compiles."""
+    return ["batch", str(manifest), "-o", str(outdir), *FAST, "--weights", str(REAL_WEIGHTS), *extra]
+
+
+def batch_cmd(manifest, outdir, *extra):
+    return [sys.executable, "-m", "jaxstyle", *batch_argv(manifest, outdir, *extra)]
 
 
 def outputs_of(outdir: Path) -> dict:
@@ -173,33 +183,31 @@ def outputs_of(outdir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted single-process run of 6 jobs (two styles) and how long it took."""
-    if not REAL_WEIGHTS.exists():
-        pytest.skip("weights/vgg19.h5 missing: run `make weights`")
+    """An uninterrupted run of 6 jobs (two styles), in this process: the runs in subprocesses that
+    follow load its compiled programs from the shared cache and must match its outputs bit for bit."""
     folder = tmp_path_factory.mktemp("batch")
     manifest = make_inputs(folder, 6)
-    cache = folder / "jit"
-    t0 = time.perf_counter()
-    done = subprocess.run(batch_cmd(manifest, folder / "ref", cache), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return folder, manifest, cache, time.perf_counter() - t0
+    assert cli.main(batch_argv(manifest, folder / "ref")) == 0
+    return folder, manifest
 
 
 @pytest.mark.real_weights
-def test_a_rerun_skips_finished_jobs_and_bad_jobs_fail_alone(reference, tmp_path):
-    folder, manifest, cache, _ = reference
-    again = subprocess.run(batch_cmd(manifest, folder / "ref", cache), capture_output=True, text=True)
-    assert again.returncode == 0 and "0 done, 6 skipped" in again.stderr
+def test_a_rerun_skips_finished_jobs_and_bad_jobs_fail_alone(reference, tmp_path, capsys):
+    folder, manifest = reference
+    code, _, err = run_cli(batch_argv(manifest, folder / "ref"), capsys)
+    assert code == 0 and "0 done, 6 skipped" in err, err
     with_bad = tmp_path / "jobs.jsonl"
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    # Two good jobs (the reference's first batch, so its compiled program serves) and a bad one.
     jobs = [{"content": str(folder / "c0.png"), "style": str(folder / "s0.png")},
-            {"content": "broken.png", "style": str(folder / "s0.png")}]
+            {"content": "broken.png", "style": str(folder / "s0.png")},
+            {"content": str(folder / "c1.png"), "style": str(folder / "s1.png")}]
     with_bad.write_text("".join(json.dumps(job) + "\n" for job in jobs))
-    out = subprocess.run(batch_cmd(with_bad, tmp_path / "out", cache), capture_output=True, text=True)
-    assert out.returncode == batch.EXIT_SOME_FAILED, out.stderr[-2000:]
+    code, _, err = run_cli(batch_argv(with_bad, tmp_path / "out"), capsys)
+    assert code == batch.EXIT_SOME_FAILED, err[-2000:]
     failures = [json.loads(line) for line in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
     assert len(failures) == 1 and "broken.png" in failures[0]["reason"]
-    assert (tmp_path / "out" / "c0_s0.png").exists()
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["c0_s0.png", "c1_s1.png"]
 
 
 def wait_for_checkpoint(outdir: Path, proc: subprocess.Popen, newer_than: float, timeout: float = 300) -> bool:
@@ -218,21 +226,19 @@ def wait_for_checkpoint(outdir: Path, proc: subprocess.Popen, newer_than: float,
 
 
 @pytest.mark.real_weights
-def test_sigkill_mid_optimisation_five_times_then_finish_equals_an_uninterrupted_run(reference):
-    folder, manifest, cache, _ = reference
+def test_sigkill_mid_optimisation_then_finish_equals_an_uninterrupted_run(reference, capsys):
+    """A process SIGKILLed mid-optimisation, then the command run again (here) to the end: it writes
+    what one uninterrupted run writes, bit for bit, and nothing else."""
+    folder, manifest = reference
     outdir = folder / "killed"
-    kills = 0
-    for _ in range(5):
-        started = time.time()
-        proc = subprocess.Popen(batch_cmd(manifest, outdir, cache), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        if wait_for_checkpoint(outdir, proc, started):  # each kill lands mid-optimisation
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
-    assert kills >= 3
-    final = subprocess.run(batch_cmd(manifest, outdir, cache), capture_output=True, text=True)
-    assert final.returncode == 0, final.stderr[-3000:]
+    started = time.time()
+    proc = subprocess.Popen(batch_cmd(manifest, outdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for_checkpoint(outdir, proc, started), "the process ended before writing a checkpoint"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((outdir / batch.CHECKPOINTS).glob("*.npz")), "nothing left to resume from"
+    code, _, err = run_cli(batch_argv(manifest, outdir), capsys)
+    assert code == 0, err[-3000:]
     names = sorted(p.name for p in outdir.iterdir() if not p.name.startswith("."))
     expected = sorted(f"c{i}_s{i % 2}.{ext}" for i in range(6) for ext in ("png", "json"))
     assert names == expected  # one output and one sidecar per job; no temporary files
@@ -249,10 +255,10 @@ def test_sigkill_mid_optimisation_five_times_then_finish_equals_an_uninterrupted
 def test_a_killed_process_never_restarted_is_taken_over(reference):
     """Two processes on one manifest; one is SIGKILLed mid-optimisation holding a claim and never
     restarted. The other finishes every job (resuming the dead one's checkpoint), none twice."""
-    folder, manifest, cache, _ = reference
+    folder, manifest = reference
     outdir = folder / "takeover"
     started = time.time()
-    procs = [subprocess.Popen(batch_cmd(manifest, outdir, cache, "--lease-seconds", "3"), stdout=subprocess.PIPE,
+    procs = [subprocess.Popen(batch_cmd(manifest, outdir, "--lease-seconds", "3"), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     victim = None
     end = time.time() + 300
@@ -286,12 +292,12 @@ def test_a_killed_process_never_restarted_is_taken_over(reference):
 
 @pytest.mark.real_weights
 def test_two_processes_split_the_work_and_together_match_one(reference):
-    folder, manifest, cache, _ = reference
+    folder, manifest = reference
     outdir = folder / "two"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    procs = [subprocess.Popen(batch_cmd(manifest, outdir, cache, "--coordinator", f"127.0.0.1:{port}",
+    procs = [subprocess.Popen(batch_cmd(manifest, outdir, "--coordinator", f"127.0.0.1:{port}",
                                         "--num-processes", "2", "--process-id", str(i)),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     results = [p.communicate(timeout=900) for p in procs]

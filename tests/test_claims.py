@@ -7,20 +7,24 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from jaxstyle.optim.batch.claims import Claims
 
-REPO = Path(__file__).resolve().parents[1]
 CLAIMS_PY = REPO / "jaxstyle" / "optim" / "batch" / "claims.py"
 
-# Subprocesses load claims.py (stdlib only) by path: no jax import, no dependence on the package.
+# Subprocesses load claims.py by path, its package and jaxstyle.io as bare namespaces: claims.py needs
+# only jaxstyle.io.files (stdlib), so they start in milliseconds, without importing JAX.
 PRELUDE = f"""
-import importlib.util, sys
+import importlib.util, sys, types
+for name, folder in (("jaxstyle", {str(REPO / "jaxstyle")!r}), ("jaxstyle.io", {str(REPO / "jaxstyle" / "io")!r})):
+    sys.modules[name] = types.ModuleType(name)
+    sys.modules[name].__path__ = [folder]
 spec = importlib.util.spec_from_file_location("claims", {str(CLAIMS_PY)!r})
 claims = importlib.util.module_from_spec(spec); spec.loader.exec_module(claims)
+assert "jax" not in sys.modules
 """
 
 
@@ -132,15 +136,10 @@ def _race_threads(tmp_path, keys, n=8):
     return wins
 
 
-def test_race_threads_fresh_keys(tmp_path):
+@pytest.mark.parametrize("left_by_the_dead", [False, True], ids=["fresh-keys", "expired-keys"])
+def test_race_threads(tmp_path, left_by_the_dead):
     keys = [f"job-{i:02d}" for i in range(20)]
-    wins = _race_threads(tmp_path, keys)
-    assert all(len(w) == 1 for w in wins.values()), wins
-
-
-def test_race_threads_expired_keys(tmp_path):
-    keys = [f"job-{i:02d}" for i in range(20)]
-    for key in keys:  # claims left by a dead process long ago
+    for key in keys if left_by_the_dead else []:  # claims left by a dead process long ago
         path = tmp_path / f"{key}.claim"
         path.write_text(json.dumps({"owner": "dead", "lease_seconds": 1.0}))
         os.utime(path, (time.time() - 100, time.time() - 100))
@@ -155,19 +154,25 @@ def test_race_processes(tmp_path):
         path = tmp_path / f"{key}.claim"
         path.write_text(json.dumps({"owner": "dead", "lease_seconds": 1.0}))
         os.utime(path, (time.time() - 100, time.time() - 100))
-    go = time.time() + 1.5  # processes start at different times; all begin claiming together
+    # Processes start at different times: all begin claiming once `go` exists, and none releases
+    # (on close) before every one has claimed, that is before `done` exists.
+    (tmp_path / "sync").mkdir()
+    go, done = tmp_path / "sync" / "go", tmp_path / "sync" / "done"
     procs = [
         _python(
-            f"import json, time\nc = claims.Claims({str(tmp_path)!r}, lease_seconds=5, owner='p{i}')\n"
-            f"time.sleep(max(0, {go} - time.time()))\n"
+            f"import json, os, time\nc = claims.Claims({str(tmp_path)!r}, lease_seconds=5, owner='p{i}')\n"
+            f"print('ready', flush=True)\nwhile not os.path.exists({str(go)!r}): time.sleep(0.001)\n"
             f"print(json.dumps([k for k in {keys!r} if c.try_claim(k)]), flush=True)\n"
-            "time.sleep(1)\nc.close()\n",
+            f"while not os.path.exists({str(done)!r}): time.sleep(0.01)\nc.close()\n",
             stdout=subprocess.PIPE,
         )
         for i in range(4)
     ]
-    won = [json.loads(p.communicate(timeout=20)[0]) for p in procs]
-    assert all(p.returncode == 0 for p in procs)
+    assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 4
+    go.touch()
+    won = [json.loads(p.stdout.readline()) for p in procs]
+    done.touch()
+    assert all(p.wait(timeout=60) == 0 for p in procs)
     assert sorted(k for w in won for k in w) == sorted(keys), won
     assert not list(tmp_path.glob("*.stale.*")) and not list(tmp_path.glob("*.takeover"))
 

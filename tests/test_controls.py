@@ -75,13 +75,14 @@ def test_histogram_mode_transfers_with_the_contents_colour_statistics():
 
 
 def test_coarse_to_fine_starts_each_scale_from_the_previous_result():
+    # 96 px: the coarse scale is BASE's size, whose program the tests above compiled.
     single, multi = [], []
-    optim.stylize(PARAMS, CONTENT, STYLE_A, BASE.replace(size=80, steps=3), callback=single.append)
-    result = optim.stylize(PARAMS, CONTENT, STYLE_A, BASE.replace(size=80, steps=3, scales=2),
+    optim.stylize(PARAMS, CONTENT, STYLE_A, BASE.replace(size=96, steps=3), callback=single.append)
+    result = optim.stylize(PARAMS, CONTENT, STYLE_A, BASE.replace(size=96, steps=3, scales=2),
                               callback=multi.append)
-    assert optim.scale_sizes(BASE.replace(size=80, scales=2)) == [40, 80]
+    assert optim.scale_sizes(BASE.replace(size=96, scales=2)) == [48, 96]
     assert [p.step for p in multi] == [1, 2, 3, 1, 2, 3] and result.steps == 6
-    assert result.image.shape == (67, 80, 3)
+    assert result.image.shape == (80, 96, 3)
     # At full size, the multi-scale run starts from the upsampled coarse result, not from noise.
     assert float(multi[3].total[0]) < 0.8 * float(single[0].total[0])
 
@@ -94,13 +95,13 @@ def test_masks_need_one_per_style():
 @pytest.mark.real_weights
 def test_two_region_mask_paints_each_half_with_its_style(real_params):
     """Left half from a red texture, right half from a blue one: each half takes its colour."""
-    gray = np.full((64, 64, 3), 0.5, np.float32)
-    stripes = (np.indices((64, 64)).sum(0) % 8 < 4).astype(np.float32)[..., None]
+    gray = np.full((48, 48, 3), 0.5, np.float32)
+    stripes = (np.indices((48, 48)).sum(0) % 8 < 4).astype(np.float32)[..., None]
     red = np.concatenate([0.5 + 0.5 * stripes, 0.1 * stripes, 0.1 * stripes], -1).astype(np.float32)
     blue = red[..., ::-1].copy()
-    left = np.zeros((64, 64), np.float32)
-    left[:, :32] = 1.0
-    settings = optim.Settings(size=64, steps=40, init="noise")
+    left = np.zeros((48, 48), np.float32)
+    left[:, :24] = 1.0
+    settings = optim.Settings(size=48, steps=40, init="noise")
     out = optim.stylize(real_params, gray, [red, blue], settings, masks=[left, 1 - left]).image
-    lhs, rhs = out[:, 4:28].reshape(-1, 3).mean(0), out[:, 36:60].reshape(-1, 3).mean(0)
+    lhs, rhs = out[:, 3:21].reshape(-1, 3).mean(0), out[:, 27:45].reshape(-1, 3).mean(0)
     assert lhs[0] > lhs[2] + 0.1 and rhs[2] > rhs[0] + 0.1, (lhs, rhs)

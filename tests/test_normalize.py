@@ -97,15 +97,8 @@ def test_cli_refuses_a_folder_without_images(tmp_path, capsys, make):
     assert not (tmp_path / "n.h5").exists()
 
 
-needs_weights = pytest.mark.skipif(
-    not REAL_WEIGHTS.exists(), reason=f"{REAL_WEIGHTS} missing: run `make weights` (make test does it)"
-)
-
-
 @pytest.fixture(scope="module")
 def real_normalized(tmp_path_factory):
-    if not REAL_WEIGHTS.exists():
-        pytest.skip(f"{REAL_WEIGHTS} missing: run `make weights` (make test does it)")
     images = [DATA / "tubingen.jpg", DATA / "starry_night.jpg"]
     out = tmp_path_factory.mktemp("normalized") / "vgg19_normalized.h5"
     path, report = normalize.normalize_file(REAL_WEIGHTS, out, images=images, size=64)
@@ -142,7 +135,6 @@ def test_real_weights_provenance_and_no_double_normalisation(real_normalized, tm
 
 
 @pytest.mark.real_weights
-@needs_weights
 def test_real_weights_too_small_an_image_is_refused(tmp_path):
     images = [DATA / "starry_night.jpg"]  # 48x30 px at size 48: under vgg.MIN_SIDE (32)
     with pytest.raises(JaxstyleError, match=f"too small.*at least {vgg.MIN_SIDE} px"):
@@ -150,7 +142,6 @@ def test_real_weights_too_small_an_image_is_refused(tmp_path):
 
 
 @pytest.mark.real_weights
-@needs_weights
 def test_real_weights_cli(tmp_path, capsys):
     out = tmp_path / "cli.h5"
     # 64 px: the widest bundled image (starry_night.jpg, 1024x640) is then 40 px high, over vgg.MIN_SIDE.

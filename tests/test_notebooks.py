@@ -27,25 +27,17 @@ CASES = {
     "cyclegan": (dict(SIZE=32, STEPS=2, WIDTH=4, BLOCKS=1, DISC_WIDTH=4, APPLY_SIZE=64),
                  ["cyclegan_training_loss.png", "cyclegan_translation.png"]),
 }
-# Committed with the outputs of a real run, so that their pictures show where the repository is browsed.
-WITH_OUTPUTS = set(CASES)
-
-pytestmark = [
-    pytest.mark.real_weights,
-    pytest.mark.slow,
-    pytest.mark.skipif(not REAL_WEIGHTS.exists(), reason=f"{REAL_WEIGHTS} missing: run `make weights`"),
-]
 
 
 @pytest.fixture(scope="module")
 def kernel_env(tmp_path_factory):
-    """A python3 kernelspec for *this* interpreter, found first; the weights; a JAX compilation cache.
+    """A python3 kernelspec for *this* interpreter, found first; the weights.
 
     A user-wide `python3` kernelspec may point at another Python; writing our own into a folder
     on JUPYTER_PATH (searched before the user's and the venv's folders) makes the kernel run in the
     interpreter that runs the tests. Identical programs (settings that differ only in init, seed or
-    colour mode compile to the same program) are shared through the persistent cache; an existing
-    $JAX_COMPILATION_CACHE_DIR (`make test` sets one) is kept.
+    colour mode compile to the same program) are shared through the session's persistent compilation
+    cache, $JAX_COMPILATION_CACHE_DIR (conftest), which the kernels inherit.
     """
     from ipykernel.kernelspec import write_kernel_spec
 
@@ -54,8 +46,6 @@ def kernel_env(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setenv("JUPYTER_PATH", os.pathsep.join(filter(None, [str(jupyter), os.environ.get("JUPYTER_PATH")])))
     patch.setenv("JAXSTYLE_WEIGHTS", str(REAL_WEIGHTS))  # what load_params() reads in the notebooks
-    patch.setenv("JAX_COMPILATION_CACHE_DIR",
-                 os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(tmp_path_factory.mktemp("jax_cache")))
     yield
     patch.undo()
 
@@ -71,21 +61,21 @@ def with_parameters(nb, values: dict) -> None:
     cells[0].source += "\n# test overrides\n" + "\n".join(f"{name} = {value}" for name, value in values.items())
 
 
-def test_notebooks_are_committed_as_intended():
-    for name in CASES:
-        nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-        nbformat.validate(nb)
-        code = [c for c in nb.cells if c.cell_type == "code"]
-        if name in WITH_OUTPUTS:
-            images = [o for c in code for o in c.outputs if "image/jpeg" in o.get("data", {})]
-            assert len(images) >= len(CASES[name][1]), f"{name}: commit it with the outputs of a real run"
-            # JPEG inline figures: as PNG these pictures made notebooks of 2-5 MB.
-            assert not any("image/png" in o.get("data", {}) for c in code for o in c.outputs), name
-            assert (NOTEBOOKS / f"{name}.ipynb").stat().st_size < 1_500_000, f"{name}: too large to commit"
-        else:
-            assert all(not c.outputs and c.execution_count is None for c in code), f"{name}: clear the outputs"
+@pytest.mark.parametrize("name", list(CASES))
+def test_notebook_is_committed_with_the_outputs_of_a_real_run(name):
+    """So that their pictures show where the repository is browsed."""
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    images = [o for o in outputs if "image/jpeg" in o.get("data", {})]
+    assert len(images) >= len(CASES[name][1]), f"{name}: commit it with the outputs of a real run"
+    # JPEG inline figures: as PNG these pictures made notebooks of 2-5 MB.
+    assert not any("image/png" in o.get("data", {}) for o in outputs), name
+    assert (NOTEBOOKS / f"{name}.ipynb").stat().st_size < 1_500_000, f"{name}: too large to commit"
 
 
+@pytest.mark.real_weights
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_notebook_runs_and_saves_figures(name, kernel_env, tmp_path):
     values, figures = CASES[name]
