@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -84,16 +85,20 @@ def real_params():
     return weights.load_params(REAL_WEIGHTS)
 
 
-def kill_and_resume(train_cmd, tmp_path: Path, *, steps: int = 8) -> tuple[Path, Path, dict]:
+def kill_and_resume(train_cmd, tmp_path: Path, *, steps: int = 8, whole: Path | None = None) -> tuple[Path, Path, dict]:
     """Runs the training command `train_cmd(out, steps)` (an argv writing a model to `out`, with a
-    checkpoint every step) twice: whole, and SIGKILLed once its second checkpoint is on disk (so the
-    kill lands mid-training, maybe mid-write) then run again. Returns (whole model file, resumed
-    model file, the resumed run's sidecar); fails unless the second run said it resumed. The runs
-    share the session's compilation cache: only the first compiles."""
+    checkpoint every step) SIGKILLed once its second checkpoint is on disk (so the kill lands
+    mid-training, maybe mid-write), then again. Returns (the uninterrupted run's model file, the
+    resumed one, the resumed run's sidecar); fails unless the second run said it resumed.
+
+    whole: a model this command made without interruption (e.g. a module fixture's, in this
+    process, whose compiled programs the runs here then load from the session's compilation
+    cache); None: run it whole first."""
     env = dict(os.environ)
-    whole = tmp_path / "whole" / "m.msgpack"
-    whole.parent.mkdir()
-    subprocess.run(train_cmd(whole, steps), check=True, env=env, capture_output=True, timeout=600)
+    if whole is None:
+        whole = tmp_path / "whole" / "m.msgpack"
+        whole.parent.mkdir()
+        subprocess.run(train_cmd(whole, steps), check=True, env=env, capture_output=True, timeout=600)
 
     killed = tmp_path / "killed" / "m.msgpack"
     killed.parent.mkdir()
@@ -128,3 +133,15 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
         code = e.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def train_on_two_devices(argv: list, out: Path) -> dict:
+    """Runs the training command `jaxstyle ARGV -o OUT` in a process with two (simulated) CPU devices,
+    so that each step's batch is split over them; returns the model's sidecar."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-m", "jaxstyle", *map(str, argv), "-o", str(out)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["devices"] == 2
+    return sidecar

@@ -49,13 +49,13 @@ def inputs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(inputs, tmp_path_factory):
-    """A two-style model trained by the command (3 steps in float16, a checkpoint and a preview at
-    step 2, a loss plot) and what the command printed on stdout."""
+    """A two-style model trained by the command (8 steps in float16, checkpoints and previews every
+    2 steps, a loss plot) and what the command printed on stdout."""
     out = tmp_path_factory.mktemp("model") / "two.msgpack"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = cli.main([str(a) for a in ["train", inputs["style"], inputs["scream"], "--photos", inputs["photos"],
-                                          "-o", out, "--steps", "3", "--checkpoint-every", "2", "--preview",
+                                          "-o", out, "--steps", "8", "--checkpoint-every", "2", "--preview",
                                           inputs["photo"], "--loss-plot", out.with_name("loss.png"), "--float16",
                                           *TINY]])
     assert code == 0
@@ -74,7 +74,7 @@ def test_train_writes_model_sidecar_preview_and_plot(trained):
     assert model.styles == ("starry", "scream") and model.config.num_styles == 2
     assert serialization.msgpack_restore(two_style_model.read_bytes())["dtype"] == "float16"
     sidecar = json.loads(two_style_model.with_suffix(".json").read_text())
-    assert sidecar["steps"] == 3 and sidecar["settings"]["size"] == 32 and sidecar["float16"] is True
+    assert sidecar["steps"] == 8 and sidecar["settings"]["size"] == 32 and sidecar["float16"] is True
     assert sidecar["model"] == str(two_style_model) and len(sidecar["model_sha256"]) == 64
     assert [s["name"] for s in sidecar["styles"]] == ["starry", "scream"]
     assert len(sidecar["styles"][0]["sha256"]) == 64 and len(sidecar["weights"]["sha256"]) == 64
@@ -159,16 +159,16 @@ def test_bad_input_is_one_line_exit_2_and_no_file(inputs, two_style_model, tmp_p
 
 
 @pytest.mark.slow
-def test_killed_training_resumes_to_the_same_parameters(inputs, tmp_path):
-    """Two styles: a resumed run must also continue the styles' rotation over the batch."""
+def test_killed_training_resumes_to_the_same_parameters(trained, inputs, tmp_path):
+    """The `trained` command killed and run again: the same parameters, bit for bit (two styles: the
+    resumed run must also continue the styles' rotation over the batch)."""
     whole, resumed, sidecar = kill_and_resume(
         lambda out, steps: [sys.executable, "-m", "jaxstyle", "train", str(inputs["style"]), str(inputs["scream"]),
-                            "--photos",
-                            str(inputs["photos"]), "-o", str(out), "--steps", str(steps), "--checkpoint-every", "1",
-                            *TINY], tmp_path)
+                            "--photos", str(inputs["photos"]), "-o", str(out), "--steps", str(steps),
+                            "--checkpoint-every", "1", "--float16", *TINY], tmp_path, whole=trained[0])
     a, b = model_file.load(whole), model_file.load(resumed)
-    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
-        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+        np.testing.assert_array_equal(x, y)
     assert sidecar["resumed_from_step"] >= 2 and sidecar["steps"] == 8
 
 
