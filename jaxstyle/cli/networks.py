@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from jaxstyle import color, losses, runtime
-from jaxstyle.cli.options import (add_alpha_beta, add_cache_option, add_common, add_dataclass_options, apply_alpha_beta,
-                                  check_not_inputs, dataclass_values, load_params, parse_list, photo_files)
-from jaxstyle.cli.progress import step_bar
+from jaxstyle.cli.options import (add_alpha_beta, add_cache_option, add_common, add_dataclass_options,
+                                  apply_alpha_beta, check_not_inputs, dataclass_values, load_params, parse_list,
+                                  photo_files, step_bar)
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io, plots, sidecars
 from jaxstyle.nets.runs import Checkpointer, Progress

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from jaxstyle import color, losses, optim, runtime, vgg
-from jaxstyle.cli.options import (EXIT_NON_FINITE, add_alpha_beta, add_common, add_dataclass_options,
-                                  apply_alpha_beta, check_not_inputs, dataclass_values, load_params, parse_list)
-from jaxstyle.cli.progress import ProgressReporter, save_every
+from jaxstyle.cli.options import (EXIT_NON_FINITE, ProgressReporter, add_alpha_beta, add_common,
+                                  add_dataclass_options, apply_alpha_beta, check_not_inputs, dataclass_values,
+                                  load_params, parse_list, save_every)
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io, plots, sidecars
 

@@ -1,16 +1,15 @@
 """The paper's method: optimising the pixels of an image against VGG-19 features.
 
 `settings` (what decides a run), `solver` (the jitted, vmapped L-BFGS/Adam loop over a batch of
-canvases), `problem` (tasks and `solve` for one batch), `plan` (packing tasks into batches),
-`memory` (size and memory checks), `api` (the public functions re-exported here); `batch/`
-runs manifests of jobs durably over devices, processes and hosts.
+canvases), `problem` (tasks, `solve` for one batch, size and memory checks), `api` (packing tasks
+into batches, and the public functions re-exported here); `batch/` runs manifests of jobs
+durably over devices, processes and hosts.
 """
 
-from jaxstyle.optim.api import stylize, stylize_batch, stylize_many, sweep
-from jaxstyle.optim.memory import available_memory_bytes, check_memory, check_size, estimate_memory_bytes
-from jaxstyle.optim.plan import plan, plan_shapes, solve_all
-from jaxstyle.optim.problem import (NonFiniteLoss, Prepared, Result, Task, final_shape, initial_image, make_task,
-                                    prepare, scale_sizes, solve)
+from jaxstyle.optim.api import plan, plan_shapes, solve_all, stylize, stylize_batch, stylize_many, sweep
+from jaxstyle.optim.problem import (NonFiniteLoss, Prepared, Result, Task, available_memory_bytes, check_memory,
+                                    check_size, estimate_memory_bytes, final_shape, initial_image, make_task, prepare,
+                                    scale_sizes, solve)
 from jaxstyle.optim.settings import INITS, MIN_SIDE, OPTIMIZERS, ProgramKey, Settings, validate
 from jaxstyle.optim.solver import Progress, Resume
 
