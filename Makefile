@@ -28,11 +28,11 @@ weights/vgg19_normalized.h5: $(WEIGHTS) | $(VENV)/.installed
 demo: install weights
 	$(VENV)/bin/jaxstyle demo --weights $(WEIGHTS) -o outputs/tubingen_starry_night.png
 
-# Two pytest workers, one test file each at a time (module fixtures are built once): the suite is
-# bound by XLA compiles, one core each. TEST_WORKERS=1 runs it in one process.
+# Two pytest workers, one test file (or notebook) each at a time, so module fixtures are built once
+# (tests/conftest.py): the suite is bound by XLA compiles, one core each. TEST_WORKERS=1: one process.
 TEST_WORKERS ?= 2
 test: install weights
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(WEIGHTS) weights/vgg19_normalized.h5 outputs .jax_cache .pytest_cache .photos .cyclegan

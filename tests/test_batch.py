@@ -152,7 +152,7 @@ np.savez({out!r}, image=sharded.image, total=sharded.total)
 def test_batch_sharded_over_8_cpu_devices_equals_one_device(straight, tmp_path):
     """The three images padded to 8, one per device, against the run of just the three on one device
     in this process."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    env = dict(os.environ, XLA_FLAGS=os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=8")
     code = SHARDED.format(tests=str(REPO / "tests"), out=str(tmp_path / "sharded.npz"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

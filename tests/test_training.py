@@ -221,7 +221,8 @@ SHARDED = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_data_parallel_over_8_devices_matches_one_device(photo_dir):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=8",
+               JAX_PLATFORMS="cpu")
     code = SHARDED.format(tests=str(REPO / "tests"), photos=str(photo_dir), shallow=SHALLOW)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
