@@ -8,7 +8,7 @@ Sections (select with --only):
            on this CPU, and at 128 px with a batch of 8 sharded over 8 simulated devices.
   apply    ms per image of `cyclegan.apply` at 512 px: the demo model and the paper's width.
 
-    .venv/bin/python benchmarks/cyclegan_bench.py              # appends to docs/benchmarks.md
+    .venv/bin/python benchmarks/cyclegan_bench.py              # replaces its blocks of docs/benchmarks.md
     .venv/bin/python benchmarks/cyclegan_bench.py --quick      # smoke test, prints only
     .venv/bin/python benchmarks/cyclegan_bench.py --only quality --model M --print-only  # score another model
 """

@@ -2,7 +2,7 @@
 
     python benchmarks/mixed_batch_bench.py [--before COMMIT] [--quick]
 
-Four measurements, each in fresh processes, printed as Markdown and appended to docs/benchmarks.md:
+Four measurements, each in fresh processes, printed as Markdown; a full run replaces its block of docs/benchmarks.md:
 
 1. `jaxstyle batch` on 9 contents of different aspect ratios x 2 styles (18 jobs) against 16 jobs of
    one shape, 128 px, 20 steps, one device, each from an empty compilation cache (whole process).
