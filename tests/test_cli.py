@@ -147,6 +147,16 @@ def test_console_script_runs_in_a_fresh_process(images):
     assert "Traceback" not in bad.stderr
 
 
+def test_the_command_line_starts_without_the_networks():
+    """flax loads only when a network command runs (it costs every command's start); the networks'
+    public names still resolve from the package."""
+    code = ("import sys, jaxstyle, jaxstyle.cli; assert 'flax' not in sys.modules, 'flax imported'; "
+            "from jaxstyle import load_cyclegan, load_model, paint, translate; "
+            "assert paint.__module__ == 'jaxstyle.nets.fast' and translate.__module__ == 'jaxstyle.nets.cyclegan'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_weights_info_of_the_real_weights(capsys):
     code, stdout, _ = run_cli(["weights", "info", REAL_WEIGHTS], capsys)
     assert code == 0 and "caffe" in stdout

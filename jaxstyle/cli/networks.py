@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,9 @@ from jaxstyle.cli.options import (add_alpha_beta, add_cache_option, add_common, 
                                   photo_files, step_bar)
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io, plots, sidecars
-from jaxstyle.nets.runs import Checkpointer, Progress
+
+if TYPE_CHECKING:  # the networks (flax) are imported only by the commands that run them
+    from jaxstyle.nets.runs import Progress
 
 _TRAIN_HELP = {
     "size": "crop side in px",
@@ -167,6 +169,8 @@ def _train(args: argparse.Namespace, model_path: Path, settings, *, command: str
     progress bar (the losses formatted by `bar_losses`, `skipped()` input files), a checkpoint (and `preview(params)`
     image) every --checkpoint-every steps, then `finish(result, history, first step)` (model file
     and sidecar), the loss plot and the clean-up."""
+    from jaxstyle.nets.runs import Checkpointer
+
     checkpoints = Checkpointer(model_path.with_name(model_path.name + ".checkpoint"), tag,
                                history_keys=("step", *loss_names))
     resume, history = checkpoints.load(template, log=lambda m: print(f"{command}: {m}", file=sys.stderr))
