@@ -54,6 +54,23 @@ def test_manifest_lines_that_are_not_jobs_become_failures(tmp_path):
     assert "pooling" in failures[2]["reason"] and ".xyz" in failures[3]["reason"]
 
 
+def test_a_manifest_from_windows_reads_alike(tmp_path):
+    """A byte-order mark, CRLF line ends and backslashes in paths, as Windows editors write them."""
+    (tmp_path / "in").mkdir()
+    for name in ("c.jpg", "s.jpg"):
+        (tmp_path / "in" / name).write_bytes(b"x")
+    manifest = tmp_path / "jobs.jsonl"
+    lines = ['{"content": "in\\\\c.jpg", "style": "in/s.jpg", "output": "Tübingen 写真.png"}',
+             '{"content": "in/c.jpg", "style": "in\\\\s.jpg", "settings": {"steps": 3}}']
+    manifest.write_bytes("\ufeff".encode() + "\r\n".join(lines).encode() + b"\r\n")
+    jobs, failures = batch.read_manifest(manifest, tmp_path / "out", optim.Settings())
+    assert failures == []
+    assert [(j.content, j.style, j.output.name) for j in jobs] == [
+        (tmp_path / "in" / "c.jpg", tmp_path / "in" / "s.jpg", "Tübingen 写真.png"),
+        (tmp_path / "in" / "c.jpg", tmp_path / "in" / "s.jpg", "c_s.png")]
+    assert jobs[1].settings.steps == 3
+
+
 def test_every_process_plans_the_same_units_covering_every_job(tmp_path):
     shapes = [(48, 64), (64, 48), (60, 64), (64, 60), (64, 64)]
     jobs = []
@@ -198,15 +215,20 @@ def test_a_rerun_skips_finished_jobs_and_bad_jobs_fail_alone(reference, tmp_path
     assert code == 0 and "0 done, 6 skipped" in err, err
     with_bad = tmp_path / "jobs.jsonl"
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
-    # Two good jobs (the reference's first batch, so its compiled program serves) and a bad one.
+    # Two good jobs (the reference's first batch, so its compiled program serves) and three bad ones.
     jobs = [{"content": str(folder / "c0.png"), "style": str(folder / "s0.png")},
             {"content": "broken.png", "style": str(folder / "s0.png")},
+            {"content": str(folder / "c0.png"), "style": str(folder / "s0.png"), "output": "m.png",
+             "settings": {"lbfgs_memory": 0}},
+            {"content": str(folder / "c0.png"), "style": str(folder / "s0.png"), "ouput": "typo.png"},
             {"content": str(folder / "c1.png"), "style": str(folder / "s1.png")}]
     with_bad.write_text("".join(json.dumps(job) + "\n" for job in jobs))
     code, _, err = run_cli(batch_argv(with_bad, tmp_path / "out"), capsys)
     assert code == batch.EXIT_SOME_FAILED, err[-2000:]
     failures = [json.loads(line) for line in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
-    assert len(failures) == 1 and "broken.png" in failures[0]["reason"]
+    reasons = sorted(f["reason"] for f in failures)
+    assert len(reasons) == 3 and "lbfgs_memory" in reasons[0] and "broken.png" in reasons[1], reasons
+    assert "unknown key(s) 'ouput'" in reasons[2] and "failures.jsonl" in err
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["c0_s0.png", "c1_s1.png"]
 
 

@@ -103,3 +103,33 @@ def test_written_files_get_umask_permissions_not_private_ones(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_a_full_disk_leaves_no_output_without_its_sidecar(tmp_path, monkeypatch):
+    from jaxstyle.io import sidecars
+
+    output = tmp_path / "out.png"
+    output.write_bytes(b"an output")
+
+    def disk_full(path, text):
+        raise JaxstyleError(f"Could not write {path} (No space left on device); check free disk space.")
+
+    monkeypatch.setattr(sidecars, "atomic_write_text", disk_full)
+    with pytest.raises(JaxstyleError, match="No space left") as caught:
+        sidecars.write_sidecar(output, {})
+    assert "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_outputs_sees_the_same_file_by_link_and_path(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"x")
+    (tmp_path / "hard.jpg").hardlink_to(photo)
+    (tmp_path / "soft.jpg").symlink_to(photo)
+    (tmp_path / "sub").mkdir()
+    for same in ("hard.jpg", "soft.jpg", "sub/../photo.jpg"):
+        with pytest.raises(JaxstyleError, match="would overwrite the photo"):
+            files.check_outputs([("-o", tmp_path / same)], [("the photo", photo)])
+    with pytest.raises(JaxstyleError, match="are the same file"):
+        files.check_outputs([("-o", tmp_path / "a.png"), ("--loss-plot", tmp_path / "sub" / ".." / "a.png")], [])
+    files.check_outputs([("-o", tmp_path / "a.png"), ("--loss-plot", tmp_path / "b.png")], [("the photo", photo)])

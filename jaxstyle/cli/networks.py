@@ -19,10 +19,10 @@ import numpy as np
 
 from jaxstyle import color, losses, runtime
 from jaxstyle.cli.options import (add_alpha_beta, add_cache_option, add_common, add_dataclass_options,
-                                  apply_alpha_beta, check_not_inputs, dataclass_values, load_params, parse_list,
-                                  photo_files, step_bar)
+                                  apply_alpha_beta, at_least, dataclass_values, load_params, number, parse_list,
+                                  photo_files, sidecar_outputs, step_bar, weights_file)
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.io import image_io, plots, sidecars
+from jaxstyle.io import files, image_io, plots, sidecars
 
 if TYPE_CHECKING:  # the networks (flax) are imported only by the commands that run them
     from jaxstyle.nets.runs import Progress
@@ -46,7 +46,7 @@ _TRAIN_HELP = {
 
 
 def _add_checkpoint_options(group, preview: str) -> None:
-    group.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+    group.add_argument("--checkpoint-every", type=at_least(0), default=100, metavar="N",
                        help="save the training state every N steps beside the model; the same command "
                             "resumes from it (0: never; default: 100)")
     group.add_argument("--preview", type=Path, default=None, metavar="IMAGE",
@@ -57,9 +57,9 @@ def _add_apply_options(p, noun: str, size: str) -> None:
     """-o, --size, --batch-size, --quiet, --cache-dir; `noun`: what is applied to."""
     p.add_argument("-o", "--output", type=Path, required=True,
                    help=f"output .png/.jpg/.webp for one {noun}, or a folder (created if missing)")
-    p.add_argument("--size", type=int, default=512, help=f"resize each {noun} so its longest side is N px first; "
+    p.add_argument("--size", type=at_least(0), default=512, help=f"resize each {noun} so its longest side is N px first; "
                    f"0 keeps each {noun}'s size (default: 512{size})")
-    p.add_argument("--batch-size", type=int, default=4, help=f"{noun}s per forward pass (default: 4)")
+    p.add_argument("--batch-size", type=at_least(1), default=4, help=f"{noun}s per forward pass (default: 4)")
     p.add_argument("--quiet", action="store_true", help="print only the output paths")
     add_cache_option(p)
 
@@ -87,9 +87,9 @@ def add_apply_parser(sub) -> None:
                    "(a ready one: models/starry_night.msgpack)")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image file(s) or folder(s) of images")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--style-index", type=int, default=None, metavar="K",
+    which.add_argument("--style-index", type=at_least(0), default=None, metavar="K",
                        help="index of the model's style to paint (default 0)")
-    which.add_argument("--mix", type=parse_list(float), default=None, metavar="W1,W2,...",
+    which.add_argument("--mix", type=parse_list(number(0)), default=None, metavar="W1,W2,...",
                        help="blend the model's styles with these weights (one per style)")
     p.add_argument("--preserve-colors", default="none", choices=color.PRESERVE_COLORS,
                    help="none, luminance (keep the photo's colours) or histogram (match them)")
@@ -143,17 +143,19 @@ def add_cyclegan_parser(sub) -> None:
 # --- training: one skeleton, two families ---------------------------------------------------------------
 
 
-def _model_output(args: argparse.Namespace, inputs: Sequence[Path]) -> Path:
-    """-o, checked with MODEL.json and the loss plot beside it (writable, none an input) before any work."""
+def _model_output(args: argparse.Namespace, inputs: Sequence[tuple[str, Path]]) -> Path:
+    """-o, checked with what is written beside it (MODEL.json, the checkpoint, the preview, the loss
+    plot: writable, none an input or another) before any work."""
     model_path = image_io.check_output_path(args.output)
-    if model_path.suffix.lower() == ".json":
-        raise JaxstyleError(f"-o {model_path}: the sidecar is written as MODEL.json; name the model .msgpack")
-    outputs = [model_path, sidecars.sidecar_path(model_path), *([args.loss_plot] if args.loss_plot else [])]
-    for path in outputs[1:]:
-        image_io.check_output_path(path)
-    check_not_inputs(outputs, [*inputs, *([args.preview] if args.preview else [])])
-    if args.checkpoint_every < 0:
-        raise JaxstyleError("--checkpoint-every must be 0 (never) or a positive number of steps")
+    if model_path.suffix.lower() != ".msgpack":
+        raise JaxstyleError(f"-o {model_path}: name the model file .msgpack (its sidecar is MODEL.json)")
+    outputs = [*sidecar_outputs([model_path]), ("the checkpoint", model_path.with_name(model_path.name + ".checkpoint"))]
+    if args.preview:
+        outputs.append(("the preview", _preview_path(model_path)))
+        inputs = [*inputs, ("--preview", args.preview)]
+    if args.loss_plot:
+        outputs.append(("--loss-plot", image_io.check_output_path(args.loss_plot)))
+    files.check_outputs(outputs, inputs)
     return model_path
 
 
@@ -213,7 +215,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     values = apply_alpha_beta(args, dataclass_values(args, training.TrainSettings), training.TrainSettings)
     settings = training.TrainSettings(**values)
-    model_path = _model_output(args, args.styles)
+    model_path = _model_output(args, [*(("a style image", p) for p in args.styles),
+                                      ("the weights", weights_file(args))])
     styles = [image_io.load_image(p) for p in args.styles]
     names = tuple(p.stem for p in args.styles)
     preview = image_io.load_image(args.preview, size=settings.style_size) if args.preview else None
@@ -257,7 +260,8 @@ def run_cyclegan_train(args: argparse.Namespace) -> int:
     settings = cyclegan.CycleGANSettings(**dataclass_values(args, cyclegan.CycleGANSettings))
     preview = image_io.load_image(args.preview, size=2 * settings.size) if args.preview else None
     domain_a, domain_b = cyclegan.photo_folders(args.a, args.b, settings)
-    model_path = _model_output(args, [*domain_a.files, *domain_b.files])
+    model_path = _model_output(args, [*(("an image of --a", p) for p in domain_a.files),
+                                      *(("an image of --b", p) for p in domain_b.files)])
     runtime.enable_compilation_cache(args.cache_dir)
     devices = jax.local_devices()
     batch = cyclegan.batch_size_for(settings, devices)
@@ -299,43 +303,41 @@ def run_cyclegan_train(args: argparse.Namespace) -> int:
 # --- applying: one skeleton, two families ---------------------------------------------------------------
 
 
-def _output_files(files: list[Path], output: Path, label: str, model: Path) -> list[Path]:
+def _output_files(paths: list[Path], output: Path, label: str, model: Path) -> list[Path]:
     """Where `apply` writes each input: `output` itself for one input and a file name, else
     OUTPUT/STEM_LABEL.png; checked (no collisions, writable types, no input overwritten) before any work."""
-    single = len(files) == 1 and output.suffix and not output.is_dir()
-    outputs = [output] if single else [output / f"{f.stem}_{label}.png" for f in files]
+    single = len(paths) == 1 and output.suffix and not output.is_dir()
+    outputs = [output] if single else [output / f"{f.stem}_{label}.png" for f in paths]
     if len(set(outputs)) != len(outputs):
         raise JaxstyleError("two images share a file name; rename one so the outputs do not collide")
-    check_not_inputs(outputs, [*files, model])
-    if not single:  # created only once the names are known to be fine: a refusal leaves nothing behind
-        image_io.ensure_output_dir(output)
     for out in outputs:
-        image_io.check_image_output(out)
+        image_io.check_image_format(out)
+        if single:
+            image_io.check_output_path(out)
+    files.check_outputs(sidecar_outputs(outputs), [*(("an input image", f) for f in paths), ("the model", model)])
     return outputs
 
 
 def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, label: str,
            paint: Callable[..., list[np.ndarray]], record: Mapping[str, Any]) -> int:
-    """Checks --size, --batch-size, the inputs and outputs, then runs `paint(images, size=, batch_size=)`
-    once and saves each result with its sidecar (`record`, the input, the cost)."""
-    if args.size < 0:
-        raise JaxstyleError(f"--size must be a number of pixels (0: each image's own size), got {args.size}")
-    if args.batch_size < 1:
-        raise JaxstyleError(f"--batch-size must be at least 1, got {args.batch_size}")
-    files = photo_files(inputs)
-    outputs = _output_files(files, args.output, label, args.model)
-    images = [image_io.load_image(f) for f in files]
+    """Checks the inputs and outputs, then runs `paint(images, size=, batch_size=)` once and saves
+    each result with its sidecar (`record`, the input, the cost)."""
+    paths = photo_files(inputs)
+    outputs = _output_files(paths, args.output, label, args.model)
+    images = [image_io.load_image(f) for f in paths]
+    if len(outputs) > 1 or outputs[0] != args.output:  # created once every input is known to be fine
+        image_io.ensure_output_dir(args.output)
     runtime.enable_compilation_cache(args.cache_dir)
     t0 = time.perf_counter()
     results = paint(images, size=args.size or None, batch_size=args.batch_size)
     seconds = time.perf_counter() - t0
-    for source, out, image in zip(files, outputs, results):
+    for source, out, image in zip(paths, outputs, results):
         image_io.save_image(out, image)
         sidecars.write_sidecar(out, {**record, "input": sidecars.file_record(source), "size": args.size,
-                                     "seconds_all_images": round(seconds, 3), "images": len(files)})
+                                     "seconds_all_images": round(seconds, 3), "images": len(paths)})
         print(out)
     if not args.quiet:
-        print(f"{command}: {len(files)} image(s) in {seconds:.2f} s (compilation included)", file=sys.stderr)
+        print(f"{command}: {len(paths)} image(s) in {seconds:.2f} s (compilation included)", file=sys.stderr)
     return 0
 
 

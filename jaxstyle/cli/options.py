@@ -17,11 +17,40 @@ import numpy as np
 
 from jaxstyle import losses
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.io import image_io, weights
+from jaxstyle.io import image_io, sidecars, weights
 from jaxstyle.optim import Progress
 from jaxstyle.nets.photos import EXTENSIONS
 
 EXIT_ERROR, EXIT_NON_FINITE, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def at_least(minimum: int):
+    """An argparse type: an integer >= `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(minimum: float, *, inclusive: bool = True):
+    """An argparse type: a finite number >= `minimum` (> it when not `inclusive`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (np.isfinite(value) and (value >= minimum if inclusive else value > minimum)):
+            raise argparse.ArgumentTypeError(f"must be a finite number {'>=' if inclusive else '>'} {minimum:g}, "
+                                             f"got {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
 
 
 def parse_list(kind):
@@ -30,8 +59,8 @@ def parse_list(kind):
         items = [t.strip() for t in text.split(",") if t.strip()]
         try:
             return tuple(kind(t) for t in items)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
+        except (ValueError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from None
     return parse
 
 
@@ -52,17 +81,19 @@ def _option_type(field: dataclasses.Field):
     return {"int": int, "float": float, "str": str}[annotation.split(" ")[0].split("|")[0]]
 
 
-def add_dataclass_options(group, cls, helps: Mapping[str, str], *,
-                          choices: Mapping[str, tuple] | None = None) -> None:
-    """One --option per field of the dataclass `cls`, with its help and its default (shown, not set:
-    only the options given reach `dataclass_values`); `choices` restricts a field's values."""
+def add_dataclass_options(group, cls, helps: Mapping[str, str]) -> None:
+    """One --option per field of the dataclass `cls`, with its help, its choices (from the field's
+    rules) and its default (shown, not set: only the options given reach `dataclass_values`).
+    A help that says its own default (e.g. "default: equal") is not given another."""
     defaults = cls()
     for field in dataclasses.fields(cls):
         default = getattr(defaults, field.name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        text = helps.get(field.name, "")
+        if "default" not in text:
+            text += f" (default: {shown})"
         group.add_argument("--" + field.name.replace("_", "-"), dest=field.name, type=_option_type(field),
-                           default=argparse.SUPPRESS, choices=(choices or {}).get(field.name),
-                           help=f"{helps.get(field.name, '')} (default: {shown})")
+                           default=argparse.SUPPRESS, choices=field.metadata.get("choices"), help=text)
 
 
 def dataclass_values(args: argparse.Namespace, cls) -> dict:
@@ -71,14 +102,16 @@ def dataclass_values(args: argparse.Namespace, cls) -> dict:
 
 
 def add_alpha_beta(group, default: float | None = None) -> None:
-    shown = "" if default is None else f" (default: {default:g})"
-    group.add_argument("--alpha-beta", type=float, default=argparse.SUPPRESS,
+    shown = "" if default is None else f"; unset, the content and style weights are used as given (default ratio {default:g})"
+    group.add_argument("--alpha-beta", type=number(0), default=argparse.SUPPRESS,
                        help=f"alpha/beta ratio: sets content weight = ratio x style weight{shown}")
 
 
 def apply_alpha_beta(args: argparse.Namespace, values: dict, cls) -> dict:
     """`values` with the content weight set from --alpha-beta (and the style weight given or default)."""
     if hasattr(args, "alpha_beta"):
+        if hasattr(args, "content_weight"):
+            raise JaxstyleError("give --alpha-beta or --content-weight, not both: the ratio sets the content weight")
         values["content_weight"] = args.alpha_beta * values.get("style_weight", cls.style_weight)
     return values
 
@@ -113,16 +146,19 @@ def photo_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def check_not_inputs(outputs: list[Path], inputs: list[Path]) -> None:
-    resolved = {p.resolve() for p in inputs}
-    for out in outputs:
-        if out.resolve() in resolved:
-            raise JaxstyleError(f"output {out} is also an input; choose another -o so inputs are never overwritten")
+def sidecar_outputs(outputs: Sequence[Path], role: str = "-o") -> list[tuple[str, Path]]:
+    """(role, path) of each output and of its sidecar OUTPUT.json, for `files.check_outputs`."""
+    return [item for out in outputs for item in ((role, out), (f"the sidecar of {out}", sidecars.sidecar_path(out)))]
+
+
+def weights_file(args: argparse.Namespace) -> Path:
+    """--weights, or the default weights file."""
+    return Path(args.weights if args.weights is not None else weights.default_weights_path())
 
 
 def load_params(args: argparse.Namespace):
-    path = args.weights if args.weights is not None else weights.default_weights_path()
-    return weights.load_params(path), Path(path)
+    path = weights_file(args)
+    return weights.load_params(path), path
 
 
 class ProgressReporter:

@@ -12,10 +12,10 @@ import numpy as np
 
 from jaxstyle import color, losses, optim, runtime, vgg
 from jaxstyle.cli.options import (EXIT_NON_FINITE, ProgressReporter, add_alpha_beta, add_common,
-                                  add_dataclass_options, apply_alpha_beta, check_not_inputs, dataclass_values,
-                                  load_params, parse_list, save_every)
+                                  add_dataclass_options, apply_alpha_beta, at_least, dataclass_values, load_params,
+                                  number, parse_list, save_every, sidecar_outputs, weights_file)
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.io import image_io, plots, sidecars
+from jaxstyle.io import files, image_io, plots, sidecars
 
 _HELP = {
     "size": "longest side of the output in px",
@@ -34,7 +34,7 @@ _HELP = {
     "seed": "seed of the white-noise initialisation",
     "learning_rate": "Adam's step size (pixels in [0, 1])",
     "lbfgs_memory": "L-BFGS history length",
-    "style_blend": "comma-separated weight per style image (STYLE, then each --blend-with)",
+    "style_blend": "comma-separated weight per style image (STYLE, then each --blend-with; default: equal)",
     "style_scale": "style image size relative to the content's",
     "preserve_colors": "none, luminance (transfer on luminance only) or histogram (match the style's colours)",
     "scales": "coarse-to-fine levels: optimise at size/2^(N-1) ... size, --steps at each",
@@ -45,8 +45,7 @@ _HELP = {
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     """One option per `Settings` field, its default shown from the dataclass."""
     group = parser.add_argument_group("optimisation (defaults: the paper's, see README)")
-    add_dataclass_options(group, optim.Settings, _HELP, choices={
-        "optimizer": optim.OPTIMIZERS, "pooling": vgg.POOLINGS, "preserve_colors": color.PRESERVE_COLORS})
+    add_dataclass_options(group, optim.Settings, _HELP)
     defaults = optim.Settings()
     add_alpha_beta(group, defaults.content_weight / defaults.style_weight)
     group.add_argument("--settings", type=Path, help="JSON sidecar of an earlier output: reuse its settings")
@@ -65,17 +64,19 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="output .png/.jpg/.webp for one content (default: CONTENT_STYLE.png here); "
                         "an existing folder for several")
-    p.add_argument("--save-every", type=int, default=0, metavar="N", help="also save every N-th step's image")
+    p.add_argument("--save-every", type=at_least(0), default=0, metavar="N",
+                   help="also save every N-th step's image as OUTPUT_stepNNNNN.png (default: 0, none)")
     _add_settings_options(p)
     add_common(p)
 
     p = sub.add_parser("sweep", help="one compiled run over several alpha/beta ratios, with a contact sheet")
-    p.add_argument("content", type=Path)
-    p.add_argument("style", type=Path)
-    p.add_argument("--ratios", type=parse_list(float), default=(1e-5, 1e-4, 1e-3, 1e-2),
+    p.add_argument("content", type=Path, metavar="CONTENT", help="content image")
+    p.add_argument("style", type=Path, metavar="STYLE", help="style image")
+    p.add_argument("--ratios", type=parse_list(number(0)), default=(1e-5, 1e-4, 1e-3, 1e-2),
                    help="comma-separated alpha/beta values (default: 1e-5,1e-4,1e-3,1e-2, the paper's Fig. 4)")
     p.add_argument("-o", "--output", type=Path, default=Path("sweep.png"),
-                   help="contact sheet .png/.jpg/.webp; each image is written beside it")
+                   help="contact sheet .png/.jpg/.webp; each image is written beside it as "
+                        "SHEET_ratioR.png (default: sweep.png)")
     _add_settings_options(p)
     add_common(p)
 
@@ -85,45 +86,55 @@ def add_parsers(sub) -> None:
     p.add_argument("--contents", type=Path, help="instead of a manifest: every image in this folder ...")
     p.add_argument("--style", type=Path, help="... in the style of this image")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder (created if missing)")
-    p.add_argument("--batch-size", type=int, default=8, help="images optimised together in one vmapped program")
-    p.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
-                   help="save the optimisation state every N steps (0: never)")
-    p.add_argument("--lease-seconds", type=float, default=60.0, metavar="S",
+    p.add_argument("--batch-size", type=at_least(1), default=8, metavar="N",
+                   help="images optimised together in one vmapped program (default: 8)")
+    p.add_argument("--checkpoint-every", type=at_least(0), default=10, metavar="N",
+                   help="save the optimisation state every N steps (0: never; default: 10)")
+    p.add_argument("--lease-seconds", type=number(0, inclusive=False), default=60.0, metavar="S",
                    help="a running batch's claim lapses S seconds after its process stops renewing it (dies); "
                         "then another process running the same manifest into the same folder takes it over "
                         "(default: 60)")
     p.add_argument("--coordinator", help="host:port of process 0, to run on several processes/hosts "
                                          "(or set JAX_COORDINATOR_ADDRESS etc. and --distributed)")
-    p.add_argument("--num-processes", type=int, help="with --coordinator")
-    p.add_argument("--process-id", type=int, help="with --coordinator")
+    p.add_argument("--num-processes", type=at_least(1), help="with --coordinator: how many processes in all")
+    p.add_argument("--process-id", type=at_least(0), help="with --coordinator: this process's number, from 0")
     p.add_argument("--distributed", action="store_true",
                    help="call jax.distributed.initialize() from the environment (cluster auto-detection)")
     _add_settings_options(p)
     add_common(p)
 
     p = sub.add_parser("demo", help="the bundled Tübingen photo in the style of The Starry Night")
-    p.add_argument("-o", "--output", type=Path, default=Path("outputs/tubingen_starry_night.png"))
+    p.add_argument("-o", "--output", type=Path, default=Path("outputs/tubingen_starry_night.png"),
+                   help="output .png/.jpg/.webp; its folder is created (default: outputs/tubingen_starry_night.png)")
     _add_settings_options(p)
     add_common(p)
 
 
 def _settings_from(args: argparse.Namespace) -> optim.Settings:
     """--settings SIDECAR's settings, overridden by the options given."""
-    values: dict[str, Any] = _read_sidecar_settings(args.settings) if getattr(args, "settings", None) else {}
+    sidecar = getattr(args, "settings", None)
+    values: dict[str, Any] = _read_sidecar_settings(sidecar) if sidecar else {}
     values.update(dataclass_values(args, optim.Settings))
-    return optim.Settings.from_dict(apply_alpha_beta(args, values, optim.Settings))
+    return optim.Settings.from_dict(apply_alpha_beta(args, values, optim.Settings),
+                                    source=f"--settings {sidecar}" if sidecar else None)
 
 
 def _read_sidecar_settings(path: Path) -> dict:
     try:
-        return dict(json.loads(path.read_text())["settings"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise JaxstyleError(f"cannot read settings from {path}: {e}; give the .json written beside an output")
+        record = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError) as e:
+        raise JaxstyleError(f"cannot read settings from {path} ({e}); give the .json written beside an output")
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        raise JaxstyleError(f"{path} holds no \"settings\" object; give the .json sidecar written beside an "
+                            f"output of stylize, sweep or batch")
+    return record["settings"]
 
 
 def run_demo(args: argparse.Namespace) -> int:
     args.contents, args.style = [image_io.data_path("tubingen.jpg")], image_io.data_path("starry_night.jpg")
     args.save_every = 0
+    _settings_from(args)  # refused before the output folder is made
+    image_io.check_image_format(args.output)
     image_io.ensure_output_dir(args.output.parent)
     return run_stylize(args)
 
@@ -132,13 +143,14 @@ def run_stylize(args: argparse.Namespace) -> int:
 
     settings = _settings_from(args)
     outputs = _output_paths(args.contents, args.style, args.output)
-    if args.loss_plot:
-        image_io.check_output_path(args.loss_plot)
     contents = [image_io.load_image(p) for p in args.contents]
     style, masks, style_inputs = _styles_and_masks(args, contents)
-    check_not_inputs(outputs, [*args.contents, *style_inputs.values(), *_init_file(settings)])
+    frames = [out.with_name(f"{out.stem}_step{step:05d}{out.suffix}") for out in outputs
+              for step in range(args.save_every, settings.steps, args.save_every or settings.steps + 1)]
+    _check_outputs(args, [*sidecar_outputs(outputs), *(("--save-every", f) for f in frames)],
+                   {"content": args.contents, **style_inputs}, settings)
     params, weights_path = load_params(args)
-    _print_memory_estimate(contents, settings)
+    _print_memory_estimate(contents, settings, quiet=args.quiet)
     runtime.enable_compilation_cache(args.cache_dir)
 
     with ProgressReporter(settings.steps, quiet=args.quiet, batch=len(contents)) as progress:
@@ -171,14 +183,16 @@ def run_sweep(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     sheet = args.output
     image_io.check_image_output(sheet)
-    if args.loss_plot:
-        image_io.check_output_path(args.loss_plot)
+    if not args.ratios or len({f"{r:g}" for r in args.ratios}) != len(args.ratios):
+        raise JaxstyleError(f"--ratios needs distinct values (each names its output file), got "
+                            f"{','.join(f'{r:g}' for r in args.ratios) or 'none'}")
     outputs = [sheet.with_name(f"{sheet.stem}_ratio{r:g}{sheet.suffix}") for r in args.ratios]
     content = image_io.load_image(args.content)
     style, masks, style_inputs = _styles_and_masks(args, [content])
-    check_not_inputs([sheet, *outputs], [args.content, *style_inputs.values(), *_init_file(settings)])
+    _check_outputs(args, [("-o", sheet), *sidecar_outputs(outputs, "a ratio's output")],
+                   {"content": [args.content], **style_inputs}, settings)
     params, weights_path = load_params(args)
-    _print_memory_estimate([content], settings, batch=len(args.ratios))
+    _print_memory_estimate([content], settings, batch=len(args.ratios), quiet=args.quiet)
     runtime.enable_compilation_cache(args.cache_dir)
 
     with ProgressReporter(settings.steps, quiet=args.quiet, batch=len(args.ratios)) as progress:
@@ -204,24 +218,23 @@ def run_batch(args: argparse.Namespace) -> int:
 
     from jaxstyle.optim import batch
 
-    if args.coordinator or args.distributed:
-        kwargs = {}
-        if args.coordinator:
-            kwargs = dict(coordinator_address=args.coordinator, num_processes=args.num_processes,
-                          process_id=args.process_id)
-        jax.distributed.initialize(**kwargs)
+    distributed = _distributed_options(args)
     defaults = _settings_from(args)
-    image_io.ensure_output_dir(args.output)
+    if args.manifest is not None and (args.contents is not None or args.style is not None):
+        raise JaxstyleError("give a MANIFEST or --contents FOLDER with --style IMAGE, not both")
     if args.manifest is not None:
         jobs, failures = batch.read_manifest(args.manifest, args.output, defaults)
     elif args.contents is not None and args.style is not None:
         jobs, failures = batch.folder_jobs(args.contents, args.style, args.output, defaults), []
     else:
         raise JaxstyleError("give a MANIFEST, or --contents FOLDER with --style IMAGE")
-    names = [job.output for job in jobs]
-    if len(set(names)) != len(names):
-        raise JaxstyleError("two jobs write the same output file; give them distinct \"output\" names")
+    if distributed is not None:
+        try:
+            jax.distributed.initialize(**distributed)
+        except (RuntimeError, ValueError) as e:
+            raise JaxstyleError(f"cannot join the other processes: {str(e).splitlines()[0]}") from None
     params, weights_path = load_params(args)
+    image_io.ensure_output_dir(args.output)  # only once everything above is known to be fine
     runtime.enable_compilation_cache(args.cache_dir)
     summary = batch.run(jobs, args.output, params=params, weights_path=weights_path,
                         batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
@@ -232,11 +245,32 @@ def run_batch(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _distributed_options(args: argparse.Namespace) -> dict | None:
+    """jax.distributed.initialize's arguments from --coordinator etc. (None: a single process)."""
+    if args.coordinator is None:
+        if args.num_processes is not None or args.process_id is not None:
+            raise JaxstyleError("--num-processes and --process-id go with --coordinator HOST:PORT")
+        return {} if args.distributed else None
+    host, _, port = args.coordinator.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise JaxstyleError(f"--coordinator must be HOST:PORT, e.g. 10.0.0.1:1234, got {args.coordinator!r}")
+    if args.num_processes is None or args.process_id is None:
+        raise JaxstyleError("--coordinator needs --num-processes N and --process-id K (0 to N-1)")
+    if args.process_id >= args.num_processes:
+        raise JaxstyleError(f"--process-id must be below --num-processes ({args.num_processes}), "
+                            f"got {args.process_id}")
+    return dict(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                process_id=args.process_id)
+
+
 def _output_paths(contents: list[Path], style: Path, output: Path | None) -> list[Path]:
     if len(contents) == 1:
         out = output if output is not None else Path(f"{contents[0].stem}_{style.stem}.png")
         if out.is_dir():
             out = out / f"{contents[0].stem}_{style.stem}.png"
+        elif not out.suffix:
+            raise JaxstyleError(f"-o {out}: no such folder; create it first, or give a file name ending "
+                                f".png, .jpg or .webp")
         image_io.check_image_output(out)
         return [out]
     if output is None or not output.is_dir():
@@ -276,13 +310,26 @@ def _styles_and_masks(args: argparse.Namespace, contents: list[np.ndarray]):
     return region_styles, regions, paths
 
 
-def _init_file(settings: optim.Settings) -> list[Path]:
-    return [] if settings.init in optim.INITS else [Path(settings.init)]
+def _check_outputs(args: argparse.Namespace, outputs: list[tuple[str, Path]], inputs: dict[str, Path | list[Path]],
+                   settings: optim.Settings) -> None:
+    """Refuses, before any work, an output (with --loss-plot) that is unwritable, an input (with the
+    --init image, the --settings sidecar and the weights) or another output."""
+    if args.loss_plot:
+        outputs = [*outputs, ("--loss-plot", image_io.check_output_path(args.loss_plot))]
+    named = [(f"the {name.replace('_', ' ')} image", path) for name, paths in inputs.items()
+             for path in (paths if isinstance(paths, list) else [paths])]
+    if settings.init not in optim.INITS:
+        named.append(("the --init image", Path(settings.init)))
+    if getattr(args, "settings", None):
+        named.append(("the --settings sidecar", args.settings))
+    files.check_outputs(outputs, [*named, ("the weights", weights_file(args))])
 
 
-def _print_memory_estimate(contents: list[np.ndarray], settings: optim.Settings, *, batch: int = 1) -> None:
+def _print_memory_estimate(contents: list[np.ndarray], settings: optim.Settings, *, batch: int = 1,
+                           quiet: bool = False) -> None:
     shapes = {image_io.longest_side_shape(c.shape[:2], settings.size) for c in contents}
     for shape in shapes:
         optim.check_size(shape)
         need = optim.check_memory(shape, settings, batch=batch if len(contents) == 1 else len(contents))
-        print(f"jaxstyle: {shape[1]}x{shape[0]} px, estimated memory {need / 2**30:.2f} GiB", file=sys.stderr)
+        if not quiet:
+            print(f"jaxstyle: {shape[1]}x{shape[0]} px, estimated memory {need / 2**30:.2f} GiB", file=sys.stderr)

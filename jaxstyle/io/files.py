@@ -1,4 +1,4 @@
-"""Files on disk: the SHA-256 of a file, output-folder checks, and atomic writes.
+"""Files on disk: the SHA-256 of a file, output checks (writable, never an input), and atomic writes.
 
 Every file jaxstyle writes goes through ``atomic_path``: the data goes to a hidden
 temporary file in the target's own folder (a rename is only atomic within one file
@@ -13,7 +13,7 @@ import functools
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from jaxstyle.errors import JaxstyleError
@@ -63,6 +63,49 @@ def check_output_path(path: PathLike) -> Path:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise JaxstyleError(f"Cannot write {path}: folder {directory} is not writable; check its permissions.")
     return path
+
+
+def check_input_file(path: PathLike, what: str = "file") -> Path:
+    """``path`` as a ``Path``; JaxstyleError if it is a folder or does not exist."""
+    path = Path(path)
+    if path.is_dir():
+        raise JaxstyleError(f"{path} is a folder; give the path of the {what}.")
+    if not path.is_file():
+        raise JaxstyleError(f"{path} does not exist; check the path.")
+    return path
+
+
+def check_outputs(outputs: Sequence[tuple[str, PathLike]], inputs: Sequence[tuple[str, PathLike]]) -> None:
+    """Refuses, before any work, an output that is one of the inputs or another output.
+
+    Each item is (what it is for the user, path), e.g. ("--loss-plot", "c.jpg"), ("the content image",
+    "c.jpg"). Two paths are the same file when they resolve alike (symbolic links, "..") or, for
+    files that exist, when the OS says so (hard links, a case-insensitive disk).
+
+    Raises:
+      JaxstyleError: naming both paths and their roles.
+    """
+    inputs = [(role, Path(p)) for role, p in inputs]
+    earlier: list[tuple[str, Path]] = []
+    for role, path in ((role, Path(p)) for role, p in outputs):
+        for other_role, other in inputs:
+            if _same_file(path, other):
+                raise JaxstyleError(f"{role} {path} would overwrite {other_role} {other}; inputs are never "
+                                    f"overwritten: choose another path")
+        for other_role, other in earlier:
+            if _same_file(path, other):
+                raise JaxstyleError(f"{role} {path} and {other_role} {other} are the same file; "
+                                    f"give each output its own path")
+        earlier.append((role, path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist (yet)
+        return False
 
 
 @contextlib.contextmanager

@@ -105,8 +105,10 @@ def _decode(path: Path) -> Image.Image:
             f"{2 * Image.MAX_IMAGE_PIXELS} pixels); downscale it first."
         ) from None
     except UnidentifiedImageError:
+        hint = " (HEIC/HEIF/AVIF, as phones save them: export it as JPEG first)" if path.suffix.lower() in (
+            ".heic", ".heif", ".avif") else ""
         raise JaxstyleError(
-            f"{path} is not an image Pillow can read; give a PNG or JPEG file."
+            f"{path} is not an image Pillow can read{hint}; give a PNG or JPEG file."
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         # Pillow reports truncated and corrupt data with all of these types.

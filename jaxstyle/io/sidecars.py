@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxstyle.errors import JaxstyleError
 from jaxstyle.io.files import atomic_write_text, cached_file_sha256, file_sha256
 
 PACKAGES = ("jaxstyle", "jax", "jaxlib", "flax", "optax", "numpy")
@@ -53,11 +54,16 @@ def file_record(path: Path) -> dict:
 def write_sidecar(output: Path, record: Mapping, *, key: str = "output") -> Path:
     """Writes OUTPUT.json: {key: output, key + "_sha256", **record, **provenance()}, atomically.
 
-    Written after the output, so a sidecar that names the output's sha256 marks a finished job.
+    Written after the output, so a sidecar that names the output's sha256 marks a finished job;
+    if it cannot be written (a full disk), the output is removed too.
     key: what the output is ("model" for a model file's sidecar).
     """
     full = {key: str(output), f"{key}_sha256": file_sha256(output), **record, **provenance()}
-    return atomic_write_text(sidecar_path(output), json.dumps(full, indent=2) + "\n")
+    try:
+        return atomic_write_text(sidecar_path(output), json.dumps(full, indent=2) + "\n")
+    except JaxstyleError as e:  # a disk that filled up: no output is left without its record
+        Path(output).unlink(missing_ok=True)
+        raise JaxstyleError(f"{e} {output} was removed, as it has no sidecar") from None
 
 
 def write_run_sidecar(output: Path, *, settings, result, weights_path: Path, inputs: dict[str, Path],

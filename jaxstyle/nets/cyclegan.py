@@ -36,6 +36,7 @@ import optax
 
 from jaxstyle import runtime
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.fields import SEED_MAX, check_fields, option_name, setting
 from jaxstyle.io import image_io
 from jaxstyle.nets import gan, layers, model_file, runs
 from jaxstyle.nets.photos import PhotoFolder
@@ -45,45 +46,29 @@ from jaxstyle.nets.photos import PhotoFolder
 class CycleGANSettings:
     """Everything that decides the trained model; the defaults are the paper's 256 px recipe."""
 
-    size: int = 256  # crop side in px
-    steps: int = 200_000  # the paper: 200 epochs of ~1000 images at batch 1
-    decay_from: int | None = None  # step where the linear decay to 0 starts (default: steps // 2)
-    batch_size: int = 1  # the paper: 1; rounded up to a multiple of the device count
-    learning_rate: float = 2e-4
-    beta1: float = 0.5
-    cycle_weight: float = 10.0  # lambda
-    identity_weight: float = 0.5  # relative to lambda
-    pool_size: int = 50
+    size: int = setting(256, min=32)  # crop side in px; the discriminator needs 32
+    steps: int = setting(200_000, min=1)  # the paper: 200 epochs of ~1000 images at batch 1
+    decay_from: int | None = setting(None, min=0)  # step where the linear decay to 0 starts (default: steps // 2)
+    batch_size: int = setting(1, min=1)  # the paper: 1; rounded up to a multiple of the device count
+    learning_rate: float = setting(2e-4, above=0)
+    beta1: float = setting(0.5, min=0, max=0.999)
+    cycle_weight: float = setting(10.0, min=0)  # lambda
+    identity_weight: float = setting(0.5, min=0)  # relative to lambda
+    pool_size: int = setting(50, min=0)
     # Before cropping, a photo's shorter side is scaled to a random length in
     # [min_scale x size, max_scale x size]. Departure: the paper resizes to a 286 x 286 square
     # (1.12 x 256, distorting the aspect), which this keeps undistorted.
-    max_scale: float = 286 / 256
-    min_scale: float = 1.0
-    width: int = 64
-    residual_blocks: int = 9
-    disc_width: int = 64
-    seed: int = 0
+    max_scale: float = setting(286 / 256, min=1)
+    min_scale: float = setting(1.0, min=1)
+    width: int = setting(64, min=1)
+    residual_blocks: int = setting(9, min=1)
+    disc_width: int = setting(64, min=1)
+    seed: int = setting(0, min=0, max=SEED_MAX)
 
     def __post_init__(self):
-        for name in ("size", "steps", "batch_size", "width", "residual_blocks", "disc_width"):
-            if int(getattr(self, name)) < 1:
-                raise JaxstyleError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.size < 32:
-            raise JaxstyleError(f"size {self.size} is too small: the discriminator needs crops of at least 32 px")
-        if self.pool_size < 0:
-            raise JaxstyleError(f"pool_size must be 0 (no pool) or more, got {self.pool_size}")
-        if self.decay_from is not None and self.decay_from < 0:
-            raise JaxstyleError(f"decay_from must be a step number, got {self.decay_from}")
-        for name in ("learning_rate", "cycle_weight", "identity_weight", "max_scale", "min_scale"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise JaxstyleError(f"{name} must be a non-negative number, got {value}")
-        if not 0 <= self.beta1 < 1:
-            raise JaxstyleError(f"beta1 must be in [0, 1), got {self.beta1}")
-        if self.max_scale < 1:
-            raise JaxstyleError(f"max_scale must be at least 1, got {self.max_scale}")
-        if not 1 <= self.min_scale <= self.max_scale:
-            raise JaxstyleError(f"min_scale must be between 1 and max_scale ({self.max_scale}), "
+        check_fields(self)
+        if self.min_scale > self.max_scale:
+            raise JaxstyleError(f"{option_name('min_scale')} must be at most max_scale ({self.max_scale}), "
                                 f"got {self.min_scale}")
 
     def replace(self, **changes) -> "CycleGANSettings":

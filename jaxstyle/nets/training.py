@@ -31,6 +31,7 @@ import optax
 
 from jaxstyle import losses, runtime, vgg
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.fields import SEED_MAX, check_fields, setting
 from jaxstyle.io import image_io, sidecars
 from jaxstyle.io.files import file_sha256
 from jaxstyle.nets import model_file, runs, transform
@@ -41,44 +42,35 @@ from jaxstyle.nets.photos import PhotoFolder
 class TrainSettings:
     """Everything that decides the trained network. See README "Fast networks" for the measurements."""
 
-    size: int = 256  # crop side in px (Johnson et al.: 256)
-    steps: int = 2000
-    batch_size: int = 4  # Johnson et al.: 4; rounded up to a multiple of the device count
-    learning_rate: float = 1e-3  # Adam (Johnson et al.: 1e-3)
+    size: int = setting(256, min=32)  # crop side in px (Johnson et al.: 256); conv5_1 needs 32
+    steps: int = setting(2000, min=1)
+    batch_size: int = setting(4, min=1)  # Johnson et al.: 4; rounded up to a multiple of the device count
+    learning_rate: float = setting(1e-3, above=0)  # Adam (Johnson et al.: 1e-3)
     # alpha. Departure from the paper's 1e-3: networks trained at 1e-3 (400 steps) and 5e-3 (250 steps)
     # had not lowered their content loss and painted the town away (README, Fast networks).
-    content_weight: float = 2e-2
-    style_weight: float = 1.0  # beta
-    tv_weight: float = 100.0  # TV is a sum over pixels in [0, 1]: ~1% of the loss at the end of training
+    content_weight: float = setting(2e-2, min=0)
+    style_weight: float = setting(1.0, min=0)  # beta
+    tv_weight: float = setting(100.0, min=0)  # a sum over pixels in [0, 1]: ~1% of the final loss
     # The style image's longest side for its Grams. Departure from Johnson et al. (style at
     # the crop size): 2x the crop size gives strokes at the scale of a 512 px picture.
-    style_size: int = 512
+    style_size: int = setting(512, min=32)
     content_layers: tuple[str, ...] = losses.CONTENT_LAYERS
     style_layers: tuple[str, ...] = losses.STYLE_LAYERS
-    width: int = 16
-    residual_blocks: int = 5
-    seed: int = 0
+    width: int = setting(16, min=1)
+    residual_blocks: int = setting(5, min=1)
+    seed: int = setting(0, min=0, max=SEED_MAX)
 
     def __post_init__(self):
         for name in ("content_layers", "style_layers"):
             value = getattr(self, name)
             if isinstance(value, str):
-                value = (losses.STYLE_PRESETS[value] if value in losses.STYLE_PRESETS
-                         else tuple(v.strip() for v in value.split(",") if v.strip()))
-            object.__setattr__(self, name, tuple(value))
+                object.__setattr__(self, name, losses.STYLE_PRESETS[value] if value in losses.STYLE_PRESETS
+                                   else tuple(v.strip() for v in value.split(",") if v.strip()))
+        check_fields(self)
         try:
             vgg.check_layers(self.content_layers + self.style_layers)
         except ValueError as e:
             raise JaxstyleError(str(e)) from None
-        for name in ("size", "steps", "batch_size", "style_size", "width", "residual_blocks"):
-            if int(getattr(self, name)) < 1:
-                raise JaxstyleError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.size < 32:
-            raise JaxstyleError(f"size {self.size} is too small: conv5_1 needs crops of at least 32 px")
-        for name in ("learning_rate", "content_weight", "style_weight", "tv_weight"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise JaxstyleError(f"{name} must be a non-negative number, got {value}")
 
     def replace(self, **changes) -> "TrainSettings":
         return dataclasses.replace(self, **changes)

@@ -249,8 +249,8 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
         original = image_io.resize(task.content, image.shape[:2])
         failure = None
         if stopped[k]:
-            failure = (f"the loss became NaN/inf at step {int(np.asarray(state.step)[k]) + 1}; the last finite "
-                       f"image is kept. Lower --style-weight (beta) or --tv-weight (or --learning-rate with Adam)")
+            failure = (f"the loss became NaN/inf at step {int(np.asarray(state.step)[k]) + 1}; lower "
+                       f"--style-weight (beta) or --tv-weight (or --learning-rate with Adam)")
         results.append(Result(color.finish_colors(task.settings.preserve_colors, image, original),
                               *(np.asarray(x)[k] for x in (state.value, *state.parts)), steps=steps,
                               evaluations=evaluations, seconds=seconds, failure=failure))

@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 from jaxstyle import optim, runtime
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io
-from jaxstyle.io.files import file_sha256
+from jaxstyle.io.files import check_outputs, file_sha256
 from jaxstyle.io.sidecars import sidecar_path
 
 FAILURES = "failures.jsonl"
@@ -36,38 +36,104 @@ class Job:
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
+KEYS = ("content", "style", "output", "settings")
+
+
 def read_manifest(path: Path, outdir: Path, defaults: optim.Settings) -> tuple[list[Job], list[dict]]:
     """Jobs from a JSON Lines manifest, and a failure record for each line that is not a valid job.
 
     Each line: {"content": PATH, "style": PATH, "output": NAME (optional), "settings": {...} (optional)};
-    relative paths are taken from the manifest's folder; settings override `defaults`.
+    relative paths are taken from the manifest's folder (Windows' backslashes are accepted);
+    settings override `defaults`. A line fails alone for an unknown key, a wrong type or value, an
+    output name with a folder in it, an output that would overwrite an input (any line's content,
+    style or --init image, or the manifest) or that an earlier line also writes.
+
+    Raises:
+      JaxstyleError: the manifest cannot be read or holds no jobs.
     """
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # -sig: a BOM from Windows editors
     except (OSError, UnicodeDecodeError) as e:
         raise JaxstyleError(f"cannot read manifest {path}: {e}; give a JSON Lines file, one job per line")
+    if not any(line.strip() for line in lines):
+        raise JaxstyleError(f'manifest {path} holds no jobs; write one per line: {{"content": "photo.jpg", '
+                            f'"style": "painting.jpg"}}')
     base = Path(path).resolve().parent
-    jobs, failures = [], []
+    numbered, failures = [], []
     for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+        if line.strip():
+            try:
+                numbered.append((number, line, _job(line, base, outdir, defaults)))
+            except JaxstyleError as e:
+                failures.append({"line": number, "job": line.strip()[:200], "reason": str(e)})
+    inputs = [("the manifest", Path(path))]
+    for number, _, job in numbered:
+        inputs += [(f"line {number}'s content", job.content), (f"line {number}'s style", job.style)]
+        if job.settings.init not in optim.INITS:
+            inputs.append((f"line {number}'s --init image", Path(job.settings.init)))
+    jobs, written = [], {}
+    for number, line, job in numbered:
         try:
-            entry = json.loads(line)
-            if not isinstance(entry, dict) or "content" not in entry or "style" not in entry:
-                raise ValueError('a job needs "content" and "style"')
-            settings = optim.Settings.from_dict({**defaults.to_dict(), **entry.get("settings", {})})
-            content, style = base / entry["content"], base / entry["style"]
-            name = entry.get("output") or f"{content.stem}_{style.stem}.png"
-            image_io.check_image_format(name)
-            jobs.append(Job(content, style, outdir / Path(name).name, settings))
-        except (ValueError, TypeError, JaxstyleError) as e:
+            check_outputs([("the output", job.output), ("its sidecar", sidecar_path(job.output))], inputs)
+            if job.output in written:
+                raise JaxstyleError(f"line {written[job.output]} writes the same output {job.output.name}; "
+                                    f'give each job its own "output"')
+        except JaxstyleError as e:
             failures.append({"line": number, "job": line.strip()[:200], "reason": str(e)})
-    return jobs, failures
+            continue
+        written[job.output] = number
+        jobs.append(job)
+    return jobs, sorted(failures, key=lambda f: f["line"])
+
+
+def _job(line: str, base: Path, outdir: Path, defaults: optim.Settings) -> Job:
+    """One manifest line's job; JaxstyleError saying what is wrong with it."""
+    try:
+        entry = json.loads(line)
+    except ValueError as e:
+        raise JaxstyleError(f"not a JSON object: {e}") from None
+    if not isinstance(entry, dict):
+        raise JaxstyleError('a job is a JSON object: {"content": PATH, "style": PATH, ...}')
+    unknown = sorted(set(entry) - set(KEYS))
+    if unknown:
+        raise JaxstyleError(f"unknown key(s) {', '.join(map(repr, unknown))}; a job has {', '.join(KEYS)}")
+    for key in ("content", "style"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise JaxstyleError(f'"{key}" must be the path of an image, got {entry.get(key)!r:.60}')
+    content, style = _manifest_path(base, entry["content"]), _manifest_path(base, entry["style"])
+    name = entry.get("output")
+    if name is None:
+        name = f"{content.stem}_{style.stem}.png"
+    elif not isinstance(name, str) or not name.strip() or "/" in name or "\\" in name:
+        raise JaxstyleError(f'"output" must be a file name, written in the output folder, got {name!r:.60}')
+    image_io.check_image_format(name)
+    overrides = entry.get("settings", {})
+    if not isinstance(overrides, dict):
+        raise JaxstyleError(f'"settings" must be an object of {{name: value}}, got {overrides!r:.60}')
+    settings = optim.Settings.from_dict({**defaults.to_dict(), **overrides}, source='"settings"')
+    return Job(content, style, outdir / name, settings)
+
+
+def _manifest_path(base: Path, text: str) -> Path:
+    """`text` from the manifest's folder `base`; a Windows path (backslashes) if no file has that name."""
+    path = base / text
+    if "\\" in text and not path.exists():
+        return base / text.replace("\\", "/")
+    return path
 
 
 def folder_jobs(folder: Path, style: Path, outdir: Path, settings: optim.Settings) -> list[Job]:
-    """One job per file in `folder` (sorted; unreadable ones fail later, as jobs), all with one style."""
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+    """One job per file in `folder` (sorted; unreadable ones fail later, as jobs), all with one style;
+    the style image itself is skipped if it is in the folder."""
+    if not Path(folder).is_dir():
+        raise JaxstyleError(f"--contents {folder} is not a folder; give a folder of content images")
+    if not Path(style).is_file():
+        raise JaxstyleError(f"--style {style} is not a file; give the style image")
+    if Path(outdir).resolve() == Path(folder).resolve():
+        raise JaxstyleError(f"-o {outdir} is the --contents folder; write elsewhere, or a rerun would stylise "
+                            f"the outputs too")
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.resolve() != Path(style).resolve())
     if not files:
         raise JaxstyleError(f"{folder} holds no files; give a folder of content images")
     return [Job(p, Path(style), outdir / f"{p.stem}_{Path(style).stem}.png", settings) for p in files]

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
@@ -52,6 +53,7 @@ class Summary:
     skipped: int = 0
     failed: list[dict] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    failures_file: Path | None = None
 
     @property
     def exit_code(self) -> int:
@@ -59,8 +61,10 @@ class Summary:
 
     def line(self) -> str:
         rate = self.done / self.seconds if self.seconds else 0.0
+        where = f" (why: {self.failures_file})" if self.failed and self.failures_file else ""
         return (f"jaxstyle batch: {self.done} done, {self.skipped} skipped (already done), "
-                f"{len(self.failed)} failed of {self.total} jobs in {self.seconds:.1f} s ({rate:.3f} images/s)")
+                f"{len(self.failed)} failed{where} of {self.total} jobs in {self.seconds:.1f} s "
+                f"({rate:.3f} images/s)")
 
 
 def device_placer(devices: Sequence[jax.Device]) -> Callable:
@@ -123,7 +127,8 @@ def run(jobs: Sequence[Job], outdir: Path, *, params, weights_path: Path, batch_
     image_io.check_output_path(failures_file)
     devices = list(devices or jax.local_devices())
     place = device_placer(devices)
-    summary = Summary(total=len(jobs) + len(initial_failures), failed=list(initial_failures))
+    summary = Summary(total=len(jobs) + len(initial_failures), failed=list(initial_failures),
+                      failures_file=failures_file)
     done = {job.id for job in jobs if is_done(job)}
     summary.skipped = len(done)
     units, failures = plan(jobs, batch_size=batch_size, devices=len(devices))
@@ -155,9 +160,11 @@ def run(jobs: Sequence[Job], outdir: Path, *, params, weights_path: Path, batch_
             bar.close()
         summary.seconds = time.perf_counter() - t0
         _write_failures(failures_file, summary.failed, outdir)
-        for folder in (outdir / CHECKPOINTS,):
+        # The claims folder is shared by every process: it goes only when no job was runnable at all.
+        for folder in (outdir / CHECKPOINTS, *([outdir / CLAIMS] if not units else [])):
             if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+                with contextlib.suppress(OSError):  # another process wrote into it meanwhile
+                    folder.rmdir()
     if not quiet:
         print(summary.line(), file=sys.stderr)
     return summary
@@ -211,10 +218,14 @@ def _run_unit(unit: Unit, outdir: Path, *, params, weights_path, place, claims: 
                 if result.failure:
                     failed.append(failure(job, JaxstyleError(result.failure)))
                     continue
-                image_io.save_image(job.output, result.image)
-                sidecars.write_run_sidecar(job.output, settings=job.settings, result=result, weights_path=weights_path,
-                                        inputs={"content": job.content, "style": job.style},
-                                        extra={"job_id": job.id, **extra})
+                try:  # a full disk fails the jobs it hits; their outputs are not left without sidecars
+                    image_io.save_image(job.output, result.image)
+                    sidecars.write_run_sidecar(job.output, settings=job.settings, result=result,
+                                               weights_path=weights_path, extra={"job_id": job.id, **extra},
+                                               inputs={"content": job.content, "style": job.style})
+                except JaxstyleError as e:
+                    failed.append(failure(job, e))
+                    continue
                 summary.done += 1
         checkpoint.unlink(missing_ok=True)
     _record_unit_failures(outdir, unit, failed)
