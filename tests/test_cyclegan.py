@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -287,6 +288,23 @@ def test_bad_input_is_one_line_exit_2_before_any_work(trained, folders, tmp_path
     damaged.write_bytes(trained.read_bytes()[:-100])
     code, _, stderr = run_cli(["cyclegan", "apply", damaged, folders["photo"], "-o", out], capsys)
     assert code == 2 and "damaged" in stderr and not out.exists()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the memory check runs on the CPU backend only")
+def test_apply_refuses_a_size_that_would_not_fit_in_memory_before_any_work(trained, folders, tmp_path, capsys):
+    """Both apply commands at --size 200000 (360 GB for the resized photo alone): one line naming the
+    memory needed and available, exit 2, within seconds, and no file or folder written."""
+    fast_model = tmp_path / "fast.msgpack"
+    config = transform.NetworkConfig(width=4, residual_blocks=1)
+    model_file.save(fast_model, model_file.FastModel(config, ("s",), transform.init_params(config, jax.random.key(0))))
+    for command, output in ((["cyclegan", "apply", trained[0], folders["photo"], folders["b"]], tmp_path / "folder"),
+                            (["apply", fast_model, folders["photo"]], tmp_path / "out.png")):
+        start = time.perf_counter()
+        code, stdout, stderr = run_cli([*command, "-o", output, "--size", "200000"], capsys)
+        assert code == 2 and not stdout and time.perf_counter() - start < 20, (command, stderr)
+        [line] = stderr.strip().splitlines()
+        assert "GiB of memory but only" in line and "--size" in line and "would fit" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.msgpack"]
 
 
 @pytest.mark.slow

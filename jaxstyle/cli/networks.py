@@ -301,23 +301,25 @@ def run_cyclegan_train(args: argparse.Namespace) -> int:
 
 def _output_files(files: list[Path], output: Path, label: str, model: Path) -> list[Path]:
     """Where `apply` writes each input: `output` itself for one input and a file name, else
-    OUTPUT/STEM_LABEL.png; checked (no collisions, writable types, no input overwritten) before any work."""
+    OUTPUT/STEM_LABEL.png; checked (no collisions, writable types, no input overwritten) before any work.
+    Creates nothing: a missing folder is made once the memory check has passed (`_apply`)."""
     single = len(files) == 1 and output.suffix and not output.is_dir()
     outputs = [output] if single else [output / f"{f.stem}_{label}.png" for f in files]
     if len(set(outputs)) != len(outputs):
         raise JaxstyleError("two images share a file name; rename one so the outputs do not collide")
     check_not_inputs(outputs, [*files, model])
-    if not single:  # created only once the names are known to be fine: a refusal leaves nothing behind
-        image_io.ensure_output_dir(output)
     for out in outputs:
-        image_io.check_image_output(out)
+        image_io.check_image_format(out)
+    if single:
+        image_io.check_image_output(output)
     return outputs
 
 
 def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, label: str,
-           paint: Callable[..., list[np.ndarray]], record: Mapping[str, Any]) -> int:
-    """Checks --size, --batch-size, the inputs and outputs, then runs `paint(images, size=, batch_size=)`
-    once and saves each result with its sidecar (`record`, the input, the cost)."""
+           check: Callable[..., Any], paint: Callable[..., list[np.ndarray]], record: Mapping[str, Any]) -> int:
+    """Checks --size, --batch-size, the inputs and outputs and `check(images, size=, batch_size=)` (memory),
+    then creates the output folder, runs `paint(images, size=, batch_size=)` once and saves each result with
+    its sidecar (`record`, the input, the cost)."""
     if args.size < 0:
         raise JaxstyleError(f"--size must be a number of pixels (0: each image's own size), got {args.size}")
     if args.batch_size < 1:
@@ -326,8 +328,12 @@ def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, la
     outputs = _output_files(files, args.output, label, args.model)
     images = [image_io.load_image(f) for f in files]
     runtime.enable_compilation_cache(args.cache_dir)
+    size = args.size or None
+    check(images, size=size, batch_size=args.batch_size)
+    for folder in {out.parent for out in outputs}:  # created only now: a refusal leaves nothing behind
+        image_io.ensure_output_dir(folder)
     t0 = time.perf_counter()
-    results = paint(images, size=args.size or None, batch_size=args.batch_size)
+    results = paint(images, size=size, batch_size=args.batch_size)
     seconds = time.perf_counter() - t0
     for source, out, image in zip(files, outputs, results):
         image_io.save_image(out, image)
@@ -347,6 +353,7 @@ def run_apply(args: argparse.Namespace) -> int:
     return _apply(
         args, args.photos, command="jaxstyle apply",
         label="mix" if args.mix is not None else model.styles[args.style_index or 0],
+        check=functools.partial(fast.check_memory, model, style_index=args.style_index, mix=args.mix),
         paint=functools.partial(fast.apply, model, style_index=args.style_index, mix=args.mix,
                                 preserve_colors=args.preserve_colors),
         record={"model": {**sidecars.file_record(args.model), "styles": list(model.styles)},
@@ -360,6 +367,7 @@ def run_cyclegan_apply(args: argparse.Namespace) -> int:
     return _apply(
         args, args.images, command="jaxstyle cyclegan",
         label=model.domains[1] if args.direction == "a2b" else model.domains[0],
+        check=functools.partial(cyclegan.check_memory, model, direction=args.direction),
         paint=functools.partial(cyclegan.apply, model, direction=args.direction),
         record={"model": {**sidecars.file_record(args.model), "domains": list(model.domains)},
                 "direction": args.direction})
