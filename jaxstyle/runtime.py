@@ -8,6 +8,7 @@
   stays. ``JAXSTYLE_CPU_KERNELS=ynnpack|eigen`` overrides the choice (``auto``, the default).
 - The persistent compilation cache, so a new process skips the compile.
 - The device mesh a batch is sharded over (one axis, "batch"), and a batch rounded up to it.
+- The host memory available now, and in all, which the memory checks compare their estimates with.
 """
 
 from __future__ import annotations
@@ -124,3 +125,26 @@ def shardings(devices: Sequence[jax.Device] | None = None) -> Shardings:
     mesh = jax.sharding.Mesh(np.asarray(list(devices or jax.local_devices())), ("batch",))
     return Shardings(jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch")),
                      jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+
+
+def available_memory_bytes() -> int:
+    """The host memory available now (MemAvailable in /proc/meminfo; elsewhere the free pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def memory_and_swap_bytes() -> int:
+    """The host's memory and swap in all (MemTotal + SwapTotal): under Linux's default (heuristic)
+    overcommit, no single allocation may be larger."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return sum(int(fields[key].split()[0]) * 1024 for key in ("MemTotal", "SwapTotal"))
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

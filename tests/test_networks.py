@@ -188,3 +188,37 @@ def test_map_by_shape_batches_each_shape_at_one_size_and_keeps_the_order():
         np.testing.assert_array_equal(out, image[::-1] * 2.0)
     # 5 images of one shape: batches of 3 and 2+1 copy; 2 of the other: one batch of 2.
     assert sorted(calls) == [(2, 6, 2, 3), (3, 4, 5, 3), (3, 4, 5, 3)]
+
+
+def test_batch_shapes_are_the_batches_map_by_shape_runs():
+    shapes = [(4, 5), (6, 2), (4, 5), (4, 5), (6, 2), (4, 5), (4, 5)]  # as in the test above
+    assert sorted(layers.batch_shapes(shapes, batch_size=3)) == [(2, 6, 2), (3, 4, 5)]
+    assert layers.sized_shapes([np.zeros((30, 40, 3)), np.zeros((7, 5, 3))], 80) == [(60, 80), (80, 57)]
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the memory check runs on the CPU backend only")
+def test_memory_estimate_grows_with_pixels_and_refuses_before_resizing(small_model, monkeypatch):
+    from jaxstyle import runtime
+    from jaxstyle.nets import fast
+
+    forward, args = fast._program(small_model, None, None)
+    small, large = (layers.program_bytes(forward, args, (1, side, side)) for side in (64, 128))
+    assert 12 * 2 * 128 * 128 < large and 3.5 * small < large < 4.5 * small  # at least its input and output
+    photo = np.zeros((30, 40, 3), np.float32)
+    need = fast.check_memory(small_model, [photo], size=64)
+    assert need == layers.memory_bytes(forward, args, [(48, 64)], batch_size=4) < runtime.available_memory_bytes()
+    assert fast.check_memory(small_model, [photo] * 3, size=64) > need  # three images held
+    # Resizing to 200000 px alone would take 360 GB: the refusal comes first.
+    with pytest.raises(JaxstyleError, match=r"GiB .*--size \d+ or less would fit"):
+        fast.apply(small_model, [photo], size=200_000)
+
+    # What the message offers fits: batch 1 when that alone fits, else the largest --size it names.
+    one = layers.memory_bytes(forward, args, [(48, 64)] * 4, batch_size=1)
+    monkeypatch.setattr(runtime, "available_memory_bytes", lambda: one)
+    with pytest.raises(JaxstyleError, match="--batch-size 1 would fit"):
+        fast.check_memory(small_model, [photo] * 4, size=64)
+    monkeypatch.setattr(runtime, "available_memory_bytes", lambda: 2**30)
+    with pytest.raises(JaxstyleError, match="available") as refused:
+        fast.check_memory(small_model, [photo], size=20_000, batch_size=1)
+    size = int(str(refused.value).split("--size ")[1].split()[0])
+    assert 1000 < size < 20_000 and fast.check_memory(small_model, [photo], size=size, batch_size=1) <= 2**30

@@ -319,17 +319,20 @@ def _output_files(paths: list[Path], output: Path, label: str, model: Path) -> l
 
 
 def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, label: str,
-           paint: Callable[..., list[np.ndarray]], record: Mapping[str, Any]) -> int:
-    """Checks the inputs and outputs, then runs `paint(images, size=, batch_size=)` once and saves
-    each result with its sidecar (`record`, the input, the cost)."""
+           check: Callable[..., Any], paint: Callable[..., list[np.ndarray]], record: Mapping[str, Any]) -> int:
+    """Checks the inputs and outputs and `check(images, size=, batch_size=)` (memory), then creates the
+    output folder, runs `paint(images, size=, batch_size=)` once and saves each result with its sidecar
+    (`record`, the input, the cost)."""
     paths = photo_files(inputs)
     outputs = _output_files(paths, args.output, label, args.model)
     images = [image_io.load_image(f) for f in paths]
-    if len(outputs) > 1 or outputs[0] != args.output:  # created once every input is known to be fine
-        image_io.ensure_output_dir(args.output)
     runtime.enable_compilation_cache(args.cache_dir)
+    size = args.size or None
+    check(images, size=size, batch_size=args.batch_size)
+    if len(outputs) > 1 or outputs[0] != args.output:  # created only now: a refusal leaves nothing behind
+        image_io.ensure_output_dir(args.output)
     t0 = time.perf_counter()
-    results = paint(images, size=args.size or None, batch_size=args.batch_size)
+    results = paint(images, size=size, batch_size=args.batch_size)
     seconds = time.perf_counter() - t0
     for source, out, image in zip(paths, outputs, results):
         image_io.save_image(out, image)
@@ -349,6 +352,7 @@ def run_apply(args: argparse.Namespace) -> int:
     return _apply(
         args, args.photos, command="jaxstyle apply",
         label="mix" if args.mix is not None else model.styles[args.style_index or 0],
+        check=functools.partial(fast.check_memory, model, style_index=args.style_index, mix=args.mix),
         paint=functools.partial(fast.apply, model, style_index=args.style_index, mix=args.mix,
                                 preserve_colors=args.preserve_colors),
         record={"model": {**sidecars.file_record(args.model), "styles": list(model.styles)},
@@ -362,6 +366,7 @@ def run_cyclegan_apply(args: argparse.Namespace) -> int:
     return _apply(
         args, args.images, command="jaxstyle cyclegan",
         label=model.domains[1] if args.direction == "a2b" else model.domains[0],
+        check=functools.partial(cyclegan.check_memory, model, direction=args.direction),
         paint=functools.partial(cyclegan.apply, model, direction=args.direction),
         record={"model": {**sidecars.file_record(args.model), "domains": list(model.domains)},
                 "direction": args.direction})

@@ -268,19 +268,34 @@ def _generate(config: gan.CycleGANConfig, params, images):
     return gan.generate_batch(config, params, images)
 
 
+def _program(model: model_file.CycleGANModel, direction: str):
+    """(the jitted generator pass, its arguments before the images) for `direction`."""
+    if direction not in ("a2b", "b2a"):
+        raise JaxstyleError(f"--direction must be a2b or b2a, got {direction!r}")
+    params = jax.tree.map(jnp.asarray, model.params["g_ab" if direction == "a2b" else "g_ba"])
+    return _generate, (model.config, params)
+
+
 def apply(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, direction: str = "a2b",
           size: int | None = None, batch_size: int = 4) -> list[np.ndarray]:
     """Translates each image f32[h, w, 3] in [0, 1] (A -> B for "a2b", B -> A for "b2a").
 
     Images are resized first so their longest side is `size` (if given), grouped by shape
     and run `batch_size` at a time (each shape compiles once). Returns f32[h', w', 3] each.
+    Sizes that would not fit in memory raise JaxstyleError before any image is resized.
     """
-    if direction not in ("a2b", "b2a"):
-        raise JaxstyleError(f"--direction must be a2b or b2a, got {direction!r}")
-    params = jax.tree.map(jnp.asarray, model.params["g_ab" if direction == "a2b" else "g_ba"])
+    forward, args = _program(model, direction)
+    layers.check_memory(forward, args, layers.sized_shapes(images, size), batch_size=batch_size)
     inputs = [np.asarray(image_io.resize_longest(im, size) if size else im, np.float32) for im in images]
-    return layers.map_by_shape(lambda batch: _generate(model.config, params, batch), inputs,
-                                 batch_size=batch_size)
+    return layers.map_by_shape(functools.partial(forward, *args), inputs, batch_size=batch_size)
+
+
+def check_memory(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, direction: str = "a2b",
+                 size: int | None = None, batch_size: int = 4) -> int | None:
+    """Raises JaxstyleError if `apply` with these arguments would not fit in memory, before any work
+    (`layers.check_memory`); returns the estimated peak bytes (None off the CPU backend)."""
+    forward, args = _program(model, direction)
+    return layers.check_memory(forward, args, layers.sized_shapes(images, size), batch_size=batch_size)
 
 
 def state_template(settings: CycleGANSettings) -> CycleGANState:

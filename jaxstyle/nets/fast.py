@@ -14,6 +14,7 @@ import functools
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle import color
@@ -22,14 +23,21 @@ from jaxstyle.nets import layers, transform
 from jaxstyle.nets.model_file import FastModel, style_weights  # noqa: F401 - the API
 from jaxstyle.nets.model_file import load as load_model
 
-__all__ = ["FastModel", "apply", "load_model", "style_weights", "DEFAULT_MODEL"]
+__all__ = ["FastModel", "apply", "check_memory", "load_model", "style_weights", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = "models/starry_night.msgpack"
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _forward(config: transform.NetworkConfig, params, images, weights):
-    return transform.transform_batch(config, params, images, weights)
+def _forward(config: transform.NetworkConfig, params, weights, images):
+    """f32[S] style weights, f32[n, h, w, 3] -> f32[n, h, w, 3]: every image in the same style."""
+    return transform.transform_batch(config, params, images, jnp.broadcast_to(weights, (len(images), len(weights))))
+
+
+def _program(model: FastModel, style_index: int | None, mix: Sequence[float] | None):
+    """(the jitted forward pass, its arguments before the images)."""
+    params = jax.tree.map(jnp.asarray, model.params)
+    return _forward, (model.config, params, style_weights(model, style_index=style_index, mix=mix))
 
 
 def apply(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | None = None,
@@ -50,15 +58,25 @@ def apply(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | 
 
     Returns:
       f32[h', w', 3] per image, in the order given; (h', w') = the (resized) input's shape.
+
+    Raises:
+      JaxstyleError: a bad style choice, or (before any image is resized) sizes that would not fit in
+        memory (`check_memory`).
     """
     color.prepare_colors(preserve_colors, np.zeros((1, 1, 3), np.float32), [])  # validates the mode
-    weights = style_weights(model, style_index=style_index, mix=mix)
+    forward, args = _program(model, style_index, mix)
+    layers.check_memory(forward, args, layers.sized_shapes(images, size), batch_size=batch_size)
     inputs = [np.asarray(image_io.resize_longest(im, size) if size else im, np.float32) for im in images]
-    params = jax.tree.map(jax.numpy.asarray, model.params)
-    results = layers.map_by_shape(
-        lambda batch: _forward(model.config, params, batch, np.tile(weights, (len(batch), 1))), inputs,
-        batch_size=batch_size)
+    results = layers.map_by_shape(functools.partial(forward, *args), inputs, batch_size=batch_size)
     return [_finish_colors(preserve_colors, result, photo) for result, photo in zip(results, inputs)]
+
+
+def check_memory(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | None = None,
+                 mix: Sequence[float] | None = None, size: int | None = None, batch_size: int = 4) -> int | None:
+    """Raises JaxstyleError if `apply` with these arguments would not fit in memory, before any work
+    (`layers.check_memory`); returns the estimated peak bytes (None off the CPU backend)."""
+    forward, args = _program(model, style_index, mix)
+    return layers.check_memory(forward, args, layers.sized_shapes(images, size), batch_size=batch_size)
 
 
 def _finish_colors(mode: str, result: np.ndarray, photo: np.ndarray) -> np.ndarray:

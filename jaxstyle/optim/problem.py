@@ -10,7 +10,6 @@ batch that would not fit in memory."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -24,6 +23,7 @@ from jaxstyle.io import image_io
 from jaxstyle.optim import solver
 from jaxstyle.optim.settings import INITS, MIN_SIDE, ProgramKey, Settings
 from jaxstyle.optim.solver import Progress, Resume
+from jaxstyle.runtime import available_memory_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,17 +325,6 @@ def estimate_memory_bytes(shape: Sequence[int], settings: Settings, *, batch: in
         else:
             floats += 2 * h * w * dict((n, c) for n, _, c in vgg.CONV_LAYERS)[name]
     return int(batch * 1.25 * 4 * floats + 600e6)
-
-
-def available_memory_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
 def check_memory(shape: Sequence[int], settings: Settings, *, batch: int = 1) -> int:
