@@ -94,8 +94,8 @@ CASES = [
     ("neither manifest nor folder", "batch -o out", "give a MANIFEST"),
     ("--num-processes alone", "batch mm/bad.jsonl -o out --num-processes 2", "go with --coordinator"),
     ("coordinator not host:port", "batch mm/bad.jsonl -o out --coordinator notahostport", "HOST:PORT"),
-    ("process id out of range", "batch mm/bad.jsonl -o out --coordinator localhost:1 --num-processes 2 "
-     "--process-id 5", "must be below --num-processes"),
+    ("process id out of range", ("batch mm/bad.jsonl -o out --coordinator localhost:1 --num-processes 2 "
+                                 "--process-id 5"), "must be below --num-processes"),
     ("lease of 0 s", "batch mm/bad.jsonl -o out --lease-seconds 0", "must be a finite number > 0"),
     ("outputs into the contents folder", "batch --contents photos --style s.jpg -o photos", "--contents folder"),
     ("batch size 0", "batch mm/bad.jsonl -o out --batch-size 0", "must be at least 1"),
@@ -106,6 +106,9 @@ CASES = [
     ("model named .png", f"{TRAIN} -o m.png", ".msgpack"),
     ("model over the style", f"{TRAIN} -o s.jpg", ".msgpack"),
     ("loss plot over the style", f"{TRAIN} -o m.msgpack --loss-plot s.jpg", "would overwrite a style image"),
+    ("preview inside --photos", f"{TRAIN} -o photos/m.msgpack --preview c.jpg", "is inside --photos"),
+    ("cyclegan loss plot inside --b", f"{GAN} --a photos --b paintings -o m.msgpack --loss-plot paintings/l.png",
+     "is inside --b"),
     ("preview written over --preview", f"{TRAIN} -o m.msgpack --preview m_preview.png", "would overwrite --preview"),
     ("train seed -1", f"{TRAIN} -o m.msgpack --seed -1", "seed (--seed) must be at least 0"),
     ("missing style", "train nostyle.jpg --photos photos -o m.msgpack", "does not exist"),
@@ -133,6 +136,7 @@ CASES = [
     ("apply to an unknown type", "apply fast.msgpack c.jpg -o out.xyz", ".png, .jpg, .jpeg, .webp"),
     ("two photos of one name", "apply fast.msgpack photos/a.jpg twin/a.jpg -o outdir", "share a file name"),
     ("missing photo", "apply fast.msgpack nope.jpg -o out.png", "does not exist"),
+    ("apply into the photos' folder", "apply fast.msgpack photos -o photos", "is inside the input folder"),
     ("a broken photo in a folder", "apply fast.msgpack broken -o outdir", "cut.jpg"),
     ("unknown colour mode", "apply fast.msgpack c.jpg -o out.png --preserve-colors sepia", "invalid choice"),
     ("negative size", "apply fast.msgpack c.jpg -o out.png --size -1", "must be at least 0"),

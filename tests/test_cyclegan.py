@@ -16,7 +16,7 @@ from PIL import Image
 from jaxstyle import cli
 from jaxstyle.io import image_io
 from jaxstyle.io.files import file_sha256
-from jaxstyle.nets import cyclegan, gan, model_file, transform
+from jaxstyle.nets import cyclegan, gan, model_file
 from jaxstyle.nets.runs import Checkpointer
 
 TINY = dict(size=32, steps=4, width=4, residual_blocks=1, disc_width=4, pool_size=2, batch_size=2)
@@ -205,7 +205,8 @@ def trained(folders, tmp_path_factory):
 def test_data_parallel_over_two_devices_matches_one_device(trained, folders, tmp_path):
     """The `trained` run again with each batch split over two devices: the same losses and network
     (losses as means over the run, within 1e-3: the two runs part by rounding; the networks as functions:
-    biases before an instance norm move by +-lr under Adam either way, within one 8-bit level)."""
+    biases before an instance norm move by +-lr under Adam either way, within 1.5 8-bit levels: on an
+    AVX-512 machine one pixel of 2880 is 1.02 levels apart, at the same commit before and after issue 24)."""
     out = tmp_path / "m.msgpack"
     two = train_on_two_devices(["cyclegan", "train", "--a", folders["a"], "--b", folders["b"], "--steps", "8",
                                 *TINY_ARGS], out)
@@ -216,7 +217,7 @@ def test_data_parallel_over_two_devices_matches_one_device(trained, folders, tmp
     a, b = model_file.load_cyclegan(trained[0]), model_file.load_cyclegan(out)
     for direction in ("g_ab", "g_ba"):
         np.testing.assert_allclose(gan.generate_batch(b.config, b.params[direction], x),
-                                   gan.generate_batch(a.config, a.params[direction], x), atol=1 / 255)
+                                   gan.generate_batch(a.config, a.params[direction], x), atol=1.5 / 255)
 
 
 def test_train_writes_model_sidecar_preview_and_plot(trained):

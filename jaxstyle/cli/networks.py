@@ -143,9 +143,10 @@ def add_cyclegan_parser(sub) -> None:
 # --- training: one skeleton, two families ---------------------------------------------------------------
 
 
-def _model_output(args: argparse.Namespace, inputs: Sequence[tuple[str, Path]]) -> Path:
+def _model_output(args: argparse.Namespace, inputs: Sequence[tuple[str, Path]],
+                  folders: Sequence[tuple[str, Path]]) -> Path:
     """-o, checked with what is written beside it (MODEL.json, the checkpoint, the preview, the loss
-    plot: writable, none an input or another) before any work."""
+    plot: writable, none an input or another; the images not inside an input folder) before any work."""
     model_path = image_io.check_output_path(args.output)
     if model_path.suffix.lower() != ".msgpack":
         raise JaxstyleError(f"-o {model_path}: name the model file .msgpack (its sidecar is MODEL.json)")
@@ -156,6 +157,7 @@ def _model_output(args: argparse.Namespace, inputs: Sequence[tuple[str, Path]]) 
     if args.loss_plot:
         outputs.append(("--loss-plot", image_io.check_output_path(args.loss_plot)))
     files.check_outputs(outputs, inputs)
+    files.check_not_within([o for o in outputs if o[0] in ("the preview", "--loss-plot")], folders)  # images
     return model_path
 
 
@@ -216,7 +218,7 @@ def run_train(args: argparse.Namespace) -> int:
     values = apply_alpha_beta(args, dataclass_values(args, training.TrainSettings), training.TrainSettings)
     settings = training.TrainSettings(**values)
     model_path = _model_output(args, [*(("a style image", p) for p in args.styles),
-                                      ("the weights", weights_file(args))])
+                                      ("the weights", weights_file(args))], [("--photos", args.photos)])
     styles = [image_io.load_image(p) for p in args.styles]
     names = tuple(p.stem for p in args.styles)
     preview = image_io.load_image(args.preview, size=settings.style_size) if args.preview else None
@@ -261,7 +263,8 @@ def run_cyclegan_train(args: argparse.Namespace) -> int:
     preview = image_io.load_image(args.preview, size=2 * settings.size) if args.preview else None
     domain_a, domain_b = cyclegan.photo_folders(args.a, args.b, settings)
     model_path = _model_output(args, [*(("an image of --a", p) for p in domain_a.files),
-                                      *(("an image of --b", p) for p in domain_b.files)])
+                                      *(("an image of --b", p) for p in domain_b.files)],
+                               [("--a", args.a), ("--b", args.b)])
     runtime.enable_compilation_cache(args.cache_dir)
     devices = jax.local_devices()
     batch = cyclegan.batch_size_for(settings, devices)
@@ -303,9 +306,10 @@ def run_cyclegan_train(args: argparse.Namespace) -> int:
 # --- applying: one skeleton, two families ---------------------------------------------------------------
 
 
-def _output_files(paths: list[Path], output: Path, label: str, model: Path) -> list[Path]:
-    """Where `apply` writes each input: `output` itself for one input and a file name, else
-    OUTPUT/STEM_LABEL.png; checked (no collisions, writable types, no input overwritten) before any work."""
+def _output_files(inputs: Sequence[Path], paths: list[Path], output: Path, label: str, model: Path) -> list[Path]:
+    """Where `apply` writes each of `paths` (the image files of `inputs`): `output` itself for one input
+    and a file name, else OUTPUT/STEM_LABEL.png; checked (no collisions, writable types, no input
+    overwritten, none inside an input folder) before any work."""
     single = len(paths) == 1 and output.suffix and not output.is_dir()
     outputs = [output] if single else [output / f"{f.stem}_{label}.png" for f in paths]
     if len(set(outputs)) != len(outputs):
@@ -315,6 +319,7 @@ def _output_files(paths: list[Path], output: Path, label: str, model: Path) -> l
         if single:
             image_io.check_output_path(out)
     files.check_outputs(sidecar_outputs(outputs), [*(("an input image", f) for f in paths), ("the model", model)])
+    files.check_not_within([("-o", out) for out in outputs], [("the input folder", f) for f in inputs if f.is_dir()])
     return outputs
 
 
@@ -324,7 +329,7 @@ def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, la
     output folder, runs `paint(images, size=, batch_size=)` once and saves each result with its sidecar
     (`record`, the input, the cost)."""
     paths = photo_files(inputs)
-    outputs = _output_files(paths, args.output, label, args.model)
+    outputs = _output_files(inputs, paths, args.output, label, args.model)
     images = [image_io.load_image(f) for f in paths]
     runtime.enable_compilation_cache(args.cache_dir)
     size = args.size or None

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxstyle import color, losses, optim, runtime, vgg
+from jaxstyle import losses, optim, runtime
 from jaxstyle.cli.options import (EXIT_NON_FINITE, ProgressReporter, add_alpha_beta, add_common,
                                   add_dataclass_options, apply_alpha_beta, at_least, dataclass_values, load_params,
                                   number, parse_list, save_every, sidecar_outputs, weights_file)

@@ -99,6 +99,16 @@ def check_outputs(outputs: Sequence[tuple[str, PathLike]], inputs: Sequence[tupl
         earlier.append((role, path))
 
 
+def check_not_within(outputs: Sequence[tuple[str, PathLike]], folders: Sequence[tuple[str, PathLike]]) -> None:
+    """Refuses an output inside one of the input folders (at any depth), where a rerun of the same
+    command would read it as one more input. Items are (role, path) as for `check_outputs`."""
+    for role, path in outputs:
+        for folder_role, folder in folders:
+            if Path(path).resolve().is_relative_to(Path(folder).resolve()):
+                raise JaxstyleError(f"{role} {path} is inside {folder_role} {folder}; write it elsewhere, or a "
+                                    f"rerun would read it as an input")
+
+
 def _same_file(a: Path, b: Path) -> bool:
     if a.resolve() == b.resolve():
         return True

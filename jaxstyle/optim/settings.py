@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-
 from jaxstyle import color, losses, vgg
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.fields import SEED_MAX, check_fields, from_mapping, option_name, setting
