@@ -70,6 +70,18 @@ def feature_hw(image_hw: tuple[int, int], layer: str) -> tuple[int, int]:
     return image_hw[0] >> pools, image_hw[1] >> pools
 
 
+def receptive_radius(layers: Iterable[str]) -> int:
+    """How far, in pixels, a position of the deepest of `layers` sees on each side: each 3x3
+    convolution adds one position of its resolution, each 2x2 pooling one position of its input's."""
+    deepest = max(layers, key=LAYER_NAMES.index)
+    radius, scale = 0, 1
+    for name in LAYER_NAMES[: LAYER_NAMES.index(deepest) + 1]:
+        radius += scale
+        if name.startswith("pool"):
+            scale *= 2
+    return radius
+
+
 def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     """Validates layer names; returns them as a tuple. Raises ValueError on an unknown name."""
     layers = tuple(layers)

@@ -68,6 +68,8 @@ CASES = [
     ("blend weights all 0", "stylize c.jpg s.jpg -o out.png --blend-with s.jpg --style-blend 0,0", "not all 0"),
     ("Adam step 0", "stylize c.jpg s.jpg -o out.png --optimizer adam --learning-rate 0", "must be more than 0"),
     ("negative line search", "stylize c.jpg s.jpg -o out.png --linesearch-steps -1", "must be at least 0"),
+    ("a tile smaller than the halo", "stylize c.jpg s.jpg -o out.png --tile 64", "at least the halo"),
+    ("a tile off the pooling grid", "stylize c.jpg s.jpg -o out.png --tile 100", "multiple of 16"),
     ("negative --save-every", "stylize c.jpg s.jpg -o out.png --save-every -1", "must be at least 0"),
     ("weight beyond float32", "stylize c.jpg s.jpg -o out.png --style-weight 1e300", "float32"),
     ("--alpha-beta and --content-weight", "stylize c.jpg s.jpg -o out.png --alpha-beta 1e-2 --content-weight 1",

@@ -39,6 +39,8 @@ _HELP = {
     "preserve_colors": "none, luminance (transfer on luminance only) or histogram (match the style's colours)",
     "scales": "coarse-to-fine levels: optimise at size/2^(N-1) ... size, --steps at each",
     "linesearch_steps": "most halvings of an L-BFGS step that does not decrease the loss enough",
+    "tile": "evaluate the loss in tiles of N px (a multiple of 16), exactly; 0: only when one pass would not fit "
+            "in memory (default: 0)",
 }
 
 

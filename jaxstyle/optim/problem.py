@@ -20,7 +20,7 @@ import numpy as np
 from jaxstyle import color, losses, vgg
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io
-from jaxstyle.optim import solver
+from jaxstyle.optim import solver, tiled
 from jaxstyle.optim.settings import INITS, MIN_SIDE, ProgramKey, Settings
 from jaxstyle.optim.solver import Progress, Resume
 from jaxstyle.runtime import available_memory_bytes
@@ -226,8 +226,13 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
             starts = [initial_image(t, p) for t, p in zip(tasks, prepared)]
         else:
             starts = [image_io.resize(image, shape) for image, shape in zip(previous, shapes)]
-        batch, start, masked = _batch(params, key, tasks, prepared, starts, stopped, place)
         level_resume = resume if resume is not None and level == resume.scale else None
+        tile = 0 if level_resume is not None else tile_for(shapes[0], first, batch=len(tasks))
+        if tile:
+            batch, start, masked = _tiled_batch(params, tiled_key(key), tasks[0], prepared[0], starts[0], stopped,
+                                                tile)
+        else:
+            batch, start, masked = _batch(params, key, tasks, prepared, starts, stopped, place)
 
         def on_step(state, step, n_evaluations, elapsed, level=level, shapes=shapes):
             if callback is not None:
@@ -238,8 +243,9 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
                     seconds=seconds + elapsed, image=lambda: _crop(state.image, shapes[:real]), state=state,
                     scale=level))
 
-        out = solver.run(params, key, start, batch, linesearch_steps=first.linesearch_steps, callback=on_step,
-                         resume=level_resume, place=place, masked=masked)
+        out = solver.run(params, tiled_key(key) if tile else key, start, batch, linesearch_steps=first.linesearch_steps,
+                         callback=on_step, resume=level_resume, place=place, masked=masked,
+                         evaluate=tiled.evaluator(tiled_key(key), tile=tile) if tile else None)
         previous = _crop(out.state.image, shapes)
         stopped |= np.asarray(out.state.failed)
         steps, evaluations, seconds = steps + out.steps, evaluations + out.evaluations, seconds + out.seconds
@@ -294,6 +300,21 @@ def _batch(params, key: ProgramKey, tasks, prepared, starts, stopped, place):
     return batch, place(_pad(starts, (*canvas, 3))), masked
 
 
+def _tiled_batch(params, key: ProgramKey, task: Task, prepared: Prepared, start: np.ndarray, stopped, tile: int):
+    """`_batch` for one image evaluated in tiles: its targets computed in tiles, nothing padded."""
+    if prepared.masks is not None:
+        raise JaxstyleError("--mask is not evaluated in tiles: lower --size so one pass fits in memory")
+    n_styles = len(prepared.styles)
+    blend = np.asarray(task.settings.style_blend or [1.0 / n_styles] * n_styles, np.float32)
+    targets = tiled.make_targets(params, prepared.content, prepared.styles, blend, key, tile=tile)
+    weights, layer_weights = _stack([_weights(task.settings)])
+    shape = np.asarray([prepared.content.shape[:2]], np.int32)
+    batch = solver.Batch(valid=shape, targets=targets, weights=weights, layer_weights=layer_weights,
+                         stepsize=np.asarray([task.settings.initial_stepsize()], np.float32),
+                         steps=np.where(stopped[:1], 0, [task.settings.steps]).astype(np.int32))
+    return batch, jnp.asarray(start[None]), False
+
+
 def final_shape(task: Task) -> tuple[int, int]:
     """(h, w) of the task's output."""
     return image_io.longest_side_shape(task.content.shape[:2], task.settings.size)
@@ -327,11 +348,53 @@ def estimate_memory_bytes(shape: Sequence[int], settings: Settings, *, batch: in
     return int(batch * 1.25 * 4 * floats + 600e6)
 
 
+# Tiled runs (`jaxstyle.optim.tiled`) keep the optimiser's history smaller: at 8192x6144 each L-BFGS
+# pair is 2 x 604 MB. Departure from the untiled default of 10 pairs (the paper names no optimiser).
+TILED_LBFGS_MEMORY = 5
+DEFAULT_TILE = 512
+
+
+def tile_for(shape: Sequence[int], settings: Settings, *, batch: int = 1) -> int:
+    """The tile side an image of shape (h, w) is evaluated in, or 0 for one pass: settings.tile
+    when given and smaller than the image; else `DEFAULT_TILE` when one pass would not fit in the
+    memory available (CPU). Only a batch of one image is tiled."""
+    if batch != 1:
+        return 0
+    if settings.tile:
+        return settings.tile if max(shape) > settings.tile else 0
+    untiled = estimate_memory_bytes(shape, settings)
+    fits = jax.default_backend() != "cpu" or untiled <= available_memory_bytes()
+    return 0 if fits or max(shape) <= DEFAULT_TILE else DEFAULT_TILE
+
+
+def tiled_key(key: ProgramKey) -> ProgramKey:
+    return key._replace(lbfgs_memory=min(key.lbfgs_memory, TILED_LBFGS_MEMORY))
+
+
+def estimate_tiled_bytes(shape: Sequence[int], settings: Settings, tile: int) -> int:
+    """A rough peak-memory estimate of a tiled optimisation at image shape (h, w): one tile's
+    programs (`estimate_memory_bytes` of its canvas), the whole-image arrays the loop keeps (image,
+    gradient, the previous pair, direction, candidate, its gradient, TV's, the optimiser's history)
+    and the content's features."""
+    h, w = shape
+    halo = tiled.halo_for([*settings.content_layers, *settings.style_layers])
+    canvas = (min(h, tile + 2 * halo), min(w, tile + 2 * halo))
+    history = 2 * (min(settings.lbfgs_memory, TILED_LBFGS_MEMORY) if settings.optimizer == "lbfgs" else 1)
+    image = 4 * 3 * h * w
+    channels = dict((n, c) for n, _, c in vgg.CONV_LAYERS)
+    content = sum(4 * channels.get(n, 0) * np.prod(vgg.feature_hw(shape, n)) for n in settings.content_layers)
+    return int(estimate_memory_bytes(canvas, settings) + (9 + history) * image + content)
+
+
 def check_memory(shape: Sequence[int], settings: Settings, *, batch: int = 1) -> int:
-    """Returns the estimate; raises JaxstyleError when it exceeds the memory available now."""
-    need = estimate_memory_bytes(shape, settings, batch=batch)
+    """Returns the estimate (tiled where `tile_for` tiles); raises JaxstyleError when it exceeds
+    the memory available now."""
+    tile = tile_for(shape, settings, batch=batch)
+    need = estimate_tiled_bytes(shape, settings, tile) if tile else estimate_memory_bytes(shape, settings, batch=batch)
     if jax.default_backend() == "cpu" and need > available_memory_bytes():
+        how = f" in {tile} px tiles" if tile else ""
+        hint = "lower --size" if batch == 1 else "lower --size or the batch (one image alone is tiled)"
         raise JaxstyleError(
-            f"{shape[1]}x{shape[0]} px x {batch} image(s) needs about {need / 2**30:.1f} GiB but only "
-            f"{available_memory_bytes() / 2**30:.1f} GiB is available; lower --size or the batch")
+            f"{shape[1]}x{shape[0]} px x {batch} image(s) needs about {need / 2**30:.1f} GiB{how} but only "
+            f"{available_memory_bytes() / 2**30:.1f} GiB is available; {hint}")
     return need

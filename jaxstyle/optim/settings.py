@@ -63,6 +63,9 @@ class Settings:
     learning_rate: float = setting(0.02, above=0)  # Adam only, for pixels in [0, 1].
     lbfgs_memory: int = setting(10, group="program", min=1)
     linesearch_steps: int = setting(10, group="loop", min=0)  # most halvings of an L-BFGS step that fails Armijo's condition.
+    # Tiles of this side (px) for an image too large for one pass; 0: only when one pass would
+    # not fit in memory (tiles of 512). The loss and gradient are the same either way.
+    tile: int = setting(0, group="loop", min=0)
 
     def __post_init__(self):
         if isinstance(self.style_layers, str):  # a preset name, e.g. "upto-conv3_1"
@@ -131,6 +134,10 @@ def validate(settings: Settings) -> None:
     if s.size // 2 ** (s.scales - 1) < MIN_SIDE:
         problems.append(f"{option_name('scales')} {s.scales} at size {s.size} makes the coarsest size "
                         f"{s.size // 2 ** (s.scales - 1)} px; it must stay >= {MIN_SIDE} px")
+    halo = -(-vgg.receptive_radius([*s.content_layers, *s.style_layers]) // 16) * 16 if not problems else 0
+    if s.tile and (s.tile % 16 or s.tile < halo):
+        problems.append(f"{option_name('tile')} must be a multiple of 16 and at least the halo of the deepest "
+                        f"layer ({halo} px), got {s.tile}")
     if s.style_blend is not None and (not s.style_blend or sum(s.style_blend) <= 0):
         problems.append(f"{option_name('style_blend')} needs one weight >= 0 per style image, not all 0, "
                         f"got {s.style_blend}")

@@ -30,7 +30,7 @@ from jaxstyle import losses, runtime
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.optim.settings import ProgramKey
 
-_ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search
+ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search
 
 
 class Batch(NamedTuple):
@@ -193,7 +193,7 @@ def programs(key: ProgramKey, masked: bool = True) -> Programs:
         (new_value, parts), new_grad = jax.value_and_grad(loss, has_aux=True)(candidate)
         accept = jnp.isfinite(new_value)
         if key.optimizer == "lbfgs":
-            accept &= new_value <= value + _ARMIJO * jnp.vdot(grad, candidate - image)
+            accept &= new_value <= value + ARMIJO * jnp.vdot(grad, candidate - image)
         return (new_value, parts), new_grad, candidate, accept
 
     def init_opt(image):
@@ -216,13 +216,14 @@ def programs(key: ProgramKey, masked: bool = True) -> Programs:
     )
 
 
-def initial_state(params, key: ProgramKey, start: jax.Array, batch: Batch, *, masked: bool = True) -> State:
+def initial_state(params, key: ProgramKey, start: jax.Array, batch: Batch, *, masked: bool = True,
+                  evaluate: Callable | None = None) -> State:
     """The state at the starting images: one evaluation (a zero step), a fresh optimiser, the
-    first directions."""
+    first directions. `evaluate`: instead of the programs' own (see `run`)."""
     p = programs(key, masked)
     zeros = jnp.zeros_like(start)
     b = start.shape[0]
-    (value, parts), grad, image, _ = p.evaluate(params, start, zeros, jnp.zeros(b, jnp.float32),
+    (value, parts), grad, image, _ = (evaluate or p.evaluate)(params, start, zeros, jnp.zeros(b, jnp.float32),
                                                 jnp.full(b, jnp.inf, jnp.float32), zeros, batch.valid,
                                                 batch.targets, batch.weights, batch.layer_weights)
     step = jnp.zeros(b, jnp.int32)
@@ -233,7 +234,8 @@ def initial_state(params, key: ProgramKey, start: jax.Array, batch: Batch, *, ma
 
 def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_steps: int,
         callback: Callable[[State, int, int, float], None] | None = None,
-        resume: Resume | None = None, place: Callable | None = None, masked: bool = True) -> Outcome:
+        resume: Resume | None = None, place: Callable | None = None, masked: bool = True,
+        evaluate: Callable | None = None) -> Outcome:
     """The Python loop around the jitted programs: a line search per image, NaN guard, progress.
 
     Each batch evaluation is every image's own next trial: an image whose trial meets Armijo's
@@ -250,12 +252,17 @@ def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_s
       resume: continue from a checkpointed state instead of `start`.
       place: puts batched arrays on devices (e.g. sharded along the batch axis).
       masked: False when every image fills the canvas (see `programs`).
+      evaluate: a function with the signature and results of `programs(...).evaluate` to use
+        instead (the tiled evaluation of `jaxstyle.optim.tiled`); not with `resume`.
     """
     p = programs(key, masked)
+    if evaluate is not None and resume is not None:
+        raise StaleCheckpoint("a tiled run does not resume from a checkpoint")
+    evaluate = evaluate or p.evaluate
     place = place or (lambda tree: jax.tree.map(jnp.asarray, tree))
     t0 = time.perf_counter()
     if resume is None:
-        state = initial_state(params, key, start, batch, masked=masked)
+        state = initial_state(params, key, start, batch, masked=masked, evaluate=evaluate)
         reported, evaluations = 0, 1
     else:
         expected = jax.eval_shape(functools.partial(initial_state, params, key, masked=masked), start, batch)
@@ -273,7 +280,7 @@ def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_s
         active = (step < steps) & ~failed
         if not active.any():
             break
-        (value, parts), grad, image, accept = p.evaluate(
+        (value, parts), grad, image, accept = evaluate(
             params, state.image, state.direction, state.stepsize, state.value, state.grad, batch.valid,
             batch.targets, batch.weights, batch.layer_weights)
         evaluations += 1
