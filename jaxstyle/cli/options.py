@@ -167,10 +167,11 @@ class ProgressReporter:
     For a batch the bar shows the mean over images; the history keeps every image's values.
     """
 
-    def __init__(self, steps: int, *, quiet: bool = False, batch: int = 1):
-        self.steps, self.quiet, self.batch = steps, quiet, batch
+    def __init__(self, steps: int, *, quiet: bool = False, batch: int = 1, scales: int = 1):
+        self.steps, self.quiet, self.batch, self.scales = steps, quiet, batch, scales
         self.history: list[dict] = []
         self._bar = None
+        self._losses = ""
 
     def __enter__(self):
         if not self.quiet:
@@ -187,11 +188,18 @@ class ProgressReporter:
             record[name] = np.asarray(getattr(p, name)).tolist()
         self.history.append(record)
         if self._bar is not None:
-            if p.step < self._bar.n:  # a new batch of a multi-size run starts over
+            if p.step < self._bar.n:  # a new scale, or a new batch of a multi-size run, starts over
                 self._bar.reset(total=self.steps)
-            self._bar.set_postfix_str(
-                f"loss {np.mean(p.total):.4g} (content {np.mean(p.content):.3g}, style {np.mean(p.style):.3g})")
+            if self.scales > 1:
+                self._bar.set_description(f"scale {p.scale + 1}/{self.scales}")
+            self._losses = f"loss {np.mean(p.total):.4g} (content {np.mean(p.content):.3g}, style {np.mean(p.style):.3g})"
+            self._bar.set_postfix_str(self._losses)
             self._bar.update(p.step - self._bar.n)
+
+    def on_tile(self, text: str) -> None:
+        """Shows which tile of a tiled evaluation runs (`optim.solve`'s on_tile)."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{self._losses}, {text}" if self._losses else text)
 
 
 def save_every(callback: Callable[[Progress], None], every: int,

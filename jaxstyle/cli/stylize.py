@@ -155,13 +155,13 @@ def run_stylize(args: argparse.Namespace) -> int:
     _print_memory_estimate(contents, settings, quiet=args.quiet)
     runtime.enable_compilation_cache(args.cache_dir)
 
-    with ProgressReporter(settings.steps, quiet=args.quiet, batch=len(contents)) as progress:
+    with ProgressReporter(settings.steps, quiet=args.quiet, batch=len(contents), scales=settings.scales) as progress:
         callback = progress
         if getattr(args, "save_every", 0):
             callback = save_every(progress, args.save_every, outputs)
         if len(contents) == 1:
             task = optim.make_task(contents[0], style, settings, masks=masks)
-            results = optim.solve(params, [task], callback=callback)
+            results = optim.solve(params, [task], callback=callback, on_tile=progress.on_tile)
         else:
             results = optim.stylize_many(params, contents, style, settings, callback=callback)
     failed = 0
@@ -334,4 +334,6 @@ def _print_memory_estimate(contents: list[np.ndarray], settings: optim.Settings,
         optim.check_size(shape)
         need = optim.check_memory(shape, settings, batch=batch if len(contents) == 1 else len(contents))
         if not quiet:
-            print(f"jaxstyle: {shape[1]}x{shape[0]} px, estimated memory {need / 2**30:.2f} GiB", file=sys.stderr)
+            tile = optim.tile_for(shape, settings, batch=batch if len(contents) == 1 else len(contents))
+            how = f" (in tiles of {tile} px)" if tile else ""
+            print(f"jaxstyle: {shape[1]}x{shape[0]} px, estimated memory {need / 2**30:.2f} GiB{how}", file=sys.stderr)

@@ -181,7 +181,8 @@ def _stack(trees):
 
 
 def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None] | None = None,
-          resume: Resume | None = None, place: Callable | None = None, pad_to: int = 0) -> list[Result]:
+          resume: Resume | None = None, place: Callable | None = None, pad_to: int = 0,
+          on_tile: Callable[[str], None] | None = None) -> list[Result]:
     """Optimises tasks of one group (`Task.group`) as one batch, coarse-to-fine over their scales.
 
     Each image is padded into the batch's canvas (the largest height and width among its images)
@@ -194,6 +195,8 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
       place: puts batched arrays on devices, e.g. sharded along the batch axis.
       pad_to: fill the batch up to this many images with copies of the last task (their results
         are dropped), e.g. to a multiple of the device count.
+      on_tile: where a scale is evaluated in tiles (`tile_for`), called with "pass 1 tile k/n" (or
+        pass 2) as each tile starts.
 
     Returns:
       One `Result` per task, in order; a task whose loss became NaN/inf has `failure` set and
@@ -245,7 +248,7 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
 
         out = solver.run(params, tiled_key(key) if tile else key, start, batch, linesearch_steps=first.linesearch_steps,
                          callback=on_step, resume=level_resume, place=place, masked=masked,
-                         evaluate=tiled.evaluator(tiled_key(key), tile=tile) if tile else None)
+                         evaluate=tiled.evaluator(tiled_key(key), tile=tile, on_tile=on_tile) if tile else None)
         previous = _crop(out.state.image, shapes)
         stopped |= np.asarray(out.state.failed)
         steps, evaluations, seconds = steps + out.steps, evaluations + out.evaluations, seconds + out.seconds
@@ -352,18 +355,22 @@ def estimate_memory_bytes(shape: Sequence[int], settings: Settings, *, batch: in
 # pair is 2 x 604 MB. Departure from the untiled default of 10 pairs (the paper names no optimiser).
 TILED_LBFGS_MEMORY = 5
 DEFAULT_TILE = 512
+# One pass above this estimate is tiled (about 1400x1050 px with the default layers): a tiled
+# evaluation costs little more per pixel, and memory then grows with the picture only through
+# the whole-image arrays the loop keeps.
+TILE_ABOVE_BYTES = 4 * 2**30
 
 
 def tile_for(shape: Sequence[int], settings: Settings, *, batch: int = 1) -> int:
     """The tile side an image of shape (h, w) is evaluated in, or 0 for one pass: settings.tile
-    when given and smaller than the image; else `DEFAULT_TILE` when one pass would not fit in the
-    memory available (CPU). Only a batch of one image is tiled."""
+    when given and smaller than the image; else `DEFAULT_TILE` when one pass would need more than
+    `TILE_ABOVE_BYTES` or the memory available (CPU). Only a batch of one image is tiled."""
     if batch != 1:
         return 0
     if settings.tile:
         return settings.tile if max(shape) > settings.tile else 0
     untiled = estimate_memory_bytes(shape, settings)
-    fits = jax.default_backend() != "cpu" or untiled <= available_memory_bytes()
+    fits = jax.default_backend() != "cpu" or untiled <= min(TILE_ABOVE_BYTES, available_memory_bytes())
     return 0 if fits or max(shape) <= DEFAULT_TILE else DEFAULT_TILE
 
 

@@ -163,14 +163,16 @@ def _feature_window(tile: Tile, layer: str) -> tuple[slice, slice]:
     return slice(y0 >> p, y1 >> p), slice(x0 >> p, x1 >> p)
 
 
-def accumulate(params, image: np.ndarray, the_plan: Plan, progs: Programs, *,
-               content: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def accumulate(params, image: np.ndarray, the_plan: Plan, progs: Programs, *, content: bool = True,
+               on_tile: Callable[[str], None] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Pass 1 over an image f32[H, W, 3]: ({content layer: f32[h_l, w_l, N]} the whole image's
     features, assembled from the tiles' interiors (empty unless `content`); {style layer:
     f32[N, N]} the whole image's unnormalised Grams, summed over the tiles)."""
     assembled: dict[str, np.ndarray] = {}
     grams: dict[str, np.ndarray] = {}
-    for tile in the_plan.tiles:
+    for k, tile in enumerate(the_plan.tiles, 1):
+        if on_tile is not None:
+            on_tile(f"pass 1 tile {k}/{len(the_plan.tiles)}")
         crop, valid = _crop(image, tile, the_plan.canvas)
         f, g = progs.features(params, crop, valid, tile.interior)
         for n, x in (f.items() if content else ()):
@@ -217,13 +219,15 @@ def total_variation(image: np.ndarray, band: int = 256) -> tuple[float, np.ndarr
 
 
 def loss_and_grad(params, image: np.ndarray, targets: Targets, key: ProgramKey, weights: losses.LossWeights,
-                  layer_weights: tuple[Mapping[str, float], Mapping[str, float]], *,
-                  tile: int) -> tuple[float, losses.LossParts, np.ndarray]:
-    """The whole image's loss (`losses.total_loss`), its parts and its gradient f32[H, W, 3], in tiles."""
+                  layer_weights: tuple[Mapping[str, float], Mapping[str, float]], *, tile: int,
+                  on_tile: Callable[[str], None] | None = None) -> tuple[float, losses.LossParts, np.ndarray]:
+    """The whole image's loss (`losses.total_loss`), its parts and its gradient f32[H, W, 3], in tiles.
+
+    on_tile: called with "pass 1 tile k/n" (or pass 2) as each tile starts, for progress bars."""
     progs = programs(key.content_layers, key.style_layers, key.pooling)
     the_plan = plan(image.shape[:2], tile, halo_for([*key.content_layers, *key.style_layers]))
     content_w, style_w = layer_weights
-    _, grams = accumulate(params, image, the_plan, progs, content=False)
+    _, grams = accumulate(params, image, the_plan, progs, content=False, on_tile=on_tile)
     style_loss, dgram = 0.0, {}
     for n in key.style_layers:
         m = math.prod(vgg.feature_hw(image.shape[:2], n))
@@ -237,7 +241,9 @@ def loss_and_grad(params, image: np.ndarray, targets: Targets, key: ProgramKey, 
     content_weights = {n: np.float32(float(weights.content) * float(content_w[n])) for n in key.content_layers}
     grad = np.zeros_like(image)
     content_loss = 0.0
-    for t in the_plan.tiles:
+    for k, t in enumerate(the_plan.tiles, 1):
+        if on_tile is not None:
+            on_tile(f"pass 2 tile {k}/{len(the_plan.tiles)}")
         crop, valid = _crop(image, t, the_plan.canvas)
         windows = {n: _feature_window(t, n) for n in key.content_layers}
         content = {n: _pad_to(targets.content[n][rows, cols], vgg.feature_hw(the_plan.canvas, n))
@@ -260,17 +266,17 @@ def _pad_to(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def evaluator(key: ProgramKey, *, tile: int) -> Callable:
+def evaluator(key: ProgramKey, *, tile: int, on_tile: Callable[[str], None] | None = None) -> Callable:
     """A drop-in for `solver.programs(key).evaluate` on a batch of one image whose `targets` are
     tiled `Targets`: the candidate image + stepsize * direction, projected into [0, 1], evaluated
-    in tiles of side `tile`, and Armijo's condition (Adam: a finite loss)."""
+    in tiles of side `tile`, and Armijo's condition (Adam: a finite loss); `on_tile` as in `loss_and_grad`."""
 
     def evaluate(params, image, direction, stepsize, value, grad, valid, targets, weights, layer_weights):
         image, direction, grad = (np.asarray(x[0]) for x in (image, direction, grad))
         candidate = np.clip(image + np.float32(stepsize[0]) * direction, 0.0, 1.0)
         one = lambda tree: jax.tree.map(lambda x: float(np.asarray(x)[0]), tree)  # noqa: E731
         total, parts, new_grad = loss_and_grad(params, candidate, targets, key, one(weights), one(layer_weights),
-                                               tile=tile)
+                                               tile=tile, on_tile=on_tile)
         accept = bool(np.isfinite(total))
         if key.optimizer == "lbfgs":
             accept &= total <= float(np.asarray(value)[0]) + solver.ARMIJO * float(
