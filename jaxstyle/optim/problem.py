@@ -230,7 +230,7 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
         else:
             starts = [image_io.resize(image, shape) for image, shape in zip(previous, shapes)]
         level_resume = resume if resume is not None and level == resume.scale else None
-        tile = 0 if level_resume is not None else tile_for(shapes[0], first, batch=len(tasks))
+        tile = tile_for(shapes[0], first, batch=len(tasks))
         if tile:
             batch, start, masked = _tiled_batch(params, tiled_key(key), tasks[0], prepared[0], starts[0], stopped,
                                                 tile)

@@ -232,6 +232,18 @@ def initial_state(params, key: ProgramKey, start: jax.Array, batch: Batch, *, ma
                  jnp.asarray(batch.stepsize, jnp.float32), jnp.zeros(b, jnp.int32))
 
 
+def state_template(p: Programs, start: jax.Array) -> State:
+    """The shapes and dtypes of the loop `State` for starting images f32[B, H, W, 3] (what a
+    checkpoint must hold), without evaluating anything."""
+    b = start.shape[0]
+    image = jax.ShapeDtypeStruct(start.shape, jnp.float32)
+    per_image = lambda dtype: jax.ShapeDtypeStruct((b,), dtype)  # noqa: E731
+    value = per_image(jnp.float32)
+    return State(image=image, opt_state=jax.eval_shape(p.init_opt, image), step=per_image(jnp.int32), value=value,
+                 grad=image, parts=losses.LossParts(value, value, value), last_image=image, last_grad=image,
+                 failed=per_image(jnp.bool_), direction=image, stepsize=value, trials=per_image(jnp.int32))
+
+
 def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_steps: int,
         callback: Callable[[State, int, int, float], None] | None = None,
         resume: Resume | None = None, place: Callable | None = None, masked: bool = True,
@@ -253,11 +265,9 @@ def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_s
       place: puts batched arrays on devices (e.g. sharded along the batch axis).
       masked: False when every image fills the canvas (see `programs`).
       evaluate: a function with the signature and results of `programs(...).evaluate` to use
-        instead (the tiled evaluation of `jaxstyle.optim.tiled`); not with `resume`.
+        instead (the tiled evaluation of `jaxstyle.optim.tiled`).
     """
     p = programs(key, masked)
-    if evaluate is not None and resume is not None:
-        raise StaleCheckpoint("a tiled run does not resume from a checkpoint")
     evaluate = evaluate or p.evaluate
     place = place or (lambda tree: jax.tree.map(jnp.asarray, tree))
     t0 = time.perf_counter()
@@ -265,7 +275,7 @@ def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_s
         state = initial_state(params, key, start, batch, masked=masked, evaluate=evaluate)
         reported, evaluations = 0, 1
     else:
-        expected = jax.eval_shape(functools.partial(initial_state, params, key, masked=masked), start, batch)
+        expected = state_template(p, start)
         leaves = [np.asarray(x) for x in resume.leaves]
         wanted = [(x.shape, x.dtype) for x in jax.tree.leaves(expected)]
         if [(x.shape, x.dtype) for x in leaves] != wanted:
