@@ -143,6 +143,7 @@ CASES = [
     ("unknown colour mode", "apply fast.msgpack c.jpg -o out.png --preserve-colors sepia", "invalid choice"),
     ("negative size", "apply fast.msgpack c.jpg -o out.png --size -1", "must be at least 0"),
     ("batch of 0", "apply fast.msgpack c.jpg -o out.png --batch-size 0", "must be at least 1"),
+    ("negative tile", "apply fast.msgpack c.jpg -o out.png --tile -1", "must be at least 0"),
     ("apply beyond memory", "apply fast.msgpack c.jpg -o out.png --size 200000", "would fit"),
     ("cyclegan apply beyond memory", "cyclegan apply gan.msgpack c.jpg photos -o outdir --size 200000", "would fit"),
     ("a fast model to cyclegan apply", "cyclegan apply fast.msgpack c.jpg -o out.png", "not a jaxstyle CycleGAN model"),

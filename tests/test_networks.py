@@ -216,9 +216,9 @@ def test_memory_estimate_grows_with_pixels_and_refuses_before_resizing(small_mod
     one = layers.memory_bytes(forward, args, [(48, 64)] * 4, batch_size=1)
     monkeypatch.setattr(runtime, "available_memory_bytes", lambda: one)
     with pytest.raises(JaxstyleError, match="--batch-size 1 would fit"):
-        fast.check_memory(small_model, [photo] * 4, size=64)
+        fast.check_memory(small_model, [photo] * 4, size=64, tile=0)
     monkeypatch.setattr(runtime, "available_memory_bytes", lambda: 2**30)
     with pytest.raises(JaxstyleError, match="available") as refused:
-        fast.check_memory(small_model, [photo], size=20_000, batch_size=1)
+        fast.check_memory(small_model, [photo], size=20_000, batch_size=1, tile=0)
     size = int(str(refused.value).split("--size ")[1].split()[0])
-    assert 1000 < size < 20_000 and fast.check_memory(small_model, [photo], size=size, batch_size=1) <= 2**30
+    assert 1000 < size < 20_000 and fast.check_memory(small_model, [photo], size=size, batch_size=1, tile=0) <= 2**30

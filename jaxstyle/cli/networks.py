@@ -26,6 +26,7 @@ from jaxstyle.io import files, image_io, plots, sidecars
 
 if TYPE_CHECKING:  # the networks (flax) are imported only by the commands that run them
     from jaxstyle.nets.runs import Progress
+    from jaxstyle.nets.tiles import TileProgress
 
 _TRAIN_HELP = {
     "size": "crop side in px",
@@ -54,13 +55,19 @@ def _add_checkpoint_options(group, preview: str) -> None:
 
 
 def _add_apply_options(p, noun: str, size: str) -> None:
-    """-o, --size, --batch-size, --quiet, --cache-dir; `noun`: what is applied to."""
+    """-o, --size, --batch-size, --tile, --quiet, --cache-dir; `noun`: what is applied to."""
+    from jaxstyle.nets import tiles
+
     p.add_argument("-o", "--output", type=Path, required=True,
                    help=f"output .png/.jpg/.webp for one {noun}, or a folder (created if missing)")
     p.add_argument("--size", type=at_least(0), default=512, help=f"resize each {noun} so its longest side is N px first; "
                    f"0 keeps each {noun}'s size (default: 512{size})")
     p.add_argument("--batch-size", type=at_least(1), default=4, help=f"{noun}s per forward pass (default: 4)")
-    p.add_argument("--quiet", action="store_true", help="print only the output paths")
+    p.add_argument("--tile", type=at_least(0), default=None, metavar="N",
+                   help=f"run each {noun} in N px tiles, one at a time, every instance norm with the statistics of "
+                        f"a {tiles.THUMBNAIL} px thumbnail of the whole {noun} (no seams); 0: never; default: "
+                        f"{tiles.DEFAULT_TILE} px tiles only where the whole {noun} would not fit in memory")
+    p.add_argument("--quiet", action="store_true", help="print only the output paths and no progress bar")
     add_cache_option(p)
 
 
@@ -323,26 +330,55 @@ def _output_files(inputs: Sequence[Path], paths: list[Path], output: Path, label
     return outputs
 
 
+class _TileBar:
+    """A tqdm bar on stderr over a tiled run's tiles, image by image (none when quiet or untiled)."""
+
+    def __init__(self, *, quiet: bool):
+        self.quiet, self._bar = quiet, None
+
+    def update(self, p: TileProgress) -> None:
+        if self.quiet:
+            return
+        if self._bar is None or p.tile == 1:
+            self.close()
+            self._bar = step_bar(p.tiles, unit="tile")
+            self._bar.set_description(f"image {p.image + 1}/{p.images}")
+        self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, label: str,
            check: Callable[..., Any], paint: Callable[..., list[np.ndarray]], record: Mapping[str, Any]) -> int:
-    """Checks the inputs and outputs and `check(images, size=, batch_size=)` (memory), then creates the
-    output folder, runs `paint(images, size=, batch_size=)` once and saves each result with its sidecar
+    """Checks the inputs and outputs and `check(images, size=, batch_size=, tile=)` (memory), then creates the
+    output folder, runs `paint(images, size=, batch_size=, tile=, progress=)` once and saves each result with its sidecar
     (`record`, the input, the cost)."""
     paths = photo_files(inputs)
     outputs = _output_files(inputs, paths, args.output, label, args.model)
     images = [image_io.load_image(f) for f in paths]
     runtime.enable_compilation_cache(args.cache_dir)
     size = args.size or None
-    check(images, size=size, batch_size=args.batch_size)
+    check(images, size=size, batch_size=args.batch_size, tile=args.tile)
     if len(outputs) > 1 or outputs[0] != args.output:  # created only now: a refusal leaves nothing behind
         image_io.ensure_output_dir(args.output)
     t0 = time.perf_counter()
-    results = paint(images, size=size, batch_size=args.batch_size)
+    with _TileBar(quiet=args.quiet) as bar:
+        results = paint(images, size=size, batch_size=args.batch_size, tile=args.tile, progress=bar.update)
     seconds = time.perf_counter() - t0
     for source, out, image in zip(paths, outputs, results):
         image_io.save_image(out, image)
         sidecars.write_sidecar(out, {**record, "input": sidecars.file_record(source), "size": args.size,
-                                     "seconds_all_images": round(seconds, 3), "images": len(paths)})
+                                     "tile": args.tile, "seconds_all_images": round(seconds, 3),
+                                     "images": len(paths)})
         print(out)
     if not args.quiet:
         print(f"{command}: {len(paths)} image(s) in {seconds:.2f} s (compilation included)", file=sys.stderr)

@@ -38,7 +38,7 @@ from jaxstyle import runtime
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.fields import SEED_MAX, check_fields, option_name, setting
 from jaxstyle.io import image_io
-from jaxstyle.nets import gan, layers, model_file, runs
+from jaxstyle.nets import gan, layers, model_file, runs, tiles
 from jaxstyle.nets.photos import PhotoFolder
 
 
@@ -268,6 +268,18 @@ def _generate(config: gan.CycleGANConfig, params, images):
     return gan.generate_batch(config, params, images)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _thumbnail_stats(config: gan.CycleGANConfig, params, image):
+    """A thumbnail f32[h, w, 3] -> its instance-norm statistics (`gan.generator_stats`)."""
+    return gan.generator_stats(config, params, image)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _generate_tiles(config: gan.CycleGANConfig, params, stats, windows):
+    """One image's statistics, its windows f32[n, h, w, 3] -> f32[n, h, w, 3]."""
+    return jax.vmap(lambda x: gan.generate(config, params, x, stats=stats))(windows)
+
+
 def _program(model: model_file.CycleGANModel, direction: str):
     """(the jitted generator pass, its arguments before the images) for `direction`."""
     if direction not in ("a2b", "b2a"):
@@ -276,26 +288,46 @@ def _program(model: model_file.CycleGANModel, direction: str):
     return _generate, (model.config, params)
 
 
+def _plan(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, direction, size, batch_size, tile,
+          thumbnail) -> tuple[int, int | None, tuple]:
+    """(`tiles.plan`'s tile side and estimate, the generator's arguments before the images)."""
+    forward, args = _program(model, direction)
+    chosen, need = tiles.plan(forward, _thumbnail_stats, _generate_tiles, args, layers.sized_shapes(images, size),
+                              batch_size=batch_size, tile=tile, halo=tiles.halo_for(gan.generator_radius(model.config)),
+                              thumbnail=thumbnail)
+    return chosen, need, args
+
+
 def apply(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, direction: str = "a2b",
-          size: int | None = None, batch_size: int = 4) -> list[np.ndarray]:
+          size: int | None = None, batch_size: int = 4, tile: int | None = None, thumbnail: int = tiles.THUMBNAIL,
+          progress: Callable[[tiles.TileProgress], None] | None = None) -> list[np.ndarray]:
     """Translates each image f32[h, w, 3] in [0, 1] (A -> B for "a2b", B -> A for "b2a").
 
     Images are resized first so their longest side is `size` (if given), grouped by shape
     and run `batch_size` at a time (each shape compiles once). Returns f32[h', w', 3] each.
-    Sizes that would not fit in memory raise JaxstyleError before any image is resized.
+    `tile`, `thumbnail` and `progress` as `fast.apply`'s: by default an image too large to run whole
+    runs in tiles. Sizes that would not fit in memory even so raise JaxstyleError before any image
+    is resized.
     """
-    forward, args = _program(model, direction)
-    layers.check_memory(forward, args, layers.sized_shapes(images, size), batch_size=batch_size)
+    tile, _, args = _plan(model, images, direction=direction, size=size, batch_size=batch_size, tile=tile,
+                          thumbnail=thumbnail)
+    if tile:
+        return [result for result, _ in tiles.apply_each(
+            functools.partial(_thumbnail_stats, *args), functools.partial(_generate_tiles, *args), images,
+            size=size, tile=tile, halo=tiles.halo_for(gan.generator_radius(model.config)), thumbnail=thumbnail,
+            progress=progress)]
     inputs = [np.asarray(image_io.resize_longest(im, size) if size else im, np.float32) for im in images]
-    return layers.map_by_shape(functools.partial(forward, *args), inputs, batch_size=batch_size)
+    return layers.map_by_shape(functools.partial(_generate, *args), inputs, batch_size=batch_size)
 
 
 def check_memory(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, direction: str = "a2b",
-                 size: int | None = None, batch_size: int = 4) -> int | None:
-    """Raises JaxstyleError if `apply` with these arguments would not fit in memory, before any work
-    (`layers.check_memory`); returns the estimated peak bytes (None off the CPU backend)."""
-    forward, args = _program(model, direction)
-    return layers.check_memory(forward, args, layers.sized_shapes(images, size), batch_size=batch_size)
+                 size: int | None = None, batch_size: int = 4, tile: int | None = None,
+                 thumbnail: int = tiles.THUMBNAIL) -> int | None:
+    """Raises JaxstyleError if `apply` with these arguments would not fit in memory, even tiled where
+    `tile` allows it, before any work (`tiles.plan`); returns the estimated peak bytes (None off the
+    CPU backend)."""
+    return _plan(model, images, direction=direction, size=size, batch_size=batch_size, tile=tile,
+                 thumbnail=thumbnail)[1]
 
 
 def state_template(settings: CycleGANSettings) -> CycleGANState:

@@ -5,13 +5,14 @@
     model = fast.load_model("models/starry_night.msgpack")
     [out] = fast.apply(model, [load_image("photo.jpg")], size=512)      # f32[h, w, 3]
 
-Images are grouped by shape and run as batches, so each shape compiles once.
+Images are grouped by shape and run as batches, so each shape compiles once; an image too large to run
+whole runs in tiles, with the instance-norm statistics of its thumbnail (`tiles`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +20,7 @@ import numpy as np
 
 from jaxstyle import color
 from jaxstyle.io import image_io
-from jaxstyle.nets import layers, transform
+from jaxstyle.nets import layers, tiles, transform
 from jaxstyle.nets.model_file import FastModel, style_weights  # noqa: F401 - the API
 from jaxstyle.nets.model_file import load as load_model
 
@@ -34,15 +35,38 @@ def _forward(config: transform.NetworkConfig, params, weights, images):
     return transform.transform_batch(config, params, images, jnp.broadcast_to(weights, (len(images), len(weights))))
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _thumbnail_stats(config: transform.NetworkConfig, params, weights, image):
+    """f32[S], a thumbnail f32[h, w, 3] -> its instance-norm statistics (`transform.norm_stats`)."""
+    return transform.norm_stats(config, params, image, weights)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward_tiles(config: transform.NetworkConfig, params, weights, stats, windows):
+    """f32[S], one image's statistics, its windows f32[n, h, w, 3] -> f32[n, h, w, 3]."""
+    return jax.vmap(lambda x: transform.transform(config, params, x, weights, stats=stats))(windows)
+
+
 def _program(model: FastModel, style_index: int | None, mix: Sequence[float] | None):
     """(the jitted forward pass, its arguments before the images)."""
     params = jax.tree.map(jnp.asarray, model.params)
     return _forward, (model.config, params, style_weights(model, style_index=style_index, mix=mix))
 
 
+def _plan(model: FastModel, images: Sequence[np.ndarray], *, style_index, mix, size, batch_size, tile,
+          thumbnail) -> tuple[int, int | None, tuple]:
+    """(`tiles.plan`'s tile side and estimate, the forward's arguments before the images)."""
+    forward, args = _program(model, style_index, mix)
+    chosen, need = tiles.plan(forward, _thumbnail_stats, _forward_tiles, args, layers.sized_shapes(images, size),
+                              batch_size=batch_size, tile=tile, halo=tiles.halo_for(transform.radius(model.config)),
+                              thumbnail=thumbnail)
+    return chosen, need, args
+
+
 def apply(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | None = None,
           mix: Sequence[float] | None = None, size: int | None = None, batch_size: int = 4,
-          preserve_colors: str = "none") -> list[np.ndarray]:
+          preserve_colors: str = "none", tile: int | None = None, thumbnail: int = tiles.THUMBNAIL,
+          progress: Callable[[tiles.TileProgress], None] | None = None) -> list[np.ndarray]:
     """Paints each image with the model's style (or a mix of its styles).
 
     Args:
@@ -55,28 +79,40 @@ def apply(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | 
       batch_size: images per forward pass; a shape with fewer images runs them all at once.
       preserve_colors: "none", "luminance" (keep the photo's colours under the painted
         luminance) or "histogram" (match the result's colour mean and covariance to the photo's).
+      tile: None: each image whole when all fit in memory, else in `tiles.DEFAULT_TILE` px tiles;
+        0: whole; N: in N px tiles (rounded up to a multiple of 4), one image and one tile at a time,
+        the instance norms with the statistics of a thumbnail (`tiles`).
+      thumbnail: longest side of that thumbnail, in px.
+      progress: called after each tile of a tiled run.
 
     Returns:
       f32[h', w', 3] per image, in the order given; (h', w') = the (resized) input's shape.
 
     Raises:
       JaxstyleError: a bad style choice, or (before any image is resized) sizes that would not fit in
-        memory (`check_memory`).
+        memory, even tiled where `tile` allows it (`check_memory`).
     """
     color.prepare_colors(preserve_colors, np.zeros((1, 1, 3), np.float32), [])  # validates the mode
-    forward, args = _program(model, style_index, mix)
-    layers.check_memory(forward, args, layers.sized_shapes(images, size), batch_size=batch_size)
+    tile, _, args = _plan(model, images, style_index=style_index, mix=mix, size=size, batch_size=batch_size,
+                          tile=tile, thumbnail=thumbnail)
+    if tile:
+        return [_finish_colors(preserve_colors, result, photo) for result, photo in tiles.apply_each(
+            functools.partial(_thumbnail_stats, *args), functools.partial(_forward_tiles, *args), images,
+            size=size, tile=tile, halo=tiles.halo_for(transform.radius(model.config)), thumbnail=thumbnail,
+            progress=progress)]
     inputs = [np.asarray(image_io.resize_longest(im, size) if size else im, np.float32) for im in images]
-    results = layers.map_by_shape(functools.partial(forward, *args), inputs, batch_size=batch_size)
+    results = layers.map_by_shape(functools.partial(_forward, *args), inputs, batch_size=batch_size)
     return [_finish_colors(preserve_colors, result, photo) for result, photo in zip(results, inputs)]
 
 
 def check_memory(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | None = None,
-                 mix: Sequence[float] | None = None, size: int | None = None, batch_size: int = 4) -> int | None:
-    """Raises JaxstyleError if `apply` with these arguments would not fit in memory, before any work
-    (`layers.check_memory`); returns the estimated peak bytes (None off the CPU backend)."""
-    forward, args = _program(model, style_index, mix)
-    return layers.check_memory(forward, args, layers.sized_shapes(images, size), batch_size=batch_size)
+                 mix: Sequence[float] | None = None, size: int | None = None, batch_size: int = 4,
+                 tile: int | None = None, thumbnail: int = tiles.THUMBNAIL) -> int | None:
+    """Raises JaxstyleError if `apply` with these arguments would not fit in memory, even tiled where
+    `tile` allows it, before any work (`tiles.plan`); returns the estimated peak bytes (None off the
+    CPU backend)."""
+    return _plan(model, images, style_index=style_index, mix=mix, size=size, batch_size=batch_size, tile=tile,
+                 thumbnail=thumbnail)[1]
 
 
 def _finish_colors(mode: str, result: np.ndarray, photo: np.ndarray) -> np.ndarray:

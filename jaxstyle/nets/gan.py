@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle.nets.layers import (ConditionalInstanceNorm, ConvNormRelu, IntConfig, ReflectConv, ResidualBlock,
-                                  upsample_to)
+from jaxstyle.nets.layers import (NORM_STATS, ConditionalInstanceNorm, ConvNormRelu, IntConfig, ReflectConv,
+                                  ResidualBlock, encoder_decoder_layers, receptive_radius, upsample_to)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -111,6 +111,24 @@ def generate_batch(config: CycleGANConfig, params: Mapping, images: jax.Array) -
     """One generator on a batch: f32[B, h, w, 3] -> f32[B, h, w, 3]."""
     net = ResnetGenerator(config)
     return jax.vmap(lambda x: net.apply({"params": params}, x))(images)
+
+
+def generator_stats(config: CycleGANConfig, params: Mapping, image: jax.Array) -> dict:
+    """Every instance norm's statistics on `image` f32[h, w, 3] (`layers.NORM_STATS`), for `generate`."""
+    _, state = ResnetGenerator(config).apply({"params": params}, image, mutable=[NORM_STATS])
+    return state[NORM_STATS]
+
+
+def generate(config: CycleGANConfig, params: Mapping, image: jax.Array, *, stats: Mapping | None = None) -> jax.Array:
+    """One generator on one image f32[h, w, 3] -> f32[h, w, 3], its instance norms with `stats`
+    (`generator_stats` of a thumbnail of the whole image) instead of `image`'s own when given."""
+    variables = {"params": params} if stats is None else {"params": params, NORM_STATS: stats}
+    return ResnetGenerator(config).apply(variables, image)
+
+
+def generator_radius(config: CycleGANConfig) -> int:
+    """How far, in px, a generator's output pixel's inputs reach (`layers.receptive_radius`): 90 for 9 blocks."""
+    return receptive_radius(encoder_decoder_layers(7, config.residual_blocks))
 
 
 def discriminate_batch(config: CycleGANConfig, params: Mapping, images: jax.Array) -> jax.Array:

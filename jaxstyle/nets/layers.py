@@ -60,12 +60,21 @@ class ReflectConv(nn.Module):
         return y[:h, :w]
 
 
+# The flax collection of every instance norm's statistics {"mean", "var"}: f32[1, 1, C] each. Applied with
+# mutable=[NORM_STATS], a network returns the statistics it took from its input (a thumbnail of the whole
+# image); applied with {"params": ..., NORM_STATS: those}, it normalises with them instead of its input's
+# (every tile of the image alike: Chen et al. 2022, "Thumbnail Instance Normalization"). Without the
+# collection, the statistics are the input's own, as always.
+NORM_STATS = "norm_stats"
+
+
 class ConditionalInstanceNorm(nn.Module):
     """Instance normalisation whose scale and shift are a mix of per-style parameters.
 
     y = (x - mean_hw) / sqrt(var_hw + eps) * (w @ gamma) + (w @ beta), with gamma, beta of
     shape [S, C] and w: f32[S] the style weights (one-hot for one style, a convex mix to
-    interpolate styles, Dumoulin et al. 2017 sec. 3).
+    interpolate styles, Dumoulin et al. 2017 sec. 3). mean_hw, var_hw: f32[1, 1, C], x's own, or
+    given in the `NORM_STATS` collection.
     """
 
     num_styles: int
@@ -76,8 +85,14 @@ class ConditionalInstanceNorm(nn.Module):
         channels = x.shape[-1]
         gamma = self.param("scale", nn.initializers.ones, (self.num_styles, channels))
         beta = self.param("shift", nn.initializers.zeros, (self.num_styles, channels))
-        mean = jnp.mean(x, axis=(0, 1), keepdims=True)
-        var = jnp.mean(jnp.square(x - mean), axis=(0, 1), keepdims=True)
+        if self.has_variable(NORM_STATS, "mean"):  # fixed statistics, e.g. a thumbnail's (`NORM_STATS`)
+            mean, var = self.get_variable(NORM_STATS, "mean"), self.get_variable(NORM_STATS, "var")
+        else:
+            mean = jnp.mean(x, axis=(0, 1), keepdims=True)
+            var = jnp.mean(jnp.square(x - mean), axis=(0, 1), keepdims=True)
+            if self.is_mutable_collection(NORM_STATS):
+                self.put_variable(NORM_STATS, "mean", mean)
+                self.put_variable(NORM_STATS, "var", var)
         normed = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
         return normed * (style_weights @ gamma).reshape(1, 1, -1) + (style_weights @ beta).reshape(1, 1, -1)
 
@@ -117,6 +132,34 @@ class ResidualBlock(nn.Module):
 def upsample_to(x: jax.Array, hw: tuple[int, int]) -> jax.Array:
     """Nearest-neighbour resize of f32[h, w, C] to (hw[0], hw[1]) (2x, less one where a side was odd)."""
     return jax.image.resize(x, (*hw, x.shape[-1]), method="nearest")
+
+
+def receptive_radius(layers: Sequence[tuple[str, int]]) -> int:
+    """How far, in input px, the input pixels that one output pixel depends on can lie from it.
+
+    `layers` in order, each ("conv", k): a k x k convolution; ("down", k): a k x k stride-2 one; ("up", 2): a
+    2x nearest upsampling (a residual block is its two convolutions: the skip reaches less far).
+    Taken back from the output: a convolution adds k // 2 px of its own grid; a stride-2 one doubles the
+    reach and adds k // 2; an upsampling halves it and adds 1 for the rounding down of nearest's index.
+    """
+    reach = 0.0
+    for kind, k in reversed(layers):
+        if kind == "conv":
+            reach += k // 2
+        elif kind == "down":
+            reach = 2 * reach + k // 2
+        elif kind == "up":
+            reach = reach / k + 1
+        else:
+            raise ValueError(f"unknown layer kind {kind!r}")
+    return math.ceil(reach)
+
+
+def encoder_decoder_layers(outer_kernel: int, residual_blocks: int) -> list[tuple[str, int]]:
+    """`receptive_radius`'s layers of `TransformNet` and `ResnetGenerator`: an outer_kernel conv, two 3x3
+    stride-2 convs, residual blocks of two 3x3 convs, two (upsampling, 3x3 conv), an outer_kernel conv."""
+    return [("conv", outer_kernel), ("down", 3), ("down", 3), *[("conv", 3)] * (2 * residual_blocks),
+            ("up", 2), ("conv", 3), ("up", 2), ("conv", 3), ("conv", outer_kernel)]
 
 
 def map_by_shape(forward: Callable[[np.ndarray], Any], images: Sequence[np.ndarray], *,
@@ -172,8 +215,13 @@ def program_bytes(forward, args: tuple, batch: tuple[int, int, int]) -> int:
     The program compiled here is the one the run then takes from JAX's cache, so the check adds no
     compile; on 2 CPU cores a compile takes ~1 s whatever the shape, 64 px or 20000 px.
     """
-    images = jax.ShapeDtypeStruct((*batch, 3), jnp.float32)
-    stats = forward.lower(*args, images).compile().memory_analysis()
+    return compiled_bytes(forward, *args, jax.ShapeDtypeStruct((*batch, 3), jnp.float32))
+
+
+def compiled_bytes(forward, *args) -> int:
+    """XLA's peak for the jitted `forward(*args)` (arrays or `jax.ShapeDtypeStruct`s): arguments, outputs and
+    temporaries."""
+    stats = forward.lower(*args).compile().memory_analysis()
     return stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
 
 
@@ -192,6 +240,20 @@ def memory_bytes(forward, args: tuple, shapes: Sequence[tuple[int, int]], *, bat
     return largest + HELD_BYTES_PER_PIXEL * sum(pixels) + RESIZE_BYTES_PER_PIXEL * max(pixels) + RUNTIME_BYTES
 
 
+def _memory_and_block(forward, args: tuple, shapes: Sequence[tuple[int, int]], *, batch_size: int) -> tuple[int, int]:
+    """(`memory_bytes`, the largest convolution block) of a run at this batch size."""
+    block = CONV_BLOCK_BYTES_PER_PIXEL * max(n * h * w for n, h, w in batch_shapes(shapes, batch_size=batch_size))
+    return memory_bytes(forward, args, shapes, batch_size=batch_size), block
+
+
+def fits_in_memory(forward, args: tuple, shapes: Sequence[tuple[int, int]], *, batch_size: int) -> bool:
+    """Whether `check_memory` lets this run go (always off the CPU backend, where it checks nothing)."""
+    if jax.default_backend() != "cpu" or not shapes:
+        return True
+    need, block = _memory_and_block(forward, args, shapes, batch_size=batch_size)
+    return need <= runtime.available_memory_bytes() and block <= runtime.memory_and_swap_bytes()
+
+
 def check_memory(forward, args: tuple, shapes: Sequence[tuple[int, int]], *, batch_size: int) -> int | None:
     """Raises JaxstyleError when running `forward(*args, batch)` over images of `shapes` (h, w),
     `batch_size` at a time, would need more memory than is available now (`memory_bytes`), or a
@@ -205,9 +267,8 @@ def check_memory(forward, args: tuple, shapes: Sequence[tuple[int, int]], *, bat
         return None
     available, limit = runtime.available_memory_bytes(), runtime.memory_and_swap_bytes()
 
-    def fits(batch_size: int) -> tuple[int, int]:  # (memory, largest convolution block) at this batch size
-        block = CONV_BLOCK_BYTES_PER_PIXEL * max(n * h * w for n, h, w in batch_shapes(shapes, batch_size=batch_size))
-        return memory_bytes(forward, args, shapes, batch_size=batch_size), block
+    def fits(batch_size: int) -> tuple[int, int]:
+        return _memory_and_block(forward, args, shapes, batch_size=batch_size)
 
     need, block = fits(batch_size)
     if need <= available and block <= limit:

@@ -13,7 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxstyle.nets.layers import ConvNormRelu, IntConfig, ReflectConv, ResidualBlock, upsample_to
+from jaxstyle.nets.layers import (NORM_STATS, ConvNormRelu, IntConfig, ReflectConv, ResidualBlock,
+                                  encoder_decoder_layers, receptive_radius, upsample_to)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -73,6 +74,26 @@ def transform_batch(config: NetworkConfig, params: Mapping, images: jax.Array,
     """The network on a batch: f32[B, h, w, 3], f32[B, S] -> f32[B, h, w, 3]."""
     net = TransformNet(config)
     return jax.vmap(lambda x, sw: net.apply({"params": params}, x, sw))(images, style_weights)
+
+
+def norm_stats(config: NetworkConfig, params: Mapping, image: jax.Array, style_weights: jax.Array) -> dict:
+    """Every instance norm's statistics on `image` f32[h, w, 3]: {layer path: {"mean", "var": f32[1, 1, C]}}
+    (`layers.NORM_STATS`), for `transform(..., stats=)`."""
+    _, state = TransformNet(config).apply({"params": params}, image, style_weights, mutable=[NORM_STATS])
+    return state[NORM_STATS]
+
+
+def transform(config: NetworkConfig, params: Mapping, image: jax.Array, style_weights: jax.Array, *,
+              stats: Mapping | None = None) -> jax.Array:
+    """The network on one image f32[h, w, 3] -> f32[h, w, 3]; each instance norm with `stats` (`norm_stats`
+    of a thumbnail of the whole image, so that its tiles agree) instead of `image`'s own when given."""
+    variables = {"params": params} if stats is None else {"params": params, NORM_STATS: stats}
+    return TransformNet(config).apply(variables, image, style_weights)
+
+
+def radius(config: NetworkConfig) -> int:
+    """How far, in px, an output pixel's inputs reach (`layers.receptive_radius`): 60 for 5 residual blocks."""
+    return receptive_radius(encoder_decoder_layers(9, config.residual_blocks))
 
 
 def flops_per_pixel(config: NetworkConfig) -> float:
