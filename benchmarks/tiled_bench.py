@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--only", default="exact,speed,memory")
     parser.add_argument("--speed-shape", default="2048,2048")
     parser.add_argument("--sizes", default="1024,2048,4096")
+    parser.add_argument("--weights", default=None, help="VGG-19 weights (default: weights/vgg19.h5)")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -140,7 +141,7 @@ def main() -> None:
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {jax.devices()[0].device_kind}, 2 cores "
              f"(`benchmarks/tiled_bench.py --only {args.only}`)."]
     if only & {"exact", "speed"}:
-        params = weights.load_params(weights.default_weights_path())
+        params = weights.load_params(args.weights or weights.default_weights_path())
     if "exact" in only:
         lines += ["", "Exactness: tiled against one pass (default layers, TV 1e-3):", "", *exact(params, settings)]
     if "speed" in only:

@@ -10,6 +10,7 @@ batch that would not fit in memory."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -401,6 +402,11 @@ def check_memory(shape: Sequence[int], settings: Settings, *, batch: int = 1) ->
     if jax.default_backend() == "cpu" and need > available_memory_bytes():
         how = f" in {tile} px tiles" if tile else ""
         hint = "lower --size" if batch == 1 else "lower --size or the batch (one image alone is tiled)"
+        if tile:  # the tiles' programs are fixed; the rest grows with the pixels
+            side = tile + 2 * tiled.halo_for([*settings.content_layers, *settings.style_layers])
+            fixed = estimate_memory_bytes((side, side), settings)
+            scale = math.sqrt(max(0.0, available_memory_bytes() - fixed) / max(1, need - fixed))
+            hint = f"--size {int(scale * max(shape)) // 16 * 16} or less would fit"
         raise JaxstyleError(
             f"{shape[1]}x{shape[0]} px x {batch} image(s) needs about {need / 2**30:.1f} GiB{how} but only "
             f"{available_memory_bytes() / 2**30:.1f} GiB is available; {hint}")
