@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from doc_blocks import write_block  # noqa: E402
 
-from jaxstyle import losses, optim  # noqa: E402
+from jaxstyle import losses, optim, vgg  # noqa: E402
 from jaxstyle.io import image_io, weights  # noqa: E402
 from jaxstyle.optim import tiled  # noqa: E402
 
@@ -68,7 +68,7 @@ def exact(params, settings) -> list[str]:
             targets = tiled.make_targets(params, content, [style], np.ones(1, np.float32), key, tile=tile)
             t_value, _, t_grad = tiled.loss_and_grad(params, image, targets, key, settings.loss_weights(),
                                                      settings.layer_weights(), tile=tile)
-            n = len(tiled.plan(shape, tile, tiled.halo_for([*key.content_layers, *key.style_layers])).tiles)
+            n = len(tiled.plan(shape, tile, vgg.tile_halo([*key.content_layers, *key.style_layers])).tiles)
             lines.append(f"| {shape[1]}x{shape[0]} | {tile} | {n} | {abs(t_value - value) / abs(value):.1e} | "
                          f"{np.abs(t_grad - grad).max() / np.abs(grad).max():.1e} |")
             print(lines[-1], flush=True)
@@ -101,7 +101,7 @@ def speed(params, settings, shape) -> list[str]:
             tiled.loss_and_grad(*args, tile=tile)
             times.append(time.perf_counter() - t0)
         t = statistics.median(times)
-        n = len(tiled.plan(shape, tile, tiled.halo_for([*key.content_layers, *key.style_layers])).tiles)
+        n = len(tiled.plan(shape, tile, vgg.tile_halo([*key.content_layers, *key.style_layers])).tiles)
         lines.append(f"| tiles of {tile} ({n}) | {t:.2f} | {1e6 * t / pixels:.2f} | {t / base:.2f} |")
         print(lines[-1], flush=True)
     return lines

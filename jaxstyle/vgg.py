@@ -26,6 +26,7 @@ CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
     ("conv5_1", 512, 512), ("conv5_2", 512, 512), ("conv5_3", 512, 512), ("conv5_4", 512, 512),
 )
 CONV_NAMES: tuple[str, ...] = tuple(name for name, _, _ in CONV_LAYERS)
+CHANNELS: dict[str, int] = {name: out for name, _, out in CONV_LAYERS}  # output channels of each convolution
 # A 2x2 pooling follows the last convolution of each block.
 POOL_AFTER: dict[str, str] = {
     "conv1_2": "pool1", "conv2_2": "pool2", "conv3_4": "pool3", "conv4_4": "pool4", "conv5_4": "pool5",
@@ -66,8 +67,13 @@ def feature_hw(image_hw: tuple[int, int], layer: str) -> tuple[int, int]:
     """(h, w) of a layer's features for an image of (h, w): each pooling before it floors by 2.
 
     image_hw: two ints, or an i32[2] array (e.g. a traced `valid`), which gives i32 scalars."""
-    pools = sum(1 for name in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1] if name.startswith("pool"))
+    pools = pools_before(layer)
     return image_hw[0] >> pools, image_hw[1] >> pools
+
+
+def pools_before(layer: str) -> int:
+    """How many 2x2 poolings lie before `layer` (itself included, for a pooling layer)."""
+    return sum(1 for name in LAYER_NAMES[: LAYER_NAMES.index(layer) + 1] if name.startswith("pool"))
 
 
 def receptive_radius(layers: Iterable[str]) -> int:
@@ -80,6 +86,12 @@ def receptive_radius(layers: Iterable[str]) -> int:
         if name.startswith("pool"):
             scale *= 2
     return radius
+
+
+def tile_halo(layers: Iterable[str]) -> int:
+    """The context a tile needs on each side so that its interior features at `layers` equal the
+    whole image's: the receptive radius, rounded up to the pooling grid of conv5_1 (16 px)."""
+    return -(-receptive_radius(layers) // 16) * 16
 
 
 def check_layers(layers: Iterable[str]) -> tuple[str, ...]:

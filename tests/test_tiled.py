@@ -22,7 +22,7 @@ def test_the_halo_covers_the_receptive_field_of_conv5_1():
     # By hand: 3x3 convolutions add 1, 2, 4, 8, 16 px per side at their resolution (2 + 2x2 + 4x4 +
     # 4x8 + 1x16 = 70) and the four 2x2 poolings 1 + 2 + 4 + 8 = 15.
     assert vgg.receptive_radius(["conv4_2", "conv5_1"]) == 85
-    assert tiled.halo_for(["conv4_2", "conv5_1"]) == 96
+    assert vgg.tile_halo(["conv4_2", "conv5_1"]) == 96
 
 
 @pytest.mark.parametrize("shape", [(100, 64), (90, 37)])
@@ -31,7 +31,7 @@ def test_the_tiles_interiors_partition_every_layer(shape):
     for layer in ("conv1_1", "conv2_1", "conv5_1"):
         covered = np.zeros(vgg.feature_hw(shape, layer), int)
         for tile in the_plan.tiles:
-            p = sum(1 for n in vgg.LAYER_NAMES[: vgg.LAYER_NAMES.index(layer) + 1] if n.startswith("pool"))
+            p = vgg.pools_before(layer)
             top, bottom, left, right = (int(v) >> p for v in tile.interior)
             covered[(tile.crop[0] >> p) + top: (tile.crop[0] >> p) + bottom,
                     (tile.crop[2] >> p) + left: (tile.crop[2] >> p) + right] += 1
@@ -70,7 +70,7 @@ def test_a_tiled_run_follows_the_untiled_one(params):
     style = image_io.load_image(DATA / "starry_night.jpg", size=300)
     settings = optim.Settings(size=300, steps=3, lbfgs_memory=5, content_layers=("conv3_2",),
                               style_layers="upto-conv3_1")
-    assert tiled.halo_for([*settings.content_layers, *settings.style_layers]) == 32
+    assert vgg.tile_halo([*settings.content_layers, *settings.style_layers]) == 32
     plain = optim.stylize(params, content, style, settings)
     tiled_run = optim.stylize(params, content, style, settings.replace(tile=32))
     assert optim.tile_for((64, 300), settings.replace(tile=32)) == 32

@@ -348,7 +348,7 @@ def estimate_memory_bytes(shape: Sequence[int], settings: Settings, *, batch: in
         if name.startswith("pool"):
             h, w = h // 2, w // 2
         else:
-            floats += 2 * h * w * dict((n, c) for n, _, c in vgg.CONV_LAYERS)[name]
+            floats += 2 * h * w * vgg.CHANNELS[name]
     return int(batch * 1.25 * 4 * floats + 600e6)
 
 
@@ -385,12 +385,11 @@ def estimate_tiled_bytes(shape: Sequence[int], settings: Settings, tile: int) ->
     gradient, the previous pair, direction, candidate, its gradient, TV's, the optimiser's history)
     and the content's features."""
     h, w = shape
-    halo = tiled.halo_for([*settings.content_layers, *settings.style_layers])
+    halo = vgg.tile_halo([*settings.content_layers, *settings.style_layers])
     canvas = (min(h, tile + 2 * halo), min(w, tile + 2 * halo))
     history = 2 * (min(settings.lbfgs_memory, TILED_LBFGS_MEMORY) if settings.optimizer == "lbfgs" else 1)
     image = 4 * 3 * h * w
-    channels = dict((n, c) for n, _, c in vgg.CONV_LAYERS)
-    content = sum(4 * channels.get(n, 0) * np.prod(vgg.feature_hw(shape, n)) for n in settings.content_layers)
+    content = sum(4 * vgg.CHANNELS.get(n, 0) * np.prod(vgg.feature_hw(shape, n)) for n in settings.content_layers)
     return int(estimate_memory_bytes(canvas, settings) + (9 + history) * image + content)
 
 
@@ -403,7 +402,7 @@ def check_memory(shape: Sequence[int], settings: Settings, *, batch: int = 1) ->
         how = f" in {tile} px tiles" if tile else ""
         hint = "lower --size" if batch == 1 else "lower --size or the batch (one image alone is tiled)"
         if tile:  # the tiles' programs are fixed; the rest grows with the pixels
-            side = tile + 2 * tiled.halo_for([*settings.content_layers, *settings.style_layers])
+            side = tile + 2 * vgg.tile_halo([*settings.content_layers, *settings.style_layers])
             fixed = estimate_memory_bytes((side, side), settings)
             scale = math.sqrt(max(0.0, available_memory_bytes() - fixed) / max(1, need - fixed))
             hint = f"--size {int(scale * max(shape)) // 16 * 16} or less would fit"

@@ -134,7 +134,7 @@ def validate(settings: Settings) -> None:
     if s.size // 2 ** (s.scales - 1) < MIN_SIDE:
         problems.append(f"{option_name('scales')} {s.scales} at size {s.size} makes the coarsest size "
                         f"{s.size // 2 ** (s.scales - 1)} px; it must stay >= {MIN_SIDE} px")
-    halo = -(-vgg.receptive_radius([*s.content_layers, *s.style_layers]) // 16) * 16 if not problems else 0
+    halo = vgg.tile_halo([*s.content_layers, *s.style_layers]) if not problems else 0
     if s.tile and (s.tile % 16 or s.tile < halo):
         problems.append(f"{option_name('tile')} must be a multiple of 16 and at least the halo of the deepest "
                         f"layer ({halo} px), got {s.tile}")

@@ -38,11 +38,6 @@ from jaxstyle.optim.settings import ProgramKey
 ALIGN = 16  # 2^4: the pooling grid of conv5_1, four 2x2 poolings deep
 
 
-def halo_for(layers: Sequence[str]) -> int:
-    """The halo of every tile: the deepest layer's receptive radius, rounded up to `ALIGN`."""
-    return -(-vgg.receptive_radius(layers) // ALIGN) * ALIGN
-
-
 class Tile(NamedTuple):
     """One tile: its crop (y0, y1, x0, x1) of the image in pixels, and its interior in the crop's
     coordinates (i32[4]: top, bottom, left, right)."""
@@ -79,10 +74,6 @@ def plan(shape: tuple[int, int], tile: int, halo: int) -> Plan:
             tiles.append(Tile(crop, interior))
     canvas = (max(t.crop[1] - t.crop[0] for t in tiles), max(t.crop[3] - t.crop[2] for t in tiles))
     return Plan(tuple(shape), tuple(tiles), canvas)
-
-
-def _pools(layer: str) -> int:
-    return sum(1 for name in vgg.LAYER_NAMES[: vgg.LAYER_NAMES.index(layer) + 1] if name.startswith("pool"))
 
 
 def _interior_mask(interior: jax.Array, hw: tuple[int, int], pools: int) -> jax.Array:
@@ -127,7 +118,7 @@ def programs(content_layers: tuple[str, ...], style_layers: tuple[str, ...], poo
 
     def interior_features(params, crop, valid, interior):
         f = vgg.features(params, crop, layers=layers, pooling=pooling, valid=valid)
-        return {n: x * _interior_mask(interior, x.shape[:2], _pools(n))[..., None] for n, x in f.items()}
+        return {n: x * _interior_mask(interior, x.shape[:2], vgg.pools_before(n))[..., None] for n, x in f.items()}
 
     def features(params, crop, valid, interior):
         f = interior_features(params, crop, valid, interior)
@@ -136,8 +127,8 @@ def programs(content_layers: tuple[str, ...], style_layers: tuple[str, ...], poo
     def surrogate(crop, params, valid, interior, content, content_weights, dgram):
         f = interior_features(params, crop, valid, interior)
         zero = jnp.zeros((), crop.dtype)
-        parts = {n: losses.content_loss(f[n], content[n] * _interior_mask(interior, f[n].shape[:2], _pools(n))[..., None])
-                 for n in content_layers}
+        inside = {n: _interior_mask(interior, f[n].shape[:2], vgg.pools_before(n))[..., None] for n in content_layers}
+        parts = {n: losses.content_loss(f[n], content[n] * inside[n]) for n in content_layers}
         lc = sum((content_weights[n] * parts[n] for n in content_layers), zero)
         ls = sum((jnp.vdot(dgram[n], losses.gram(f[n])) for n in style_layers), zero)
         return lc + ls, sum(parts.values(), zero)
@@ -158,7 +149,7 @@ def _crop(image: np.ndarray, tile: Tile, canvas: tuple[int, int]) -> tuple[np.nd
 def _feature_window(tile: Tile, layer: str) -> tuple[slice, slice]:
     """The rows and columns of the tile's crop among the whole image's features at `layer`
     (crops start on the pooling grid, so this is exact)."""
-    p = _pools(layer)
+    p = vgg.pools_before(layer)
     y0, y1, x0, x1 = tile.crop
     return slice(y0 >> p, y1 >> p), slice(x0 >> p, x1 >> p)
 
@@ -176,7 +167,7 @@ def accumulate(params, image: np.ndarray, the_plan: Plan, progs: Programs, *, co
         crop, valid = _crop(image, tile, the_plan.canvas)
         f, g = progs.features(params, crop, valid, tile.interior)
         for n, x in (f.items() if content else ()):
-            p = _pools(n)
+            p = vgg.pools_before(n)
             top, bottom, left, right = (int(v) >> p for v in tile.interior)
             rows, cols = _feature_window(tile, n)
             if n not in assembled:
@@ -192,7 +183,7 @@ def make_targets(params, content: np.ndarray, styles: Sequence[np.ndarray], blen
                  *, tile: int) -> Targets:
     """The content's features and each style's Grams per position, each computed in tiles."""
     progs = programs(key.content_layers, key.style_layers, key.pooling)
-    halo = halo_for([*key.content_layers, *key.style_layers])
+    halo = vgg.tile_halo([*key.content_layers, *key.style_layers])
     p, _ = accumulate(params, content, plan(content.shape[:2], tile, halo), progs)
     grams = []
     for style in styles:
@@ -225,7 +216,7 @@ def loss_and_grad(params, image: np.ndarray, targets: Targets, key: ProgramKey, 
 
     on_tile: called with "pass 1 tile k/n" (or pass 2) as each tile starts, for progress bars."""
     progs = programs(key.content_layers, key.style_layers, key.pooling)
-    the_plan = plan(image.shape[:2], tile, halo_for([*key.content_layers, *key.style_layers]))
+    the_plan = plan(image.shape[:2], tile, vgg.tile_halo([*key.content_layers, *key.style_layers]))
     content_w, style_w = layer_weights
     _, grams = accumulate(params, image, the_plan, progs, content=False, on_tile=on_tile)
     style_loss, dgram = 0.0, {}
