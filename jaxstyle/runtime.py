@@ -97,6 +97,7 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
         return (nested if traced else top)(*args, **kwargs)
 
     call._cache_size = top._cache_size  # tests check that a second call does not recompile
+    call.lower = top.lower  # for memory_analysis of the compiled program
     return call
 
 

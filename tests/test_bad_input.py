@@ -71,6 +71,9 @@ CASES = [
     ("a tile smaller than the halo", "stylize c.jpg s.jpg -o out.png --tile 64", "at least the halo"),
     ("a tile off the pooling grid", "stylize c.jpg s.jpg -o out.png --tile 100", "multiple of 16"),
     ("negative --save-every", "stylize c.jpg s.jpg -o out.png --save-every -1", "must be at least 0"),
+    ("a checkpoint for several photos", "stylize c.jpg photos/a.jpg s.jpg -o emptydir --checkpoint-every 1", "one content image"),
+    ("the checkpoint over the photo", "stylize out.png.checkpoint.npz s.jpg -o out.png --checkpoint-every 1",
+     "would overwrite the content image"),
     ("weight beyond float32", "stylize c.jpg s.jpg -o out.png --style-weight 1e300", "float32"),
     ("--alpha-beta and --content-weight", "stylize c.jpg s.jpg -o out.png --alpha-beta 1e-2 --content-weight 1",
      "not both"),
@@ -170,6 +173,7 @@ def inputs(tmp_path_factory) -> Path:
     _save(d / "s.jpg", "starry_night.jpg", (64, 40))
     _save(d / "out_step00010.png", "tubingen.jpg", (64, 48))
     shutil.copy(d / "c.jpg", d / "Tübingen 写真.jpg")
+    shutil.copy(d / "out_step00010.png", d / "out.png.checkpoint.npz")  # a PNG by its content
     (d / "phone.HEIC").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic")
     (d / "empty.jpg").write_bytes(b"")
     (d / "notes.png").write_text("not an image")

@@ -187,3 +187,33 @@ def test_every_option_shows_its_default_once():
         for action in parser._actions:
             text = parser._get_formatter()._expand_help(action) if action.help else ""
             assert text.count("default") <= 1 and "(default: None)" not in text, (parser.prog, action.dest, text)
+
+
+def test_a_stylize_stopped_midway_resumes_from_its_checkpoint(images, tmp_path, capsys, monkeypatch):
+    """Interrupted after its second checkpoint (Ctrl-C), the same command resumes there and writes
+    the picture of an uninterrupted run; the checkpoint is removed once the picture is written."""
+    from jaxstyle.cli import stylize as stylize_cli
+
+    content, style = images
+    whole = tmp_path / "whole.png"
+    assert run_cli(["stylize", content, style, "-o", whole, *FAST], capsys)[0] == 0
+    out = tmp_path / "out.png"
+    checkpoint = tmp_path / "out.png.checkpoint.npz"
+    save, saved = stylize_cli.save_checkpoint, []
+
+    def save_then_stop(path, progress, **kwargs):
+        save(path, progress, **kwargs)
+        saved.append(progress.step)
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(stylize_cli, "save_checkpoint", save_then_stop)
+    code, _, _ = run_cli(["stylize", content, style, "-o", out, *FAST, "--checkpoint-every", "1"], capsys)
+    assert code != 0 and saved == [1, 2] and checkpoint.exists() and not out.exists()
+
+    monkeypatch.setattr(stylize_cli, "save_checkpoint", save)
+    loud = [a for a in FAST if a != "--quiet"]
+    code, _, stderr = run_cli(["stylize", content, style, "-o", out, *loud, "--checkpoint-every", "1"], capsys)
+    assert code == 0 and "resuming from" in stderr and "step 2" in stderr
+    assert not checkpoint.exists()
+    np.testing.assert_allclose(image_io.load_image(out), image_io.load_image(whole), atol=1 / 255)

@@ -38,6 +38,22 @@ def test_the_tiles_interiors_partition_every_layer(shape):
         assert (covered == 1).all(), layer
 
 
+def test_banded_total_variation_equals_numpy():
+    """In bands of 7 rows (pairs across every band edge) against the sum of squared differences and
+    its gradient written out here: d/dx_i of (x_i - x_j)^2 is 2 (x_i - x_j)."""
+    x = np.random.default_rng(1).random((30, 11, 3), dtype=np.float32)
+    dy, dx = x[1:] - x[:-1], x[:, 1:] - x[:, :-1]
+    expected = np.zeros_like(x)
+    expected[1:] += 2 * dy
+    expected[:-1] -= 2 * dy
+    expected[:, 1:] += 2 * dx
+    expected[:, :-1] -= 2 * dx
+    grad = np.ones_like(x)
+    value = tiled.total_variation(x, grad, 0.5, band=7)
+    np.testing.assert_allclose(value, np.sum(dy.astype(np.float64) ** 2) + np.sum(dx.astype(np.float64) ** 2), rtol=1e-6)
+    np.testing.assert_allclose(grad, 1 + 0.5 * expected, rtol=1e-5, atol=1e-6)
+
+
 def test_tiled_loss_and_gradient_equal_the_whole_images(params):
     """At 64x300 px in tiles of 32 px (crops of up to 224 px: every halo cut is inside the image; the
     last 12 px join the column before), with two blended styles and a TV term."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from jaxstyle.cli.options import (EXIT_NON_FINITE, ProgressReporter, add_alpha_b
                                   number, parse_list, save_every, sidecar_outputs, weights_file)
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import files, image_io, plots, sidecars
+from jaxstyle.optim.checkpoint import load_checkpoint, save_checkpoint
+from jaxstyle.optim.solver import StaleCheckpoint
 
 _HELP = {
     "size": "longest side of the output in px",
@@ -68,6 +72,10 @@ def add_parsers(sub) -> None:
                         "an existing folder for several")
     p.add_argument("--save-every", type=at_least(0), default=0, metavar="N",
                    help="also save every N-th step's image as OUTPUT_stepNNNNN.png (default: 0, none)")
+    p.add_argument("--checkpoint-every", type=at_least(0), default=None, metavar="N",
+                   help="one content: save the optimisation state every N steps as OUTPUT.checkpoint.npz; "
+                        "the same command run again resumes from it, and it is removed when the picture is "
+                        "written (0: never; default: every step of a run evaluated in tiles, else never)")
     _add_settings_options(p)
     add_common(p)
 
@@ -149,19 +157,38 @@ def run_stylize(args: argparse.Namespace) -> int:
     style, masks, style_inputs = _styles_and_masks(args, contents)
     frames = [out.with_name(f"{out.stem}_step{step:05d}{out.suffix}") for out in outputs
               for step in range(args.save_every, settings.steps, args.save_every or settings.steps + 1)]
-    _check_outputs(args, [*sidecar_outputs(outputs), *(("--save-every", f) for f in frames)],
+    every = getattr(args, "checkpoint_every", 0)  # demo has no such option
+    if every and len(contents) > 1:
+        raise JaxstyleError("--checkpoint-every takes one content image; jaxstyle batch checkpoints many")
+    checkpoint = outputs[0].with_name(outputs[0].name + ".checkpoint.npz")
+    _check_outputs(args, [*sidecar_outputs(outputs), *(("--save-every", f) for f in frames),
+                          *([("the checkpoint", checkpoint)] if len(contents) == 1 else [])],
                    {"content": args.contents, **style_inputs}, settings)
     params, weights_path = load_params(args)
-    _print_memory_estimate(contents, settings, quiet=args.quiet)
+    tile = _print_memory_estimate(contents, settings, quiet=args.quiet)
     runtime.enable_compilation_cache(args.cache_dir)
+    if every is None:
+        every = 1 if tile and len(contents) == 1 else 0  # a step at print size takes minutes
 
     with ProgressReporter(settings.steps, quiet=args.quiet, batch=len(contents), scales=settings.scales) as progress:
         callback = progress
         if getattr(args, "save_every", 0):
-            callback = save_every(progress, args.save_every, outputs)
+            callback = save_every(callback, args.save_every, outputs)
         if len(contents) == 1:
             task = optim.make_task(contents[0], style, settings, masks=masks)
-            results = optim.solve(params, [task], callback=callback, on_tile=progress.on_tile)
+            belongs_to = json.loads(json.dumps({"inputs": _fingerprints({"content": args.contents, **style_inputs}),
+                                                "settings": settings.to_dict()}))  # as read back
+            resume = load_checkpoint(checkpoint, belongs_to=belongs_to, what="the run") if every else None
+            if resume is not None and not args.quiet:
+                print(f"jaxstyle: resuming from {checkpoint} (scale {resume.scale + 1}, step {resume.step})",
+                      file=sys.stderr)
+            if every:
+                callback = _checkpointing(callback, every, checkpoint, belongs_to, settings.scales)
+            try:
+                results = optim.solve(params, [task], callback=callback, resume=resume, on_tile=progress.on_tile)
+            except StaleCheckpoint as e:
+                print(f"jaxstyle: ignoring checkpoint {checkpoint.name} ({e}); the run starts afresh", file=sys.stderr)
+                results = optim.solve(params, [task], callback=callback, on_tile=progress.on_tile)
         else:
             results = optim.stylize_many(params, contents, style, settings, callback=callback)
     failed = 0
@@ -174,6 +201,8 @@ def run_stylize(args: argparse.Namespace) -> int:
             continue
         sidecars.write_run_sidecar(out, settings=settings, result=result, weights_path=weights_path,
                                 inputs={"content": content_path, **style_inputs})
+        if len(contents) == 1:
+            checkpoint.unlink(missing_ok=True)
         print(out)
     if args.loss_plot:
         plots.plot_losses(progress.history, args.loss_plot)
@@ -328,12 +357,35 @@ def _check_outputs(args: argparse.Namespace, outputs: list[tuple[str, Path]], in
 
 
 def _print_memory_estimate(contents: list[np.ndarray], settings: optim.Settings, *, batch: int = 1,
-                           quiet: bool = False) -> None:
+                           quiet: bool = False) -> int:
+    """Refuses a size that does not fit, else prints each size's estimate; returns the largest tile
+    side used (0: no size is tiled)."""
     shapes = {image_io.longest_side_shape(c.shape[:2], settings.size) for c in contents}
+    tiles = [0]
     for shape in shapes:
         optim.check_size(shape)
         need = optim.check_memory(shape, settings, batch=batch if len(contents) == 1 else len(contents))
+        tiles.append(optim.tile_for(shape, settings, batch=batch if len(contents) == 1 else len(contents)))
         if not quiet:
-            tile = optim.tile_for(shape, settings, batch=batch if len(contents) == 1 else len(contents))
-            how = f" (in tiles of {tile} px)" if tile else ""
+            how = f" (in tiles of {tiles[-1]} px)" if tiles[-1] else ""
             print(f"jaxstyle: {shape[1]}x{shape[0]} px, estimated memory {need / 2**30:.2f} GiB{how}", file=sys.stderr)
+    return max(tiles)
+
+
+def _fingerprints(inputs: dict[str, Path | list[Path]]) -> dict[str, str]:
+    """{input name: SHA-256 of the file}: a checkpoint belongs to these exact inputs."""
+    return {f"{name}_{i}": hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            for name, paths in inputs.items() for i, path in enumerate(paths if isinstance(paths, list) else [paths])}
+
+
+def _checkpointing(callback: Callable[[optim.Progress], None], every: int, path: Path, belongs_to: dict,
+                   scales: int) -> Callable[[optim.Progress], None]:
+    """Wraps a callback so that every `every`-th step's loop state is saved to `path` (not the last
+    step of the last scale: the picture itself is written then)."""
+
+    def wrapped(p: optim.Progress) -> None:
+        callback(p)
+        if p.step % every == 0 and (p.step < p.steps or p.scale + 1 < scales):
+            save_checkpoint(path, p, belongs_to=belongs_to)
+
+    return wrapped

@@ -193,20 +193,23 @@ def make_targets(params, content: np.ndarray, styles: Sequence[np.ndarray], blen
                    np.asarray(blend, np.float32))
 
 
-def total_variation(image: np.ndarray, band: int = 256) -> tuple[float, np.ndarray]:
-    """`losses.total_variation` of f32[H, W, 3] and its gradient, in bands of rows (host memory)."""
-    value, grad = 0.0, np.zeros_like(image)
-    dx = None
+def total_variation(image: np.ndarray, grad: np.ndarray, scale: float, band: int = 256) -> float:
+    """`losses.total_variation` of f32[H, W, 3], adding `scale` times its gradient into `grad`
+    f32[H, W, 3], in bands of rows (no whole-image temporaries)."""
+    value, scale = 0.0, np.float32(2 * scale)
     for y0 in range(0, image.shape[0], band):
         rows = image[y0: y0 + band + 1]  # one row more: the pairs across the band's lower edge
         dy = rows[1:] - rows[:-1]
         dx = image[y0: y0 + band, 1:] - image[y0: y0 + band, :-1]
         value += float(np.sum(np.square(dy), dtype=np.float64) + np.sum(np.square(dx), dtype=np.float64))
-        grad[y0 + 1: y0 + 1 + len(dy)] += 2 * dy
-        grad[y0: y0 + len(dy)] -= 2 * dy
-        grad[y0: y0 + band, 1:] += 2 * dx
-        grad[y0: y0 + band, :-1] -= 2 * dx
-    return value, grad
+        if scale:
+            dy *= scale
+            dx *= scale
+            grad[y0 + 1: y0 + 1 + len(dy)] += dy
+            grad[y0: y0 + len(dy)] -= dy
+            grad[y0: y0 + band, 1:] += dx
+            grad[y0: y0 + band, :-1] -= dx
+    return value
 
 
 def loss_and_grad(params, image: np.ndarray, targets: Targets, key: ProgramKey, weights: losses.LossWeights,
@@ -243,9 +246,7 @@ def loss_and_grad(params, image: np.ndarray, targets: Targets, key: ProgramKey, 
         content_loss += float(lc)
         y0, y1, x0, x1 = t.crop
         grad[y0:y1, x0:x1] += np.asarray(g)[: y1 - y0, : x1 - x0]
-    tv, tv_grad = total_variation(image)
-    if float(weights.tv):
-        grad += np.float32(weights.tv) * tv_grad
+    tv = total_variation(image, grad, float(weights.tv))
     parts = losses.LossParts(np.float32(content_loss), np.float32(style_loss), np.float32(tv))
     total = float(weights.content) * content_loss + float(weights.style) * style_loss + float(weights.tv) * tv
     return total, parts, grad
@@ -263,8 +264,11 @@ def evaluator(key: ProgramKey, *, tile: int, on_tile: Callable[[str], None] | No
     in tiles of side `tile`, and Armijo's condition (Adam: a finite loss); `on_tile` as in `loss_and_grad`."""
 
     def evaluate(params, image, direction, stepsize, value, grad, valid, targets, weights, layer_weights):
-        image, direction, grad = (np.asarray(x[0]) for x in (image, direction, grad))
-        candidate = np.clip(image + np.float32(stepsize[0]) * direction, 0.0, 1.0)
+        # np.asarray(x)[0], not x[0]: a view of the buffer instead of a jitted copy of it.
+        image, direction, grad = (np.asarray(x)[0] for x in (image, direction, grad))
+        candidate = direction * np.float32(np.asarray(stepsize)[0])  # in place: no whole-image temporaries
+        candidate += image
+        np.clip(candidate, 0.0, 1.0, out=candidate)
         one = lambda tree: jax.tree.map(lambda x: float(np.asarray(x)[0]), tree)  # noqa: E731
         total, parts, new_grad = loss_and_grad(params, candidate, targets, key, one(weights), one(layer_weights),
                                                tile=tile, on_tile=on_tile)

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import json
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,8 +32,9 @@ import numpy as np
 from jaxstyle import optim, runtime
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io, sidecars
-from jaxstyle.io.files import atomic_write_bytes, atomic_write_text
+from jaxstyle.io.files import atomic_write_text
 from jaxstyle.optim import solver
+from jaxstyle.optim.checkpoint import load_checkpoint, save_checkpoint
 from jaxstyle.optim.batch.claims import Claims
 from jaxstyle.optim.batch.jobs import FAILURES, Job, Unit, failure, is_done, plan
 
@@ -72,41 +71,6 @@ def device_placer(devices: Sequence[jax.Device]) -> Callable:
     sharding = runtime.shardings(devices).batch
     return lambda tree: jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
 
-
-
-# --- checkpoints ----------------------------------------------------------------------------------
-
-
-def save_checkpoint(path: Path, progress: solver.Progress, *, belongs_to: dict | None = None) -> None:
-    """The loop state after `progress.step`, as an .npz of arrays (no pickles), written atomically.
-
-    belongs_to: what the state was computed for (jobs, batch size), checked by `load_checkpoint`.
-    """
-    leaves = [np.asarray(x) for x in jax.tree.leaves(progress.state)]
-    meta = {"scale": progress.scale, "step": progress.step, "evaluations": progress.evaluations,
-            "belongs_to": belongs_to or {}, "arrays": [[list(x.shape), str(x.dtype)] for x in leaves]}
-    buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(meta)), **{f"leaf_{i:04d}": x for i, x in enumerate(leaves)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_checkpoint(path: Path, *, belongs_to: dict | None = None) -> solver.Resume | None:
-    """The saved state, or None when there is none, it cannot be read, or it belongs to other jobs
-    (then it is reported in one line and removed)."""
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            leaves = [data[f"leaf_{i:04d}"] for i in range(len(data.files) - 1)]
-        if belongs_to is not None and meta.get("belongs_to") != belongs_to:
-            raise ValueError("it belongs to other jobs or another batch size")
-        return solver.Resume(meta["scale"], meta["step"], meta["evaluations"], leaves)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        print(f"jaxstyle batch: ignoring checkpoint {path.name} ({e}); that batch starts afresh", file=sys.stderr)
-        path.unlink(missing_ok=True)
-        return None
 
 
 # --- running --------------------------------------------------------------------------------------
