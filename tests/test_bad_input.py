@@ -136,6 +136,8 @@ CASES = [
     ("style index out of range", "apply fast.msgpack c.jpg -o out.png --style-index 5", "out of range"),
     ("mix of 3 for 2 styles", "apply fast.msgpack c.jpg -o out.png --mix 1,2,3", "needs 2"),
     ("negative mix", "apply fast.msgpack c.jpg -o out.png --mix 1,-1", "expected comma-separated"),
+    ("strength above 1", "apply fast.msgpack c.jpg -o out.png --strength 1.5", "strength must be in [0, 1]"),
+    ("negative strength", "apply fast.msgpack c.jpg -o out.png --strength=-0.1", "must be a finite number >= 0"),
     ("apply over the photo", "apply fast.msgpack c.jpg -o c.jpg", "would overwrite an input image"),
     ("apply sidecar over the photo", "apply fast.msgpack c.json -o c.png", "would overwrite an input image"),
     ("apply to an unknown type", "apply fast.msgpack c.jpg -o out.xyz", ".png, .jpg, .jpeg, .webp"),

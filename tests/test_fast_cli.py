@@ -110,6 +110,12 @@ def test_apply_paints_files_and_folders_with_style_index_and_mix(inputs, two_sty
     assert code == 0
     assert json.loads(mixed.with_suffix(".json").read_text())["style_weights"] == [0.5, 0.5]
 
+    faint = tmp_path / "faint.png"  # strength 0: the photo itself
+    code, _, _ = run_cli(["apply", two_style_model, inputs["photo"], "-o", faint, "--size", "0", "--strength", "0",
+                          "--quiet"], capsys)
+    assert code == 0 and json.loads(faint.with_suffix(".json").read_text())["strength"] == 0
+    np.testing.assert_allclose(image_io.load_image(faint), image_io.load_image(inputs["photo"]), atol=1.01 / 255)
+
 
 def test_apply_in_python_matches_the_network(two_style_model, inputs):
     from jaxstyle.nets import fast

@@ -222,3 +222,51 @@ def test_memory_estimate_grows_with_pixels_and_refuses_before_resizing(small_mod
         fast.check_memory(small_model, [photo], size=20_000, batch_size=1, tile=0)
     size = int(str(refused.value).split("--size ")[1].split()[0])
     assert 1000 < size < 20_000 and fast.check_memory(small_model, [photo], size=size, batch_size=1, tile=0) <= 2**30
+
+
+def _logit(x, clip=True):
+    x = np.asarray(x, np.float64)
+    x = np.clip(x, layers.IDENTITY_EPS, 1 - layers.IDENTITY_EPS) if clip else x
+    return np.log(x) - np.log1p(-x)
+
+
+@pytest.mark.parametrize("which", ["fast", "cyclegan"])
+def test_a_fresh_identity_generator_returns_the_photo(which):
+    from jaxstyle.nets import gan
+
+    x = np.random.default_rng(2).random((13, 18, 3)).astype(np.float32)
+    x[0, 0], x[0, 1] = 0.0, 1.0  # pure black and white come back within the clip
+    if which == "fast":
+        config = transform.NetworkConfig(width=4, residual_blocks=1, num_styles=2, identity=1)
+        y = transform.transform(config, transform.init_params(config, jax.random.key(0)), x, np.eye(2, dtype=np.float32)[1])
+    else:
+        config = gan.CycleGANConfig(width=4, residual_blocks=1, disc_width=4, identity=1)
+        y = gan.generate(config, gan.init_cyclegan_params(config, jax.random.key(0), size=32)["g_ab"], x)
+    np.testing.assert_allclose(np.asarray(y), np.clip(x, layers.IDENTITY_EPS, 1 - layers.IDENTITY_EPS), atol=1e-6)
+
+
+def test_strength_scales_the_residual_in_logit_space_and_blends_an_older_model():
+    """Identity start: logit(out_s) - logit(photo) = s (logit(out_1) - logit(photo)) (a trained-looking
+    network: random last layer); an older model (identity 0): (1 - s) photo + s out_1, exact at 0 and 1."""
+    x = np.random.default_rng(3).random((16, 12, 3)).astype(np.float32)
+    weights = np.ones(1, np.float32)
+    for identity in (1, 0):
+        config = transform.NetworkConfig(width=4, residual_blocks=1, identity=identity)
+        params = transform.init_params(config, jax.random.key(0))
+        last = [k for k in params if k.startswith("ReflectConv")][-1]
+        params[last]["Conv_0"]["kernel"] = 0.05 * jax.random.normal(jax.random.key(1), params[last]["Conv_0"]["kernel"].shape)
+        out = {s: np.asarray(transform.transform(config, params, x, weights, strength=s)) for s in (0.0, 0.3, 1.0)}
+        if identity:
+            residual = _logit(out[1.0], clip=False) - _logit(x)
+            assert np.abs(residual).max() > 0.05  # the residual is not zero
+            np.testing.assert_allclose(_logit(out[0.3], clip=False) - _logit(x), 0.3 * residual, atol=2e-3)
+            np.testing.assert_allclose(out[0.0], np.clip(x, layers.IDENTITY_EPS, 1 - layers.IDENTITY_EPS), atol=1e-6)
+        else:
+            np.testing.assert_array_equal(out[0.0], x)
+            np.testing.assert_allclose(out[0.3], 0.7 * x + 0.3 * out[1.0], atol=1e-6)
+
+
+def test_a_model_file_from_before_the_identity_start_loads_as_it_was():
+    config = transform.NetworkConfig.from_dict({"width": 4, "residual_blocks": 1, "num_styles": 1})
+    assert config.identity == 0
+    assert transform.NetworkConfig.from_dict({**config.to_dict(), "identity": 1}).identity == 1

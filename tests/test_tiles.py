@@ -35,7 +35,7 @@ def gan_model():
 def _network(family, fast_model, gan_model):
     """(statistics fn, tile fn, halo) of one of the two families' small networks."""
     if family == "fast":
-        args = (fast_model.config, fast_model.params, np.array([1, 0], np.float32))
+        args = (fast_model.config, fast_model.params, np.array([1, 0], np.float32), np.float32(1))
         return (functools.partial(fast._thumbnail_stats, *args), functools.partial(fast._forward_tiles, *args),
                 tiles.halo_for(transform.radius(fast_model.config)))
     args = (gan_model.config, gan_model.params["g_ab"])

@@ -41,6 +41,7 @@ _TRAIN_HELP = {
     "content_layers": "comma-separated VGG-19 layers",
     "style_layers": "comma-separated VGG-19 layers, or a preset: " + ", ".join(losses.STYLE_PRESETS),
     "width": "filters of the first convolution (the others are 2x and 4x); Johnson et al.: 32",
+    "start": "random: the paper's; identity: the output is the photo plus a learnt residual, zero at the start",
     "residual_blocks": "residual blocks (Johnson et al.: 5)",
     "seed": "seed of the initial parameters and of every crop",
 }
@@ -98,6 +99,8 @@ def add_apply_parser(sub) -> None:
                        help="index of the model's style to paint (default 0)")
     which.add_argument("--mix", type=parse_list(number(0)), default=None, metavar="W1,W2,...",
                        help="blend the model's styles with these weights (one per style)")
+    p.add_argument("--strength", type=number(0), default=1.0, metavar="S",
+                   help="how much of the style, in [0, 1]: 0 the photo, 1 the full style (default: 1)")
     p.add_argument("--preserve-colors", default="none", choices=color.PRESERVE_COLORS,
                    help="none, luminance (keep the photo's colours) or histogram (match them)")
     _add_apply_options(p, "photo", ", the scale the committed model's strokes were trained for")
@@ -116,6 +119,7 @@ _CYCLEGAN_HELP = {
     "max_scale": "a photo's shorter side is first scaled to between min-scale x size and this x size",
     "min_scale": "see --max-scale (the demo: 2.2 to 2.5 at size 128, crops at 0.88-1.0 of its 512x320 images)",
     "width": "generator filters of the first convolution (then 2x, 4x)",
+    "start": "random: the paper's; identity: each generator returns its input plus a learnt residual, zero at the start",
     "residual_blocks": "generator residual blocks (the paper: 6 at 128 px, 9 at 256 px)",
     "disc_width": "discriminator filters of the first convolution (then 2x, 4x, 8x)",
     "seed": "seed of the initial parameters, the crops and the image pools",
@@ -393,11 +397,13 @@ def run_apply(args: argparse.Namespace) -> int:
     return _apply(
         args, args.photos, command="jaxstyle apply",
         label="mix" if args.mix is not None else model.styles[args.style_index or 0],
-        check=functools.partial(fast.check_memory, model, style_index=args.style_index, mix=args.mix),
+        check=functools.partial(fast.check_memory, model, style_index=args.style_index, mix=args.mix,
+                                strength=args.strength),
         paint=functools.partial(fast.apply, model, style_index=args.style_index, mix=args.mix,
-                                preserve_colors=args.preserve_colors),
+                                preserve_colors=args.preserve_colors, strength=args.strength),
         record={"model": {**sidecars.file_record(args.model), "styles": list(model.styles)},
-                "style_weights": weights.tolist(), "preserve_colors": args.preserve_colors})
+                "style_weights": weights.tolist(), "strength": args.strength,
+                "preserve_colors": args.preserve_colors})
 
 
 def run_cyclegan_apply(args: argparse.Namespace) -> int:

@@ -63,6 +63,9 @@ class CycleGANSettings:
     width: int = setting(64, min=1)
     residual_blocks: int = setting(9, min=1)
     disc_width: int = setting(64, min=1)
+    # random: the papers' start (the default until identity is measured against it, issue 26);
+    # identity: the network starts as the identity, a zero residual on the photo.
+    start: str = setting("random", choices=("random", "identity"))
     seed: int = setting(0, min=0, max=SEED_MAX)
 
     def __post_init__(self):
@@ -79,7 +82,7 @@ class CycleGANSettings:
 
     def config(self) -> gan.CycleGANConfig:
         return gan.CycleGANConfig(width=self.width, residual_blocks=self.residual_blocks,
-                                       disc_width=self.disc_width)
+                                  disc_width=self.disc_width, identity=int(self.start == "identity"))
 
     def schedule(self) -> optax.Schedule:
         """Constant learning rate until `decay_from` (default steps // 2), then linearly to 0 at `steps`."""

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle import color
+from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io
 from jaxstyle.nets import layers, tiles, transform
 from jaxstyle.nets.model_file import FastModel, style_weights  # noqa: F401 - the API
@@ -30,33 +31,38 @@ DEFAULT_MODEL = "models/starry_night.msgpack"
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _forward(config: transform.NetworkConfig, params, weights, images):
-    """f32[S] style weights, f32[n, h, w, 3] -> f32[n, h, w, 3]: every image in the same style."""
-    return transform.transform_batch(config, params, images, jnp.broadcast_to(weights, (len(images), len(weights))))
+def _forward(config: transform.NetworkConfig, params, weights, strength, images):
+    """f32[S] style weights, f32[] strength, f32[n, h, w, 3] -> f32[n, h, w, 3]: every image in the same style."""
+    return transform.transform_batch(config, params, images, jnp.broadcast_to(weights, (len(images), len(weights))),
+                                     strength)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _thumbnail_stats(config: transform.NetworkConfig, params, weights, image):
-    """f32[S], a thumbnail f32[h, w, 3] -> its instance-norm statistics (`transform.norm_stats`)."""
+def _thumbnail_stats(config: transform.NetworkConfig, params, weights, strength, image):
+    """f32[S], f32[] (unused: the statistics come before the output), a thumbnail f32[h, w, 3] -> its
+    instance-norm statistics (`transform.norm_stats`)."""
     return transform.norm_stats(config, params, image, weights)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _forward_tiles(config: transform.NetworkConfig, params, weights, stats, windows):
-    """f32[S], one image's statistics, its windows f32[n, h, w, 3] -> f32[n, h, w, 3]."""
-    return jax.vmap(lambda x: transform.transform(config, params, x, weights, stats=stats))(windows)
+def _forward_tiles(config: transform.NetworkConfig, params, weights, strength, stats, windows):
+    """f32[S], f32[] strength, one image's statistics, its windows f32[n, h, w, 3] -> f32[n, h, w, 3]."""
+    return jax.vmap(lambda x: transform.transform(config, params, x, weights, stats=stats, strength=strength))(windows)
 
 
-def _program(model: FastModel, style_index: int | None, mix: Sequence[float] | None):
+def _program(model: FastModel, style_index: int | None, mix: Sequence[float] | None, strength: float = 1.0):
     """(the jitted forward pass, its arguments before the images)."""
+    if not 0.0 <= strength <= 1.0:
+        raise JaxstyleError(f"strength must be in [0, 1] (0: the photo, 1: the full style), got {strength}")
     params = jax.tree.map(jnp.asarray, model.params)
-    return _forward, (model.config, params, style_weights(model, style_index=style_index, mix=mix))
+    return _forward, (model.config, params, style_weights(model, style_index=style_index, mix=mix),
+                      np.float32(strength))
 
 
 def _plan(model: FastModel, images: Sequence[np.ndarray], *, style_index, mix, size, batch_size, tile,
-          thumbnail) -> tuple[int, int | None, tuple]:
+          thumbnail, strength: float = 1.0) -> tuple[int, int | None, tuple]:
     """(`tiles.plan`'s tile side and estimate, the forward's arguments before the images)."""
-    forward, args = _program(model, style_index, mix)
+    forward, args = _program(model, style_index, mix, strength)
     chosen, need = tiles.plan(forward, _thumbnail_stats, _forward_tiles, args, layers.sized_shapes(images, size),
                               batch_size=batch_size, tile=tile, halo=tiles.halo_for(transform.radius(model.config)),
                               thumbnail=thumbnail)
@@ -66,7 +72,7 @@ def _plan(model: FastModel, images: Sequence[np.ndarray], *, style_index, mix, s
 def apply(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | None = None,
           mix: Sequence[float] | None = None, size: int | None = None, batch_size: int = 4,
           preserve_colors: str = "none", tile: int | None = None, thumbnail: int = tiles.THUMBNAIL,
-          progress: Callable[[tiles.TileProgress], None] | None = None) -> list[np.ndarray]:
+          progress: Callable[[tiles.TileProgress], None] | None = None, strength: float = 1.0) -> list[np.ndarray]:
     """Paints each image with the model's style (or a mix of its styles).
 
     Args:
@@ -84,6 +90,8 @@ def apply(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | 
         the instance norms with the statistics of a thumbnail (`tiles`).
       thumbnail: longest side of that thumbnail, in px.
       progress: called after each tile of a tiled run.
+      strength: in [0, 1]: 0 the photo, 1 the full style (a model with an identity start scales its
+        residual; an older model blends its output with the photo).
 
     Returns:
       f32[h', w', 3] per image, in the order given; (h', w') = the (resized) input's shape.
@@ -94,7 +102,7 @@ def apply(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | 
     """
     color.prepare_colors(preserve_colors, np.zeros((1, 1, 3), np.float32), [])  # validates the mode
     tile, _, args = _plan(model, images, style_index=style_index, mix=mix, size=size, batch_size=batch_size,
-                          tile=tile, thumbnail=thumbnail)
+                          tile=tile, thumbnail=thumbnail, strength=strength)
     if tile:
         return [_finish_colors(preserve_colors, result, photo) for result, photo in tiles.apply_each(
             functools.partial(_thumbnail_stats, *args), functools.partial(_forward_tiles, *args), images,
@@ -107,12 +115,12 @@ def apply(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | 
 
 def check_memory(model: FastModel, images: Sequence[np.ndarray], *, style_index: int | None = None,
                  mix: Sequence[float] | None = None, size: int | None = None, batch_size: int = 4,
-                 tile: int | None = None, thumbnail: int = tiles.THUMBNAIL) -> int | None:
+                 tile: int | None = None, thumbnail: int = tiles.THUMBNAIL, strength: float = 1.0) -> int | None:
     """Raises JaxstyleError if `apply` with these arguments would not fit in memory, even tiled where
-    `tile` allows it, before any work (`tiles.plan`); returns the estimated peak bytes (None off the
-    CPU backend)."""
+    `tile` allows it, or a bad strength, before any work (`tiles.plan`); returns the estimated peak
+    bytes (None off the CPU backend)."""
     return _plan(model, images, style_index=style_index, mix=mix, size=size, batch_size=batch_size, tile=tile,
-                 thumbnail=thumbnail)[1]
+                 thumbnail=thumbnail, strength=strength)[1]
 
 
 def _finish_colors(mode: str, result: np.ndarray, photo: np.ndarray) -> np.ndarray:

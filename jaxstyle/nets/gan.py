@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle.nets.layers import (NORM_STATS, ConditionalInstanceNorm, ConvNormRelu, IntConfig, ReflectConv,
-                                  ResidualBlock, encoder_decoder_layers, receptive_radius, upsample_to)
+                                  ResidualBlock, encoder_decoder_layers, image_output, receptive_radius, upsample_to)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -23,11 +23,14 @@ class CycleGANConfig(IntConfig):
     width: filters of the generator's first convolution (the paper: 64); then 2x, 4x.
     residual_blocks: generator blocks at 1/4 resolution (the paper: 6 at 128 px, 9 at 256 px).
     disc_width: filters of the discriminator's first convolution (the paper: 64); then 2x, 4x, 8x.
+    identity: 1: each generator's output is its input plus a learnt residual (`layers.image_output`),
+      so fresh generators return their input and the cycle starts closed; 0: models made before it.
     """
 
     width: int = 64
     residual_blocks: int = 9
     disc_width: int = 64
+    identity: int = 0
 
 
 # The fast networks' norm with one style: a plain affine instance norm. numpy, not jnp: no JAX
@@ -42,7 +45,9 @@ class ResnetGenerator(nn.Module):
 
     The same blocks as `TransformNet` with the paper's 7x7 outer kernels. Departures: resize-
     then-convolve upsampling instead of transposed convolutions (checkerboards, Odena et al.
-    2016), and a sigmoid to [0, 1] instead of tanh to [-1, 1] (the same function, rescaled).
+    2016), and a sigmoid to [0, 1] instead of tanh to [-1, 1] (the same function, rescaled);
+    with `config.identity`, the sigmoid of the input's logit plus the last convolution, zero at
+    the start (a departure from the paper's random start: the generator starts as the identity).
 
     Call: image f32[h, w, 3] in [0, 1] -> f32[h, w, 3] in [0, 1].
     """
@@ -61,7 +66,8 @@ class ResnetGenerator(nn.Module):
             x = ResidualBlock(1)(x, _ONE_STYLE)
         x = ConvNormRelu(2 * w, 3, 1)(upsample_to(x, half_hw), _ONE_STYLE)
         x = ConvNormRelu(w, 3, 1)(upsample_to(x, full_hw), _ONE_STYLE)
-        return nn.sigmoid(ReflectConv(3, 7)(x))
+        identity = bool(self.config.identity)
+        return image_output(image, ReflectConv(3, 7, zero_init=identity)(x), identity=identity)
 
 
 class PatchDiscriminator(nn.Module):
@@ -90,7 +96,8 @@ class PatchDiscriminator(nn.Module):
 def init_cyclegan_params(config: CycleGANConfig, key: jax.Array, *, size: int = 64) -> dict:
     """{"g_ab", "g_ba", "d_a", "d_b"}: fresh params of both generators and both discriminators.
 
-    Each network's weights drawn from N(0, 0.02) as in the paper (biases zero, norms one/zero).
+    Each network's weights drawn from N(0, 0.02) as in the paper (biases zero, norms one/zero), but
+    an identity start's last layers, which stay zero.
     """
     image = jnp.zeros((size, size, 3), jnp.float32)
     keys = dict(zip(("g_ab", "g_ba", "d_a", "d_b"), jax.random.split(key, 4)))
@@ -101,8 +108,10 @@ def init_cyclegan_params(config: CycleGANConfig, key: jax.Array, *, size: int = 
         fresh = net.init(init_key, image)["params"]
         leaves, tree = jax.tree.flatten_with_path(fresh)
         normal_keys = jax.random.split(normal_key, len(leaves))
+        # A kernel made zero (an identity start's last layer) stays zero.
         params[name] = jax.tree.unflatten(tree, [
-            0.02 * jax.random.normal(nk, leaf.shape) if jax.tree_util.keystr(path).endswith("['kernel']") else leaf
+            jnp.where(jnp.any(leaf != 0), 0.02 * jax.random.normal(nk, leaf.shape), leaf)
+            if jax.tree_util.keystr(path).endswith("['kernel']") else leaf
             for (path, leaf), nk in zip(leaves, normal_keys)])
     return params
 

@@ -29,14 +29,37 @@ from jaxstyle.io import image_io
 
 
 class IntConfig:
-    """A frozen dataclass of integers (an architecture) that goes to and from a model file's JSON."""
+    """A frozen dataclass of integers (an architecture) that goes to and from a model file's JSON.
+
+    A field missing from a file written before it existed takes its value in `BEFORE`."""
+
+    BEFORE: dict[str, int] = {"identity": 0}
 
     def to_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]):
-        return cls(**{f.name: int(data[f.name]) for f in dataclasses.fields(cls)})
+        return cls(**{f.name: int(data[f.name] if f.name in data or f.name not in cls.BEFORE else cls.BEFORE[f.name])
+                      for f in dataclasses.fields(cls)})
+
+
+# How far from 0 and 1 a photo is clipped before its logit (0.26 of an 8-bit level).
+IDENTITY_EPS = 1e-3
+
+
+def image_output(image: jax.Array, last: jax.Array, *, identity: bool, strength: jax.Array | float = 1.0) -> jax.Array:
+    """A generator's output f32[h, w, 3] in [0, 1] from its input `image` and last convolution `last`.
+
+    identity: the photo plus a residual in logit space, sigmoid(logit(image) + strength * last);
+      with the last convolution zero-initialised, a fresh network returns the photo (up to the
+      clip at `IDENTITY_EPS`), and strength scales the painting from 0 (the photo) to 1.
+    else: sigmoid(last), blended with the photo by strength ((1 - s) image + s out: exact at 0 and 1).
+    """
+    if identity:
+        x = jnp.clip(image, IDENTITY_EPS, 1 - IDENTITY_EPS)
+        return nn.sigmoid(jnp.log(x) - jnp.log1p(-x) + strength * last)
+    return (1 - strength) * image + strength * nn.sigmoid(last)
 
 
 class ReflectConv(nn.Module):
@@ -45,6 +68,7 @@ class ReflectConv(nn.Module):
     features: int
     kernel: int
     stride: int = 1
+    zero_init: bool = False  # a generator's last layer under an identity start
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -55,8 +79,9 @@ class ReflectConv(nn.Module):
         h, w = ((n - self.kernel) // self.stride + 1 for n in x.shape[:2])
         # One extra zero row/column, cropped off again: XLA:CPU runs convolutions that have
         # some padding 1.5-5x faster than unpadded ("VALID") ones (docs/fast_benchmarks.md).
+        init = dict(kernel_init=nn.initializers.zeros) if self.zero_init else {}
         y = nn.Conv(self.features, (self.kernel, self.kernel), strides=self.stride,
-                    padding=((0, 1), (0, 1)))(x)
+                    padding=((0, 1), (0, 1)), **init)(x)
         return y[:h, :w]
 
 

@@ -58,6 +58,9 @@ class TrainSettings:
     style_layers: tuple[str, ...] = losses.STYLE_LAYERS
     width: int = setting(16, min=1)
     residual_blocks: int = setting(5, min=1)
+    # random: the papers' start (the default until identity is measured against it, issue 26);
+    # identity: the network starts as the identity, a zero residual on the photo.
+    start: str = setting("random", choices=("random", "identity"))
     seed: int = setting(0, min=0, max=SEED_MAX)
 
     def __post_init__(self):
@@ -80,7 +83,7 @@ class TrainSettings:
 
     def network_config(self, num_styles: int) -> transform.NetworkConfig:
         return transform.NetworkConfig(width=self.width, residual_blocks=self.residual_blocks,
-                                      num_styles=num_styles)
+                                      num_styles=num_styles, identity=int(self.start == "identity"))
 
 
 class TrainState(NamedTuple):

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxstyle.nets.layers import (NORM_STATS, ConvNormRelu, IntConfig, ReflectConv, ResidualBlock,
-                                  encoder_decoder_layers, receptive_radius, upsample_to)
+                                  encoder_decoder_layers, image_output, receptive_radius, upsample_to)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -25,29 +25,34 @@ class NetworkConfig(IntConfig):
       32; their instance-norm models and jaxstyle's default: 16, a quarter of the FLOPs).
     residual_blocks: residual blocks at the lowest resolution (Johnson et al.: 5).
     num_styles: styles the conditional instance norm holds (1: a plain instance norm).
+    identity: 1: the output is the photo plus a learnt residual (`layers.image_output`), so a fresh
+      network returns the photo; 0: the output is the network's own (models made before it).
     """
 
     width: int = 16
     residual_blocks: int = 5
     num_styles: int = 1
+    identity: int = 0
 
 
 class TransformNet(nn.Module):
     """Johnson et al.'s image transformation network, with conditional instance norm.
 
     9x9 conv (w), 3x3 stride-2 convs (2w, 4w), residual blocks of 4w, two stages of
-    nearest upsampling + 3x3 conv (2w, w), 9x9 conv to RGB, sigmoid to [0, 1].
+    nearest upsampling + 3x3 conv (2w, w), 9x9 conv to RGB, sigmoid to [0, 1] (with
+    `config.identity`, of the photo's logit plus that conv, zero at the start: a departure).
     Departures: upsampling is resize-then-convolve instead of fractionally strided
     convolutions (those leave checkerboard artefacts, Odena et al. 2016); the output is
     a sigmoid instead of a scaled tanh (the same function, shifted to [0, 1]).
 
-    Call: (image f32[h, w, 3] in [0, 1], style_weights f32[S]) -> f32[h, w, 3] in [0, 1].
+    Call: (image f32[h, w, 3] in [0, 1], style_weights f32[S], strength f32[] in [0, 1]) -> f32[h, w, 3]
+    in [0, 1]; strength 0 gives the photo, 1 the full style.
     """
 
     config: NetworkConfig
 
     @nn.compact
-    def __call__(self, image: jax.Array, style_weights: jax.Array) -> jax.Array:
+    def __call__(self, image: jax.Array, style_weights: jax.Array, strength: jax.Array | float = 1.0) -> jax.Array:
         w, s = self.config.width, self.config.num_styles
         x = ConvNormRelu(w, 9, s)(image, style_weights)
         full_hw = x.shape[:2]
@@ -58,8 +63,8 @@ class TransformNet(nn.Module):
             x = ResidualBlock(s)(x, style_weights)
         x = ConvNormRelu(2 * w, 3, s)(upsample_to(x, half_hw), style_weights)
         x = ConvNormRelu(w, 3, s)(upsample_to(x, full_hw), style_weights)
-        x = ReflectConv(3, 9)(x)
-        return nn.sigmoid(x)
+        identity = bool(self.config.identity)
+        return image_output(image, ReflectConv(3, 9, zero_init=identity)(x), identity=identity, strength=strength)
 
 
 def init_params(config: NetworkConfig, key: jax.Array, *, size: int = 32) -> dict:
@@ -70,10 +75,10 @@ def init_params(config: NetworkConfig, key: jax.Array, *, size: int = 32) -> dic
 
 
 def transform_batch(config: NetworkConfig, params: Mapping, images: jax.Array,
-                  style_weights: jax.Array) -> jax.Array:
+                    style_weights: jax.Array, strength: jax.Array | float = 1.0) -> jax.Array:
     """The network on a batch: f32[B, h, w, 3], f32[B, S] -> f32[B, h, w, 3]."""
     net = TransformNet(config)
-    return jax.vmap(lambda x, sw: net.apply({"params": params}, x, sw))(images, style_weights)
+    return jax.vmap(lambda x, sw: net.apply({"params": params}, x, sw, strength))(images, style_weights)
 
 
 def norm_stats(config: NetworkConfig, params: Mapping, image: jax.Array, style_weights: jax.Array) -> dict:
@@ -84,11 +89,11 @@ def norm_stats(config: NetworkConfig, params: Mapping, image: jax.Array, style_w
 
 
 def transform(config: NetworkConfig, params: Mapping, image: jax.Array, style_weights: jax.Array, *,
-              stats: Mapping | None = None) -> jax.Array:
+              stats: Mapping | None = None, strength: jax.Array | float = 1.0) -> jax.Array:
     """The network on one image f32[h, w, 3] -> f32[h, w, 3]; each instance norm with `stats` (`norm_stats`
     of a thumbnail of the whole image, so that its tiles agree) instead of `image`'s own when given."""
     variables = {"params": params} if stats is None else {"params": params, NORM_STATS: stats}
-    return TransformNet(config).apply(variables, image, style_weights)
+    return TransformNet(config).apply(variables, image, style_weights, strength)
 
 
 def radius(config: NetworkConfig) -> int:
