@@ -153,3 +153,33 @@ def test_committed_model_paints_the_bundled_photo(tmp_path, capsys):
     photo = image_io.load_image(DATA / "tubingen.jpg", size=256)
     assert painted.shape == photo.shape == (192, 256, 3)
     assert 0.03 < np.abs(painted - photo).mean() < 0.5  # changed, but not replaced by noise
+
+
+def test_train_from_a_model_adds_a_style_learning_only_its_norms(inputs, two_style_model, tmp_path, capsys):
+    """The new style's scale and shift rows are learnt (starting from the mean of the model's rows);
+    every other parameter, and the old styles' rows, come out exactly as they were."""
+    shipwreck = inputs["folder"] / "shipwreck.png"
+    Image.open(DATA / "shipwreck.jpg").resize((60, 40)).save(shipwreck)
+    out = tmp_path / "three.msgpack"
+    tiny = [a for a in TINY if a not in ("--width", "4", "--residual-blocks", "1")]
+    code, _, _ = run_cli(["train", shipwreck, "--photos", inputs["photos"], "--from", two_style_model, "-o", out,
+                          "--steps", "3", *tiny], capsys)
+    assert code == 0
+    base, grown = model_file.load(two_style_model), model_file.load(out)
+    assert grown.styles == ("starry", "scream", "shipwreck") and grown.config.num_styles == 3
+    assert json.loads(out.with_suffix(".json").read_text())["from"]["sha256"] == file_sha256(two_style_model)
+    norms = 0
+    for (path, old), (_, new) in zip(jax.tree_util.tree_leaves_with_path(base.params),
+                                     jax.tree_util.tree_leaves_with_path(grown.params), strict=True):
+        old, new = np.asarray(old, np.float32), np.asarray(new, np.float32)
+        if jax.tree_util.keystr(path).endswith(("['scale']", "['shift']")):
+            norms += 1
+            np.testing.assert_array_equal(new[:2], old)
+            assert not np.allclose(new[2], old.mean(axis=0), atol=1e-7)  # it learnt
+        else:
+            np.testing.assert_array_equal(new, old)
+    assert norms > 0
+    painted = tmp_path / "ship.png"
+    code, _, _ = run_cli(["apply", out, inputs["photo"], "-o", painted, "--style", "shipwreck", "--size", "0",
+                          "--quiet"], capsys)
+    assert code == 0 and json.loads(painted.with_suffix(".json").read_text())["style_weights"] == [0, 0, 1]

@@ -80,6 +80,9 @@ def add_train_parser(sub) -> None:
                    help="style image(s); several make one multi-style network (Dumoulin et al. 2017)")
     p.add_argument("--photos", type=Path, required=True, help="folder of training photos (e.g. COCO train2014)")
     p.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.msgpack)")
+    p.add_argument("--from", dest="from_model", type=Path, default=None, metavar="MODEL",
+                   help="add the STYLE(s) to this trained model: only their instance norms' scales and shifts "
+                        "are learnt, the rest is MODEL's (its architecture; --width etc. are not used)")
     group = p.add_argument_group("training (defaults: see README, Fast networks)")
     add_dataclass_options(group, training.TrainSettings, _TRAIN_HELP)
     add_alpha_beta(group)
@@ -95,6 +98,8 @@ def add_apply_parser(sub) -> None:
                    "(a ready one: models/starry_night.msgpack)")
     p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image file(s) or folder(s) of images")
     which = p.add_mutually_exclusive_group()
+    which.add_argument("--style", default=None, metavar="NAME",
+                       help="the model's style to paint, by name or index (default: its first)")
     which.add_argument("--style-index", type=at_least(0), default=None, metavar="K",
                        help="index of the model's style to paint (default 0)")
     which.add_argument("--mix", type=parse_list(number(0)), default=None, metavar="W1,W2,...",
@@ -228,10 +233,17 @@ def run_train(args: argparse.Namespace) -> int:
 
     values = apply_alpha_beta(args, dataclass_values(args, training.TrainSettings), training.TrainSettings)
     settings = training.TrainSettings(**values)
-    model_path = _model_output(args, [*(("a style image", p) for p in args.styles),
-                                      ("the weights", weights_file(args))], [("--photos", args.photos)])
+    model_path = _model_output(args, [*(("a style image", p) for p in args.styles), ("the weights", weights_file(args)),
+                                      *([("the --from model", args.from_model)] if args.from_model else [])],
+                               [("--photos", args.photos)])
+    base = model_file.load(args.from_model) if args.from_model else None
     styles = [image_io.load_image(p) for p in args.styles]
     names = tuple(p.stem for p in args.styles)
+    if base is not None and set(names) & set(base.styles):
+        raise JaxstyleError(f"{args.from_model} already holds a style named {sorted(set(names) & set(base.styles))[0]!r}; "
+                            f"rename the style image")
+    config = settings.network_config(len(styles)) if base is None else training.extended_config(base, len(styles))
+    all_names = (*(base.styles if base else ()), *names)
     preview = image_io.load_image(args.preview, size=settings.style_size) if args.preview else None
     params, weights_path = load_params(args)
     photos = PhotoFolder(args.photos, size=settings.size, seed=settings.seed, max_short_side=settings.style_size)
@@ -240,24 +252,26 @@ def run_train(args: argparse.Namespace) -> int:
     batch = training.batch_size_for(settings, devices)
 
     def paint_preview(params) -> np.ndarray:  # the preview painted in each style, side by side
-        model = model_file.FastModel(settings.network_config(len(styles)), names, params)
-        return np.concatenate([fast.apply(model, [preview], style_index=k)[0] for k in range(len(styles))], axis=1)
+        model = model_file.FastModel(config, all_names, params)
+        return np.concatenate([fast.apply(model, [preview], style_index=k)[0] for k in range(len(all_names))], axis=1)
 
     def finish(result: training.TrainResult, history, start: int) -> None:
         model_file.save(model_path, result.model, dtype="float16" if args.float16 else "float32")
         training.write_sidecar(model_path, settings=settings, result=result, style_paths=args.styles,
                                weights_path=weights_path, photos=photos, devices=len(devices),
-                               extra={"resumed_from_step": start, "float16": bool(args.float16)})
+                               extra={"resumed_from_step": start, "float16": bool(args.float16),
+                                      **({"from": sidecars.file_record(args.from_model)} if base else {})})
 
     return _train(
         args, model_path, settings, command="jaxstyle train", batch=batch, devices=devices,
         inputs=f"{len(photos.files)} photo file(s) in {args.photos}, {len(styles)} style(s)",
-        tag=training.checkpoint_tag(settings, batch, args.styles, weights_path, photos),
-        template=training.init_state(settings, len(styles)), loss_names=training.LOSS_NAMES,
+        tag={**training.checkpoint_tag(settings, batch, args.styles, weights_path, photos),
+             **({"from": sidecars.file_record(args.from_model)["sha256"]} if base else {})},
+        template=training.init_state(settings, len(styles), base), loss_names=training.LOSS_NAMES,
         plot_names=("total", "content", "style"), skipped=lambda: photos.skipped,
         bar_losses="loss {total:.4g} (content {content:.3g}, style {style:.3g}, tv {tv:.3g})",
         train=lambda resume, callback: training.train(params, styles, photos, settings, style_names=names,
-                                                      resume=resume, callback=callback, devices=devices),
+                                                      resume=resume, callback=callback, devices=devices, base=base),
         preview=paint_preview if preview is not None else None, finish=finish)
 
 
@@ -393,6 +407,8 @@ def run_apply(args: argparse.Namespace) -> int:
     from jaxstyle.nets import fast
 
     model = fast.load_model(args.model)
+    if args.style is not None:
+        args.style_index = int(np.argmax(fast.style_weights(model, style_index=args.style)))
     weights = fast.style_weights(model, style_index=args.style_index, mix=args.mix)
     return _apply(
         args, args.photos, command="jaxstyle apply",

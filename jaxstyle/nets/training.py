@@ -136,12 +136,13 @@ def _image_loss(vgg_params, output, photo, style_id, targets: StyleTargets, sett
 
 
 def batch_loss(params, vgg_params, photos, style_ids, targets: StyleTargets, *,
-               config: transform.NetworkConfig, settings: TrainSettings):
+               config: transform.NetworkConfig, settings: TrainSettings, first_style: int = 0):
     """Mean weighted loss of a batch, and the mean unweighted terms f32[3] (content, style, tv).
 
-    photos: f32[B, h, w, 3] in [0, 1]; style_ids: i32[B].
+    photos: f32[B, h, w, 3] in [0, 1]; style_ids: i32[B], indices into `targets`; the network paints
+    style first_style + id (the styles trained are the model's last ones when it extends a model).
     """
-    one_hot = jax.nn.one_hot(style_ids, config.num_styles, dtype=jnp.float32)
+    one_hot = jax.nn.one_hot(style_ids + first_style, config.num_styles, dtype=jnp.float32)
     outputs = transform.transform_batch(config, params, photos, one_hot)
     parts = jax.vmap(_image_loss, in_axes=(None, 0, 0, 0, None, None))(
         vgg_params, outputs, photos, style_ids, targets, settings)
@@ -150,28 +151,53 @@ def batch_loss(params, vgg_params, photos, style_ids, targets: StyleTargets, *,
     return jnp.dot(weights, terms), terms
 
 
-def make_optimizer(settings: TrainSettings) -> optax.GradientTransformation:
-    return optax.adam(settings.learning_rate)
+def _is_norm(path, _) -> bool:
+    return jax.tree_util.keystr(path).endswith(("['scale']", "['shift']"))
 
 
-def init_state(settings: TrainSettings, num_styles: int) -> TrainState:
-    """Fresh params from `settings.seed` and Adam's zero state."""
-    config = settings.network_config(num_styles)
-    params = transform.init_params(config, jax.random.key(settings.seed))
-    return TrainState(params, make_optimizer(settings).init(params), jnp.zeros((), jnp.int32))
+def make_optimizer(settings: TrainSettings, *, norms_only: bool = False) -> optax.GradientTransformation:
+    """Adam; norms_only: on the conditional instance norms' scales and shifts alone, everything else
+    frozen (how `train(..., base=)` learns new styles: Dumoulin et al. 2017)."""
+    if not norms_only:
+        return optax.adam(settings.learning_rate)
+    return optax.multi_transform({"train": optax.adam(settings.learning_rate), "freeze": optax.set_to_zero()},
+                                 lambda params: jax.tree_util.tree_map_with_path(
+                                     lambda path, x: "train" if _is_norm(path, x) else "freeze", params))
+
+
+def init_state(settings: TrainSettings, num_styles: int, base: model_file.FastModel | None = None) -> TrainState:
+    """Fresh params from `settings.seed` and Adam's zero state; with `base`, its params with one
+    more row per new style in every norm (each the mean of its styles: a start between them)."""
+    if base is None:
+        params = transform.init_params(settings.network_config(num_styles), jax.random.key(settings.seed))
+    else:
+        def grow(path, x):  # float32 even from a float16 file: the new rows are trained
+            x = jnp.asarray(x, jnp.float32)
+            return jnp.concatenate([x, jnp.repeat(jnp.mean(x, 0, keepdims=True), num_styles, 0)]) if _is_norm(path, x) else x
+
+        params = jax.tree_util.tree_map_with_path(grow, base.params)
+    optimizer = make_optimizer(settings, norms_only=base is not None)
+    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
+
+
+def extended_config(base: model_file.FastModel, new_styles: int) -> transform.NetworkConfig:
+    """The architecture of `base` holding `new_styles` more styles."""
+    return dataclasses.replace(base.config, num_styles=base.config.num_styles + new_styles)
 
 
 @functools.lru_cache(maxsize=8)
-def make_train_step(settings: TrainSettings, config: transform.NetworkConfig) -> Callable:
+def make_train_step(settings: TrainSettings, config: transform.NetworkConfig, first_style: int = 0) -> Callable:
     """(state, vgg_params, photos, style_ids, targets) -> (state, f32[4] in LOSS_NAMES order); jitted, donating state.
 
+    first_style > 0: the styles from that index on are trained, on their norms only (`train(..., base=)`).
     Cached, so a second run with the same settings in one process does not compile again.
     """
-    optimizer = make_optimizer(settings)
+    optimizer = make_optimizer(settings, norms_only=first_style > 0)
 
     def step(state: TrainState, vgg_params, photos, style_ids, targets):
         (loss, terms), grads = jax.value_and_grad(batch_loss, has_aux=True)(
-            state.params, vgg_params, photos, style_ids, targets, config=config, settings=settings)
+            state.params, vgg_params, photos, style_ids, targets, config=config, settings=settings,
+            first_style=first_style)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         state = TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1)
         return state, jnp.concatenate([loss[None], terms])
@@ -200,7 +226,7 @@ def checkpoint_tag(settings: TrainSettings, batch: int, style_paths: Sequence[Pa
 def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder, settings: TrainSettings, *,
           style_names: Sequence[str], resume: TrainState | None = None,
           callback: Callable[[runs.Progress], None] | None = None,
-          devices: Sequence[jax.Device] | None = None) -> TrainResult:
+          devices: Sequence[jax.Device] | None = None, base: model_file.FastModel | None = None) -> TrainResult:
     """Trains a network painting `styles` on crops from `photos`.
 
     Args:
@@ -211,6 +237,9 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
       resume: a state from `Checkpointer.load`: training continues after its step.
       callback: called after every step with a `runs.Progress`.
       devices: where the batch is sharded (default: all local devices).
+      base: a trained model to extend: `styles` are appended to its styles, and only their norms'
+        scales and shifts are learnt (Dumoulin et al. 2017), the rest of the network frozen; its
+        architecture is kept (settings.width etc. are not used).
 
     Returns:
       TrainResult with the model and the final losses.
@@ -219,13 +248,14 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
         raise JaxstyleError("give at least one style image, and one name per style")
     devices = list(devices or jax.local_devices())
     replicated = runtime.shardings(devices).replicated
-    config = settings.network_config(len(styles))
+    config = settings.network_config(len(styles)) if base is None else extended_config(base, len(styles))
+    first_style = 0 if base is None else base.config.num_styles
     batch = batch_size_for(settings, devices)
 
     vgg_params = jax.device_put(vgg_params, replicated)
     targets = jax.device_put(style_targets(vgg_params, styles, settings), replicated)
-    state = resume if resume is not None else init_state(settings, len(styles))
-    step_fn = make_train_step(settings, config)
+    state = resume if resume is not None else init_state(settings, len(styles), base)
+    step_fn = make_train_step(settings, config, first_style)
     start = int(state.step)
     batches = ((crops, style_ids(step, batch, len(styles)))
                for step, crops in enumerate(photos.batches(start, settings.steps, batch), start))
@@ -234,7 +264,7 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
                                     steps=settings.steps, batch_size=batch, loss_names=LOSS_NAMES,
                                     devices=devices, callback=callback)
     params = jax.tree.map(np.asarray, state.params)
-    model = model_file.FastModel(config, tuple(style_names), params)
+    model = model_file.FastModel(config, (*(base.styles if base else ()), *style_names), params)
     return TrainResult(model=model, steps=int(state.step), losses=runs.final_losses(history, LOSS_NAMES),
                        seconds=time.perf_counter() - t0, history=history)
 
@@ -246,7 +276,8 @@ def write_sidecar(model_path: Path, *, settings: TrainSettings, result: TrainRes
     return sidecars.write_sidecar(model_path, {
         "kind": model_file.FORMAT,
         "config": result.model.config.to_dict(),
-        "styles": [{"name": n, **sidecars.file_record(p)} for n, p in zip(result.model.styles, style_paths)],
+        "styles": [{"name": n, **sidecars.file_record(p)}  # the styles trained (the last ones of the model)
+                   for n, p in zip(result.model.styles[len(result.model.styles) - len(style_paths):], style_paths)],
         "settings": settings.to_dict(),
         "weights": sidecars.file_record(weights_path),
         "photos": {"folder": str(photos.folder), "files": len(photos.files), "skipped": photos.skipped},

@@ -196,8 +196,8 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
       place: puts batched arrays on devices, e.g. sharded along the batch axis.
       pad_to: fill the batch up to this many images with copies of the last task (their results
         are dropped), e.g. to a multiple of the device count.
-      on_tile: where a scale is evaluated in tiles (`tile_for`), called with "pass 1 tile k/n" (or
-        pass 2) as each tile starts.
+      on_tile: where a scale is evaluated in tiles (`tile_for`), called with "content tile k/n" (or
+        style, while the targets are computed; then pass 1, pass 2 of each evaluation) as each tile starts.
 
     Returns:
       One `Result` per task, in order; a task whose loss became NaN/inf has `failure` set and
@@ -234,7 +234,7 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
         tile = tile_for(shapes[0], first, batch=len(tasks))
         if tile:
             batch, start, masked = _tiled_batch(params, tiled_key(key, shapes[0]), tasks[0], prepared[0], starts[0],
-                                                stopped, tile)
+                                                stopped, tile, on_tile)
         else:
             batch, start, masked = _batch(params, key, tasks, prepared, starts, stopped, place)
 
@@ -305,13 +305,14 @@ def _batch(params, key: ProgramKey, tasks, prepared, starts, stopped, place):
     return batch, place(_pad(starts, (*canvas, 3))), masked
 
 
-def _tiled_batch(params, key: ProgramKey, task: Task, prepared: Prepared, start: np.ndarray, stopped, tile: int):
+def _tiled_batch(params, key: ProgramKey, task: Task, prepared: Prepared, start: np.ndarray, stopped, tile: int,
+                 on_tile: Callable[[str], None] | None = None):
     """`_batch` for one image evaluated in tiles: its targets computed in tiles, nothing padded."""
     if prepared.masks is not None:
         raise JaxstyleError("--mask is not evaluated in tiles: lower --size so one pass fits in memory")
     n_styles = len(prepared.styles)
     blend = np.asarray(task.settings.style_blend or [1.0 / n_styles] * n_styles, np.float32)
-    targets = tiled.make_targets(params, prepared.content, prepared.styles, blend, key, tile=tile)
+    targets = tiled.make_targets(params, prepared.content, prepared.styles, blend, key, tile=tile, on_tile=on_tile)
     weights, layer_weights = _stack([_weights(task.settings)])
     shape = np.asarray([prepared.content.shape[:2]], np.int32)
     batch = solver.Batch(valid=shape, targets=targets, weights=weights, layer_weights=layer_weights,

@@ -155,15 +155,17 @@ def _feature_window(tile: Tile, layer: str) -> tuple[slice, slice]:
 
 
 def accumulate(params, image: np.ndarray, the_plan: Plan, progs: Programs, *, content: bool = True,
-               on_tile: Callable[[str], None] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+               on_tile: Callable[[str], None] | None = None,
+               label: str = "pass 1") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Pass 1 over an image f32[H, W, 3]: ({content layer: f32[h_l, w_l, N]} the whole image's
     features, assembled from the tiles' interiors (empty unless `content`); {style layer:
-    f32[N, N]} the whole image's unnormalised Grams, summed over the tiles)."""
+    f32[N, N]} the whole image's unnormalised Grams, summed over the tiles). on_tile gets
+    "LABEL tile k/n"."""
     assembled: dict[str, np.ndarray] = {}
     grams: dict[str, np.ndarray] = {}
     for k, tile in enumerate(the_plan.tiles, 1):
         if on_tile is not None:
-            on_tile(f"pass 1 tile {k}/{len(the_plan.tiles)}")
+            on_tile(f"{label} tile {k}/{len(the_plan.tiles)}")
         crop, valid = _crop(image, tile, the_plan.canvas)
         f, g = progs.features(params, crop, valid, tile.interior)
         for n, x in (f.items() if content else ()):
@@ -180,14 +182,16 @@ def accumulate(params, image: np.ndarray, the_plan: Plan, progs: Programs, *, co
 
 
 def make_targets(params, content: np.ndarray, styles: Sequence[np.ndarray], blend: np.ndarray, key: ProgramKey,
-                 *, tile: int) -> Targets:
-    """The content's features and each style's Grams per position, each computed in tiles."""
+                 *, tile: int, on_tile: Callable[[str], None] | None = None) -> Targets:
+    """The content's features and each style's Grams per position, each computed in tiles; on_tile
+    gets "content tile k/n", "style tile k/n"."""
     progs = programs(key.content_layers, key.style_layers, key.pooling)
     halo = vgg.tile_halo([*key.content_layers, *key.style_layers])
-    p, _ = accumulate(params, content, plan(content.shape[:2], tile, halo), progs)
+    p, _ = accumulate(params, content, plan(content.shape[:2], tile, halo), progs, on_tile=on_tile, label="content")
     grams = []
     for style in styles:
-        _, g = accumulate(params, style, plan(style.shape[:2], tile, halo), progs, content=False)
+        _, g = accumulate(params, style, plan(style.shape[:2], tile, halo), progs, content=False, on_tile=on_tile,
+                          label="style")
         grams.append({n: x / math.prod(vgg.feature_hw(style.shape[:2], n)) for n, x in g.items()})
     return Targets(p, {n: np.stack([g[n] for g in grams]) for n in key.style_layers},
                    np.asarray(blend, np.float32))
