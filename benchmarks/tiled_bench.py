@@ -1,13 +1,14 @@
 """Tiled evaluation (issue 25): exactness against one pass, cost per pixel, and peak memory of whole runs.
 
-    .venv/bin/python benchmarks/tiled_bench.py --only exact,speed      # ~10 min on 2 cores
+    .venv/bin/python benchmarks/tiled_bench.py --only exact,speed      # ~40 min on 2 cores
+    .venv/bin/python benchmarks/tiled_bench.py --only speed --speed-tiles 512,1024 --repeats 1
     .venv/bin/python benchmarks/tiled_bench.py --only memory --sizes 1024,2048,4096
 
 - exact: the loss and gradient of `optim.tiled.loss_and_grad` against `jax.value_and_grad` of
   `losses.total_loss` over the whole image, at 1024x1024 and 1000x1500, tiles of 256 and 512
   (the real weights, the bundled photo and painting, a noisy start, TV on).
 - speed: seconds per evaluation (loss and gradient) at --speed-shape, one pass against tiles
-  of 256, 512 and 1024: the median of 3 after one that compiles.
+  of --speed-tiles: the median of --repeats after one that compiles.
 - memory: peak resident memory (`/usr/bin/time -v`) of `jaxstyle stylize --steps 2` at each size,
   and its seconds; the estimate the command prints beside it.
 
@@ -75,15 +76,16 @@ def exact(params, settings) -> list[str]:
     return lines
 
 
-def speed(params, settings, shape) -> list[str]:
+def speed(params, settings, shape, tiles=(256, 512, 1024), repeats=3) -> list[str]:
     content, style, image = problem(shape)
     key = settings.program_key()
     pixels = shape[0] * shape[1]
-    lines = [f"| {shape[1]}x{shape[0]} | s / evaluation (median of 3) | us / px | x one pass |", "|---|---|---|---|"]
+    lines = [f"| {shape[1]}x{shape[0]} | s / evaluation (median of {repeats}) | us / px | x one pass |",
+             "|---|---|---|---|"]
     program = one_pass(params, settings, content, style)
     jax.block_until_ready(program(jnp.asarray(image)))
     times = []
-    for _ in range(3):
+    for _ in range(repeats):
         t0 = time.perf_counter()
         jax.block_until_ready(program(jnp.asarray(image)))
         times.append(time.perf_counter() - t0)
@@ -91,12 +93,12 @@ def speed(params, settings, shape) -> list[str]:
     del program
     lines.append(f"| one pass | {base:.2f} | {1e6 * base / pixels:.2f} | 1.00 |")
     print(lines[-1], flush=True)
-    for tile in (256, 512, 1024):
+    for tile in tiles:
         targets = tiled.make_targets(params, content, [style], np.ones(1, np.float32), key, tile=tile)
         args = (params, image, targets, key, settings.loss_weights(), settings.layer_weights())
         tiled.loss_and_grad(*args, tile=tile)
         times = []
-        for _ in range(3):
+        for _ in range(repeats):
             t0 = time.perf_counter()
             tiled.loss_and_grad(*args, tile=tile)
             times.append(time.perf_counter() - t0)
@@ -132,6 +134,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="exact,speed,memory")
     parser.add_argument("--speed-shape", default="2048,2048")
+    parser.add_argument("--speed-tiles", default="256,512,1024", help="tile sides timed (default: 256,512,1024)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed evaluations each, after one that compiles")
     parser.add_argument("--sizes", default="1024,2048,4096")
     parser.add_argument("--weights", default=None, help="VGG-19 weights (default: weights/vgg19.h5)")
     parser.add_argument("--no-doc", action="store_true")
@@ -146,7 +150,8 @@ def main() -> None:
         lines += ["", "Exactness: tiled against one pass (default layers, TV 1e-3):", "", *exact(params, settings)]
     if "speed" in only:
         shape = tuple(int(v) for v in args.speed_shape.split(","))
-        lines += ["", "Cost of an evaluation (loss and gradient):", "", *speed(params, settings, shape)]
+        lines += ["", "Cost of an evaluation (loss and gradient):", "",
+                  *speed(params, settings, shape, tuple(int(t) for t in args.speed_tiles.split(",")), args.repeats)]
     if "memory" in only:
         lines += ["", "Peak memory of `jaxstyle stylize --steps 2` (the bundled photo, auto tiling):", "",
                   *memory([int(s) for s in args.sizes.split(",")])]

@@ -54,8 +54,8 @@ class State(NamedTuple):
     """Loop state of a batch: each image's current point, evaluated, and its next trial.
 
     image, grad: f32[B, H, W, 3] the accepted image and the gradient there; value: f32[B];
-    parts: `losses.LossParts` of f32[B]. last_image, last_grad: the previous accepted point (for
-    L-BFGS's curvature check). opt_state: optax state per image, after `direction` was taken.
+    parts: `losses.LossParts` of f32[B]. opt_state: optax state per image, after `direction` was
+    taken. (The previous point, for L-BFGS's curvature check, is not kept: two whole images.)
     direction: f32[B, H, W, 3] and stepsize: f32[B], the trial to evaluate next; trials: i32[B]
     halvings so far along it. step: i32[B] accepted steps. failed: bool[B] stopped by a NaN/inf.
     """
@@ -66,8 +66,6 @@ class State(NamedTuple):
     value: jax.Array
     grad: jax.Array
     parts: losses.LossParts
-    last_image: jax.Array
-    last_grad: jax.Array
     failed: jax.Array
     direction: jax.Array
     stepsize: jax.Array
@@ -232,7 +230,7 @@ def initial_state(params, key: ProgramKey, start: jax.Array, batch: Batch, *, ma
                                                 batch.targets, batch.weights, batch.layer_weights)
     step = jnp.zeros(b, jnp.int32)
     direction, opt_state = p.direct_in_place(p.init_opt(image), image, grad, image, grad, step)
-    return State(image, opt_state, step, value, grad, parts, image, grad, ~jnp.isfinite(value), direction,
+    return State(image, opt_state, step, value, grad, parts, ~jnp.isfinite(value), direction,
                  jnp.asarray(batch.stepsize, jnp.float32), jnp.zeros(b, jnp.int32))
 
 
@@ -244,8 +242,8 @@ def state_template(p: Programs, start: jax.Array) -> State:
     per_image = lambda dtype: jax.ShapeDtypeStruct((b,), dtype)  # noqa: E731
     value = per_image(jnp.float32)
     return State(image=image, opt_state=jax.eval_shape(p.init_opt, image), step=per_image(jnp.int32), value=value,
-                 grad=image, parts=losses.LossParts(value, value, value), last_image=image, last_grad=image,
-                 failed=per_image(jnp.bool_), direction=image, stepsize=value, trials=per_image(jnp.int32))
+                 grad=image, parts=losses.LossParts(value, value, value), failed=per_image(jnp.bool_),
+                 direction=image, stepsize=value, trials=per_image(jnp.int32))
 
 
 def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_steps: int,
@@ -304,13 +302,16 @@ def run(params, key: ProgramKey, start: jax.Array, batch: Batch, *, linesearch_s
         commit = active & (np.asarray(accept) | (last & np.isfinite(np.asarray(value))))
         retry = active & ~commit & ~last
         if commit.any():
-            moved = state._replace(image=image, step=state.step + 1, value=value, grad=grad, parts=parts,
-                                   last_image=state.image, last_grad=state.grad)
-            direct = p.direct_in_place if commit.all() else p.direct  # else `select` keeps the old state
-            direction, opt_state = direct(state.opt_state, moved.image, moved.grad, moved.last_image,
-                                          moved.last_grad, moved.step)
+            in_place = bool(commit.all())  # else `select` keeps the old state where no step was taken
+            moved = state._replace(image=image, step=state.step + 1, value=value, grad=grad, parts=parts)
+            last_image, last_grad, opt_state = state.image, state.grad, state.opt_state
+            if in_place:  # the old direction is not kept: free it before the new one is made
+                state = moved = moved._replace(direction=None, opt_state=None)
+            direction, opt_state = (p.direct_in_place if in_place else p.direct)(
+                opt_state, moved.image, moved.grad, last_image, last_grad, moved.step)
+            del last_image, last_grad
             moved = moved._replace(direction=direction, opt_state=opt_state)
-            state = moved if commit.all() else p.select(place(commit), moved, state)
+            state = moved if in_place else p.select(place(commit), moved, state)
         stepsize = np.asarray(state.stepsize)
         state = state._replace(
             stepsize=place(np.where(commit, first_stepsize, np.where(retry, stepsize / 2, stepsize)).astype(np.float32)),
