@@ -76,7 +76,11 @@ def test_tiled_loss_and_gradient_equal_the_whole_images(params):
     assert len(tiled.plan(shape, 32, 96).tiles) == 2 * 9
     np.testing.assert_allclose(t_value, float(value), rtol=1e-5)
     np.testing.assert_allclose([float(x) for x in t_parts], [float(x) for x in parts], rtol=1e-5)
-    assert np.abs(t_grad - np.asarray(grad)).max() <= 1e-4 * np.abs(np.asarray(grad)).max()
+    grad = np.asarray(grad)
+    assert np.linalg.norm(t_grad - grad) <= 1e-4 * np.linalg.norm(grad)
+    # Entry by entry too, though rounding alone may move one: the gradient jumps where a ReLU's input
+    # crosses 0 (docs/benchmarks.md, tiled-exact: one pass moves by 5e-3 of its largest entry at 1e-6 noise).
+    assert np.abs(t_grad - grad).max() <= 1e-2 * np.abs(grad).max()
 
 
 def test_a_tiled_run_follows_the_untiled_one(params):
