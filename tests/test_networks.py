@@ -238,7 +238,8 @@ def test_a_fresh_identity_generator_returns_the_photo(which):
     x[0, 0], x[0, 1] = 0.0, 1.0  # pure black and white come back within the clip
     if which == "fast":
         config = transform.NetworkConfig(width=4, residual_blocks=1, num_styles=2, identity=1)
-        y = transform.transform(config, transform.init_params(config, jax.random.key(0)), x, np.eye(2, dtype=np.float32)[1])
+        params = transform.init_params(config, jax.random.key(0))
+        y = transform.transform(config, params, x, np.eye(2, dtype=np.float32)[1])
     else:
         config = gan.CycleGANConfig(width=4, residual_blocks=1, disc_width=4, identity=1)
         y = gan.generate(config, gan.init_cyclegan_params(config, jax.random.key(0), size=32)["g_ab"], x)
@@ -254,7 +255,8 @@ def test_strength_scales_the_residual_in_logit_space_and_blends_an_older_model()
         config = transform.NetworkConfig(width=4, residual_blocks=1, identity=identity)
         params = transform.init_params(config, jax.random.key(0))
         last = [k for k in params if k.startswith("ReflectConv")][-1]
-        params[last]["Conv_0"]["kernel"] = 0.05 * jax.random.normal(jax.random.key(1), params[last]["Conv_0"]["kernel"].shape)
+        kernel = params[last]["Conv_0"]["kernel"]
+        params[last]["Conv_0"]["kernel"] = 0.05 * jax.random.normal(jax.random.key(1), kernel.shape)
         out = {s: np.asarray(transform.transform(config, params, x, weights, strength=s)) for s in (0.0, 0.3, 1.0)}
         if identity:
             residual = _logit(out[1.0], clip=False) - _logit(x)

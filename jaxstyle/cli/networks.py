@@ -240,7 +240,8 @@ def run_train(args: argparse.Namespace) -> int:
     styles = [image_io.load_image(p) for p in args.styles]
     names = tuple(p.stem for p in args.styles)
     if base is not None and set(names) & set(base.styles):
-        raise JaxstyleError(f"{args.from_model} already holds a style named {sorted(set(names) & set(base.styles))[0]!r}; "
+        taken = sorted(set(names) & set(base.styles))[0]
+        raise JaxstyleError(f"{args.from_model} already holds a style named {taken!r}; "
                             f"rename the style image")
     config = settings.network_config(len(styles)) if base is None else training.extended_config(base, len(styles))
     all_names = (*(base.styles if base else ()), *names)

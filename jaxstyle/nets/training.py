@@ -173,7 +173,9 @@ def init_state(settings: TrainSettings, num_styles: int, base: model_file.FastMo
     else:
         def grow(path, x):  # float32 even from a float16 file: the new rows are trained
             x = jnp.asarray(x, jnp.float32)
-            return jnp.concatenate([x, jnp.repeat(jnp.mean(x, 0, keepdims=True), num_styles, 0)]) if _is_norm(path, x) else x
+            if not _is_norm(path, x):
+                return x
+            return jnp.concatenate([x, jnp.repeat(jnp.mean(x, 0, keepdims=True), num_styles, 0)])
 
         params = jax.tree_util.tree_map_with_path(grow, base.params)
     optimizer = make_optimizer(settings, norms_only=base is not None)
