@@ -243,7 +243,7 @@ def run_train(args: argparse.Namespace) -> int:
         taken = sorted(set(names) & set(base.styles))[0]
         raise JaxstyleError(f"{args.from_model} already holds a style named {taken!r}; "
                             f"rename the style image")
-    config = settings.network_config(len(styles)) if base is None else training.extended_config(base, len(styles))
+    config = training.model_config(settings, len(styles), base)
     all_names = (*(base.styles if base else ()), *names)
     preview = image_io.load_image(args.preview, size=settings.style_size) if args.preview else None
     params, weights_path = load_params(args)
@@ -405,11 +405,11 @@ def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, la
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    from jaxstyle.nets import fast
+    from jaxstyle.nets import fast, model_file
 
     model = fast.load_model(args.model)
     if args.style is not None:
-        args.style_index = int(np.argmax(fast.style_weights(model, style_index=args.style)))
+        args.style_index = model_file.find_style(model, args.style)
     weights = fast.style_weights(model, style_index=args.style_index, mix=args.mix)
     return _apply(
         args, args.photos, command="jaxstyle apply",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from collections.abc import Callable
@@ -374,7 +373,7 @@ def _print_memory_estimate(contents: list[np.ndarray], settings: optim.Settings,
 
 def _fingerprints(inputs: dict[str, Path | list[Path]]) -> dict[str, str]:
     """{input name: SHA-256 of the file}: a checkpoint belongs to these exact inputs."""
-    return {f"{name}_{i}": hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {f"{name}_{i}": sidecars.cached_file_sha256(path)
             for name, paths in inputs.items() for i, path in enumerate(paths if isinstance(paths, list) else [paths])}
 
 

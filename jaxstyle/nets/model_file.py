@@ -139,10 +139,22 @@ def _check_params(params, expected, config: Mapping, where: str) -> None:
                             f"(missing {missing}, wrong shape {wrong}); the file is damaged or from another tool")
 
 
-def style_weights(model: FastModel, *, style_index: int | str | None = None,
+def find_style(model: FastModel, name: str) -> int:
+    """The index of the model's style called `name`, or written as its index ("1")."""
+    if name in model.styles:
+        return model.styles.index(name)
+    if name.isdigit():
+        if int(name) >= len(model.styles):
+            raise JaxstyleError(f"--style {name} is out of range: the model holds {len(model.styles)} style(s), "
+                                f"0..{len(model.styles) - 1} ({', '.join(model.styles)})")
+        return int(name)
+    raise JaxstyleError(f"--style {name!r}: the model holds no such style; its styles are "
+                        f"{', '.join(model.styles)} (or their index, 0..{len(model.styles) - 1})")
+
+
+def style_weights(model: FastModel, *, style_index: int | None = None,
                   mix: Sequence[float] | None = None) -> np.ndarray:
-    """f32[S] weights of the conditional instance norm: one-hot for `style_index` (an index, or a
-    style's name), normalised `mix`.
+    """f32[S] weights of the conditional instance norm: one-hot for `style_index`, normalised `mix`.
 
     Raises:
       JaxstyleError: both given, `style_index` out of range, or `mix` with the wrong count, a
@@ -160,14 +172,6 @@ def style_weights(model: FastModel, *, style_index: int | str | None = None,
             raise JaxstyleError(f"--mix weights must be non-negative with a positive sum, got {mix.tolist()}")
         return (mix / mix.sum()).astype(np.float32)
     style_index = 0 if style_index is None else style_index
-    if isinstance(style_index, str):  # a style's name, or its index written out
-        if style_index in model.styles:
-            style_index = model.styles.index(style_index)
-        elif style_index.isdigit():
-            style_index = int(style_index)
-        else:
-            raise JaxstyleError(f"--style {style_index!r}: the model holds no such style; its styles are "
-                                f"{', '.join(model.styles)} (or their index, 0..{n - 1})")
     if not 0 <= style_index < n:
         raise JaxstyleError(f"--style-index {style_index} is out of range: the model holds {n} style(s), "
                             f"0..{n - 1} ({', '.join(model.styles)})")

@@ -169,7 +169,7 @@ def init_state(settings: TrainSettings, num_styles: int, base: model_file.FastMo
     """Fresh params from `settings.seed` and Adam's zero state; with `base`, its params with one
     more row per new style in every norm (each the mean of its styles: a start between them)."""
     if base is None:
-        params = transform.init_params(settings.network_config(num_styles), jax.random.key(settings.seed))
+        params = transform.init_params(model_config(settings, num_styles), jax.random.key(settings.seed))
     else:
         def grow(path, x):  # float32 even from a float16 file: the new rows are trained
             x = jnp.asarray(x, jnp.float32)
@@ -182,9 +182,13 @@ def init_state(settings: TrainSettings, num_styles: int, base: model_file.FastMo
     return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
 
-def extended_config(base: model_file.FastModel, new_styles: int) -> transform.NetworkConfig:
-    """The architecture of `base` holding `new_styles` more styles."""
-    return dataclasses.replace(base.config, num_styles=base.config.num_styles + new_styles)
+def model_config(settings: TrainSettings, num_styles: int,
+                 base: model_file.FastModel | None = None) -> transform.NetworkConfig:
+    """The architecture trained: the settings' for `num_styles` styles, or `base`'s holding that
+    many more."""
+    if base is None:
+        return settings.network_config(num_styles)
+    return dataclasses.replace(base.config, num_styles=base.config.num_styles + num_styles)
 
 
 @functools.lru_cache(maxsize=8)
@@ -250,7 +254,7 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
         raise JaxstyleError("give at least one style image, and one name per style")
     devices = list(devices or jax.local_devices())
     replicated = runtime.shardings(devices).replicated
-    config = settings.network_config(len(styles)) if base is None else extended_config(base, len(styles))
+    config = model_config(settings, len(styles), base)
     first_style = 0 if base is None else base.config.num_styles
     batch = batch_size_for(settings, devices)
 

@@ -357,7 +357,7 @@ def estimate_memory_bytes(shape: Sequence[int], settings: Settings, *, batch: in
 # Tiled runs (`jaxstyle.optim.tiled`) keep the optimiser's history smaller: at 8192x6144 each L-BFGS
 # pair is 2 x 604 MB. Departure from the untiled default of 10 pairs (the paper names no optimiser).
 # L-BFGS pairs of a tiled run (a departure from 10: each pair is two whole images, 2 x 604 MB at
-# 8192x6144): 5, and 3 above 4096x4096 px, so that an 8192 px run fits in 16 GB.
+# 8192x6144): 5, and 3 above 4096x4096 px (an 8192 px run then peaked at 17.4 GB, docs/benchmarks.md).
 TILED_LBFGS_MEMORY = 5
 LARGE_LBFGS_MEMORY, LARGE_PIXELS = 3, 4096 * 4096
 DEFAULT_TILE = 512
@@ -401,8 +401,9 @@ def estimate_tiled_bytes(shape: Sequence[int], settings: Settings, tile: int) ->
     optimiser = 2 * tiled_lbfgs_memory(shape, settings.lbfgs_memory) + 2 if settings.optimizer == "lbfgs" else 2
     image = 4 * 3 * h * w
     content = sum(4 * vgg.CHANNELS.get(n, 0) * np.prod(vgg.feature_hw(shape, n)) for n in settings.content_layers)
-    # 10 whole-image arrays besides: the loop's 5, the candidate and its gradient, and the direction
-    # program's temporaries (measured: 5.2 GiB peak at 4096x3072 against 5.3 estimated).
+    # 10 whole-image arrays besides: the loop's image, gradient and direction, the previous point
+    # during a step, the candidate and its gradient, the direction program's temporaries (measured
+    # at 4096x3072: 5.0 GiB peak, 5.4 estimated; at 8192x6144 the estimate is low: 16.2 against 13.5).
     return int(estimate_memory_bytes(canvas, settings) + (10 + optimiser) * image + content)
 
 
