@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 WEIGHTS := weights/vgg19.h5
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: install weights weights-normalized demo test clean bench bench-fast photos photos-more model cyclegan-domains cyclegan-model
+.PHONY: install weights weights-normalized demo test clean bench bench-fast photos photos-more photos-wide model cyclegan-domains cyclegan-model
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,14 @@ photos-more: .photos/more/.done
 
 .photos/more/.done: models/photos.sh
 	bash models/photos.sh .photos more
+	touch $@
+
+# photos-wide: the photographs of lomiri-wallpapers-16.04/-20.04 and lxqt-themes (CC0, CC BY, CC BY-SA;
+# see models/PHOTOS.md) in .photos/wide, for the multi-style network.
+photos-wide: .photos/wide/.done
+
+.photos/wide/.done: models/photos.sh
+	bash models/photos.sh .photos wide
 	touch $@
 
 # The committed Starry Night network, reproducibly (about 45 min on 2 CPU cores).
