@@ -415,7 +415,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--quick", action="store_true", help="64 px, few repeats: a smoke test, not figures")
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "starry_night.msgpack")
+    parser.add_argument("--model", type=Path, default=DATA / "paintings.msgpack")
     parser.add_argument("--heldout", type=Path, default=ROOT / ".photos" / "heldout")
     parser.add_argument("--photos", type=Path, default=ROOT / ".photos" / "train", help="training photos")
     parser.add_argument("--repeats", type=int, default=5, help="timed fast.apply calls per figure")

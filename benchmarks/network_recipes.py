@@ -5,8 +5,9 @@
 
 - start: `make model`'s recipe (128 px crops, batch 4, Adam 2e-3, Starry Night) trained --steps N
   from the papers' random start and from the identity start, each by the command line.
-- from: `jaxstyle train the_scream.jpg --from models/starry_night.msgpack` for --from-steps steps:
-  its seconds, and the held-out style ratio of the new style against the model's own.
+- from: `jaxstyle train NEW --from BASE` (default: the paper's Picasso onto the bundled three-painting
+  model) for --from-steps steps: its seconds, and the held-out style ratio of the new style against
+  the model's own.
 
 The judge (as `fast_bench.py --only quality`): the paper's losses with jaxstyle's VGG-19, content
 loss per pixel at conv4_2 against the photo, and the style ratio: the style loss of the output
@@ -18,6 +19,7 @@ Writes the block `recipes-SECTION` of docs/fast_benchmarks.md unless --no-doc.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -90,10 +92,7 @@ def start(judge: Judge, steps: int, folder: Path) -> list[str]:
     starry = image_io.load_image(DATA / "starry_night.jpg")
     names = " / ".join(n for n, _ in photos())
     lines = [f"Held-out photos at {SIZE} px ({names}); `make model`'s recipe, Starry Night, --steps {steps}:", "",
-             "| start | training | content per px | style ratio |", "|---|---|---|---|",
-             row("committed model (random start, 550 steps)", None,
-                 scores(judge, ROOT / "models" / "starry_night.msgpack", "starry_night", starry))]
-    print(lines[-1], flush=True)
+             "| start | training | content per px | style ratio |", "|---|---|---|---|"]
     for how in ("random", "identity"):
         out = folder / f"{how}.msgpack"
         seconds = train(out, str(DATA / "starry_night.jpg"), "--steps", str(steps), "--start", how)
@@ -102,19 +101,22 @@ def start(judge: Judge, steps: int, folder: Path) -> list[str]:
     return lines
 
 
-def from_model(judge: Judge, steps: int, folder: Path) -> list[str]:
-    base = ROOT / "models" / "starry_night.msgpack"
-    out = folder / "two.msgpack"
-    seconds = train(out, str(DATA / "the_scream.jpg"), "--from", str(base), "--steps", str(steps))
-    lines = [f"`jaxstyle train the_scream.jpg --from models/starry_night.msgpack --steps {steps}` (`make model`'s "
-             f"recipe otherwise), held-out photos at {SIZE} px:", "",
+def from_model(judge: Judge, steps: int, folder: Path, base: Path, new_style: Path) -> list[str]:
+    out = folder / "grown.msgpack"
+    seconds = train(out, str(new_style), "--from", str(base), "--steps", str(steps))
+    grown = fast.load_model(out)
+    lines = [f"`jaxstyle train {new_style.name} --from {os.path.relpath(base, ROOT)} --steps {steps}` (`make model`'s "
+             f"recipe otherwise: 128 px crops, batch 4), held-out photos at {SIZE} px:", "",
              "| style | training | content per px | style ratio |", "|---|---|---|---|"]
-    own = scores(judge, out, "starry_night", image_io.load_image(DATA / "starry_night.jpg"))
-    new = scores(judge, out, "the_scream", image_io.load_image(DATA / "the_scream.jpg"))
-    lines += [row("starry_night (the model's own)", None, own), row("the_scream (added)", seconds, new), "",
-              f"New style's median style ratio / the model's own: "
-              f"{statistics.median(s for _, s in new) / statistics.median(s for _, s in own):.2f} (goal <= 1.2, "
-              f"in <= 10 min)."]
+    own = []
+    for name in grown.styles[:-1]:
+        values = scores(judge, out, name, image_io.load_image(DATA / f"{name}.jpg"))
+        own.append(statistics.median(s for _, s in values))
+        lines.append(row(f"{name} (the model's own)", None, values))
+    new = scores(judge, out, grown.styles[-1], image_io.load_image(new_style))
+    lines += [row(f"{grown.styles[-1]} (added)", seconds, new), "",
+              f"New style's median style ratio / the model's own (median of their medians): "
+              f"{statistics.median(s for _, s in new) / statistics.median(own):.2f} (goal <= 1.2, in <= 10 min)."]
     print("\n".join(lines[-4:]), flush=True)
     return lines
 
@@ -124,12 +126,15 @@ def main() -> None:
     parser.add_argument("--only", choices=("start", "from"), required=True)
     parser.add_argument("--steps", type=int, default=550, help="start: steps of each training (default: 550)")
     parser.add_argument("--from-steps", type=int, default=300, help="from: steps of the new style (default: 300)")
+    parser.add_argument("--base", type=Path, default=fast.DEFAULT_MODEL, help="from: the model to extend")
+    parser.add_argument("--new-style", type=Path, default=ROOT.parent / "shared" / "images" / "seated-nude.jpg",
+                        help="from: the painting to add (default: the paper's Picasso, benchmarks only)")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     judge = Judge()
     with tempfile.TemporaryDirectory() as folder:
         lines = (start(judge, args.steps, Path(folder)) if args.only == "start"
-                 else from_model(judge, args.from_steps, Path(folder)))
+                 else from_model(judge, args.from_steps, Path(folder), args.base, args.new_style))
     lines = [f"Measured {time.strftime('%Y-%m-%d')}, 2 CPU cores (`benchmarks/network_recipes.py --only "
              f"{args.only}`).", "", *lines]
     if not args.no_doc:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL, PHOTO = REPO / "models" / "starry_night.msgpack", REPO / "jaxstyle" / "data" / "tubingen.jpg"
+MODEL, PHOTO = REPO / "jaxstyle" / "data" / "paintings.msgpack", REPO / "jaxstyle" / "data" / "tubingen.jpg"
 
 
 def run_apply(size: int, out: Path, extra: list[str]) -> tuple[float, float]:

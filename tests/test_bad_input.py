@@ -137,7 +137,7 @@ CASES = [
     ("cyclegan min over max scale", f"{GAN} --a photos --b paintings -o m.msgpack --min-scale 2", "at most max_scale"),
     # apply and cyclegan apply
     ("missing model", "apply nope.msgpack c.jpg -o out.png", "cannot read model"),
-    ("text as a model", "apply notes.png c.jpg -o out.png", "not a jaxstyle model file"),
+    ("text as a model", "apply c.jpg --model notes.png -o out.png", "not a jaxstyle model file"),
     ("a CycleGAN model to apply", "apply gan.msgpack c.jpg -o out.png", "not a jaxstyle fast-network model"),
     ("style index out of range", "apply fast.msgpack c.jpg -o out.png --style-index 5", "out of range"),
     ("a style the model does not hold", "apply fast.msgpack c.jpg -o out.png --style nope", "no such style"),

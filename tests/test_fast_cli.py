@@ -21,7 +21,6 @@ from jaxstyle.nets import model_file, transform
 pytestmark = pytest.mark.real_weights
 TINY = ["--size", "32", "--style-size", "40", "--batch-size", "2", "--width", "4", "--residual-blocks", "1",
         "--quiet"]
-COMMITTED = REPO / "models" / "starry_night.msgpack"
 
 
 @pytest.fixture(autouse=True)
@@ -144,15 +143,32 @@ def test_killed_training_resumes_to_the_same_parameters(trained, inputs, tmp_pat
     assert sidecar["resumed_from_step"] >= 2 and sidecar["steps"] == 8
 
 
-@pytest.mark.skipif(not COMMITTED.exists(), reason="models/starry_night.msgpack not trained yet")
-def test_committed_model_paints_the_bundled_photo(tmp_path, capsys):
-    out = tmp_path / "town.png"
-    code, _, _ = run_cli(["apply", COMMITTED, DATA / "tubingen.jpg", "-o", out, "--size", "256", "--quiet"], capsys)
-    assert code == 0
-    painted = image_io.load_image(out)
+def test_bundled_model_paints_the_photo_with_no_model_argument(tmp_path, capsys):
+    out, lighter = tmp_path / "town.png", tmp_path / "lighter.png"
+    for path, strength in ((out, "1"), (lighter, "0.5")):
+        code, _, _ = run_cli(["apply", DATA / "tubingen.jpg", "-o", path, "--style", "scream", "--strength", strength,
+                              "--size", "256", "--quiet"], capsys)
+        assert code == 0
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["model"]["styles"] == ["starry_night", "the_scream", "shipwreck"]
+    assert sidecar["style_weights"] == [0, 1, 0]
+    painted, half = image_io.load_image(out), image_io.load_image(lighter)
     photo = image_io.load_image(DATA / "tubingen.jpg", size=256)
     assert painted.shape == photo.shape == (192, 256, 3)
-    assert 0.03 < np.abs(painted - photo).mean() < 0.5  # changed, but not replaced by noise
+    change = np.abs(painted - photo).mean()
+    assert 0.03 < change < 0.5  # changed, but not replaced by noise
+    assert np.abs(half - photo).mean() < 0.8 * change  # half the residual: closer to the photo
+
+
+def test_apply_takes_the_model_as_an_option_and_a_style_by_part_of_its_name(inputs, two_style_model, tmp_path,
+                                                                           capsys):
+    out = tmp_path / "part.png"
+    code, _, _ = run_cli(["apply", inputs["photo"], "--model", two_style_model, "-o", out, "--style", "SCR",
+                          "--size", "0", "--quiet"], capsys)
+    assert code == 0 and json.loads(out.with_suffix(".json").read_text())["style_weights"] == [0, 1]
+    code, _, err = run_cli(["apply", inputs["photo"], "--model", two_style_model, "-o", out, "--style", "s",
+                            "--size", "0", "--quiet"], capsys)
+    assert code != 0 and "several style names: starry, scream" in err
 
 
 def test_train_from_a_model_adds_a_style_learning_only_its_norms(inputs, two_style_model, tmp_path, capsys):

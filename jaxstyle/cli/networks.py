@@ -94,12 +94,15 @@ def add_train_parser(sub) -> None:
 
 def add_apply_parser(sub) -> None:
     p = sub.add_parser("apply", help="stylise photos with a trained fast network (one forward pass each)")
-    p.add_argument("model", type=Path, metavar="MODEL", help="model file from `jaxstyle train` "
-                   "(a ready one: models/starry_night.msgpack)")
-    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image file(s) or folder(s) of images")
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image file(s) or folder(s) of images "
+                   "(a first argument ending in .msgpack is taken as --model)")
+    p.add_argument("--model", type=Path, default=None, metavar="MODEL",
+                   help="model file from `jaxstyle train` (default: the bundled one, styles "
+                        "starry_night, the_scream, shipwreck)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--style", default=None, metavar="NAME",
-                       help="the model's style to paint, by name or index (default: its first)")
+                       help="the model's style to paint: its name, a unique part of it (scream) or its index "
+                            "(default: the first)")
     which.add_argument("--style-index", type=at_least(0), default=None, metavar="K",
                        help="index of the model's style to paint (default 0)")
     which.add_argument("--mix", type=parse_list(number(0)), default=None, metavar="W1,W2,...",
@@ -407,6 +410,13 @@ def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, la
 def run_apply(args: argparse.Namespace) -> int:
     from jaxstyle.nets import fast, model_file
 
+    if args.model is None:
+        first = args.photos[0]
+        with_model = first.suffix.lower() == ".msgpack" and len(args.photos) > 1
+        args.model, args.photos = (first, args.photos[1:]) if with_model else (fast.DEFAULT_MODEL, args.photos)
+    if args.model == fast.DEFAULT_MODEL and not args.model.is_file():
+        raise JaxstyleError(f"the bundled model {args.model} is missing from this installation "
+                            "(`make model` trains it); or give one with --model")
     model = fast.load_model(args.model)
     if args.style is not None:
         args.style_index = model_file.find_style(model, args.style)

@@ -2,8 +2,8 @@
 
     from jaxstyle import load_image
     from jaxstyle.nets import fast
-    model = fast.load_model("models/starry_night.msgpack")
-    [out] = fast.apply(model, [load_image("photo.jpg")], size=512)      # f32[h, w, 3]
+    model = fast.load_model(fast.DEFAULT_MODEL)   # the bundled paintings, or a file from `jaxstyle train`
+    [out] = fast.apply(model, [load_image("photo.jpg")], size=512, style_index=model.styles.index("the_scream"))
 
 Images are grouped by shape and run as batches, so each shape compiles once; an image too large to run
 whole runs in tiles, with the instance-norm statistics of its thumbnail (`tiles`).
@@ -12,6 +12,7 @@ whole runs in tiles, with the instance-norm statistics of its thumbnail (`tiles`
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from collections.abc import Callable, Sequence
 
 import jax
@@ -27,7 +28,8 @@ from jaxstyle.nets.model_file import load as load_model
 
 __all__ = ["FastModel", "apply", "check_memory", "load_model", "style_weights", "DEFAULT_MODEL"]
 
-DEFAULT_MODEL = "models/starry_night.msgpack"
+# Three paintings in one network, shipped inside the package (`make model` retrains it).
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "paintings.msgpack"
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -140,9 +140,16 @@ def _check_params(params, expected, config: Mapping, where: str) -> None:
 
 
 def find_style(model: FastModel, name: str) -> int:
-    """The index of the model's style called `name`, or written as its index ("1")."""
+    """The index of the model's style called `name`, or a unique part of its name ("scream"), or written
+    as its index ("1")."""
     if name in model.styles:
         return model.styles.index(name)
+    close = [k for k, style in enumerate(model.styles) if name and name.lower() in style.lower()]
+    if len(close) == 1:
+        return close[0]
+    if len(close) > 1:
+        raise JaxstyleError(f"--style {name!r} is part of several style names: "
+                            f"{', '.join(model.styles[k] for k in close)}; give more of the name")
     if name.isdigit():
         if int(name) >= len(model.styles):
             raise JaxstyleError(f"--style {name} is out of range: the model holds {len(model.styles)} style(s), "
