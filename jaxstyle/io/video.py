@@ -1,0 +1,294 @@
+"""Reading and writing video files with PyAV (its wheels bundle FFmpeg: no system ffmpeg).
+
+Frames cross the boundary as float32 RGB ``[h, w, 3]`` in ``[0, 1]``, as images do (`image_io`).
+
+    info = video.probe(Path("clip.mp4"), frames=(0, 20))   # every bad input refused here, before any work
+    for frame in video.read_frames(info, size=256): ...      # f32[h, w, 3], frames info.start .. info.stop - 1
+    plan = video.plan_output(Path("out.mp4"), info, (h, w))  # the codec and audio, checked before any work
+    video.write_video(plan, frames)                          # atomically, the audio copied unchanged
+
+Written video: H.264 (libx264, CRF 18; mpeg4 if the bundled FFmpeg lacks it; VP9 for .webm) in
+yuv420p, so each side is cropped to an even number of pixels (one row or column at most), at the
+input's frame rate; the input's first audio stream is copied packet for packet (remuxed, not
+re-encoded) when the output container can hold its codec, else left out with a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import sys
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.io import image_io
+from jaxstyle.io.files import atomic_path, check_output_path
+
+# Extensions taken as a video (`is_video_path`) and the FFmpeg muxer each is written with.
+FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".webm": "webm"}
+VIDEO_EXTENSIONS = tuple(FORMATS)
+_ENCODER_OPTIONS = {"libx264": {"crf": "18", "preset": "medium"}, "mpeg4": {"qscale": "2"},
+                    "libvpx-vp9": {"crf": "30", "b": "0"}}
+
+
+def _av():
+    import av  # imported by the video commands only: the other commands never load FFmpeg
+
+    return av
+
+
+def is_video_path(path: Path) -> bool:
+    """True for a file name ending in one of VIDEO_EXTENSIONS (.mp4 .m4v .mov .mkv .avi .webm)."""
+    return Path(path).suffix.lower() in FORMATS
+
+
+def parse_frames(text: str) -> tuple[int, int | None]:
+    """An argparse type: "A:B" -> (A, B), frames A to B - 1 (0-based); "A:" to the end, ":B" from 0."""
+    start, sep, stop = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        first, last = int(start) if start.strip() else 0, int(stop) if stop.strip() else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected A:B (frames A to B-1, from 0), got {text!r}") from None
+    if first < 0 or (last is not None and last <= first):
+        raise argparse.ArgumentTypeError(f"expected 0 <= A < B in A:B, got {text!r}")
+    return first, last
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    """A probed video file and the frames chosen from it (`probe`)."""
+
+    path: Path
+    width: int
+    height: int
+    frames: int           # frames in the file's video stream
+    rate: Fraction        # frames per second
+    time_base: Fraction   # of the video stream's timestamps
+    codec: str
+    audio: str | None     # the first audio stream's codec, or None
+    start: int            # the chosen frames: start .. stop - 1
+    stop: int
+
+    @property
+    def count(self) -> int:
+        """How many frames are chosen."""
+        return self.stop - self.start
+
+    def to_dict(self) -> dict:
+        return {"width": self.width, "height": self.height, "frames": self.frames, "rate": str(self.rate),
+                "codec": self.codec, "audio": self.audio, "start": self.start, "stop": self.stop}
+
+
+def probe(path: Path, *, frames: tuple[int, int | None] | None = None) -> VideoInfo:
+    """Opens `path`, counts its video frames, decodes the first; checks the `frames` range (A, B).
+
+    Raises:
+      JaxstyleError: the file is missing, empty, not a video FFmpeg reads, has no video stream or no
+        frames, its first frame does not decode, or the range is outside the clip.
+    """
+    av = _av()
+    path = Path(path)
+    if path.is_dir():
+        raise JaxstyleError(f"{path} is a folder; give the path of a video file.")
+    if not path.is_file():
+        raise JaxstyleError(f"Video file {path} does not exist; check the path.")
+    if path.stat().st_size == 0:
+        raise JaxstyleError(f"Video file {path} is empty; replace it with a valid video.")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams:
+                raise JaxstyleError(f"{path} holds no streams: a zero-length clip; give a video with frames.")
+            if not container.streams.video:
+                raise JaxstyleError(f"{path} holds no video stream (only {_stream_kinds(container)}); "
+                                    f"give a video file.")
+            stream = container.streams.video[0]
+            count = stream.frames
+            if not count:  # the container does not say (Matroska, WebM): count the packets
+                count = sum(1 for p in container.demux(stream) if p.size)
+                container.seek(0)
+            if count == 0:
+                raise JaxstyleError(f"{path} is a zero-length clip: its video stream holds no frames.")
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise JaxstyleError(f"{path}: the first video frame does not decode; re-export the clip.")
+            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            info = VideoInfo(path, first.width, first.height, count, Fraction(rate), Fraction(stream.time_base),
+                             stream.codec_context.name,
+                             container.streams.audio[0].codec_context.name if container.streams.audio else None, 0, count)
+    except JaxstyleError:
+        raise
+    except av.error.EOFError:
+        raise JaxstyleError(f"{path} ends before its first frame: a zero-length or truncated clip.") from None
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise JaxstyleError(f"{path} is not a video FFmpeg can read ({_reason(e)}); give a video file.") from None
+    if frames is None:
+        return info
+    start, stop = frames
+    stop = count if stop is None else stop
+    if not 0 <= start < stop <= count:
+        raise JaxstyleError(f"--frames {start}:{stop} is outside the clip {path}, which holds frames 0:{count}")
+    return dataclasses.replace(info, start=start, stop=stop)
+
+
+def _stream_kinds(container) -> str:
+    return ", ".join(sorted({s.type for s in container.streams}))
+
+
+def _reason(e: Exception) -> str:
+    return (getattr(e, "strerror", None) or str(e)).strip().rstrip(".")
+
+
+def read_frames(info: VideoInfo, *, size: int | None = None) -> Iterator[np.ndarray]:
+    """Yields frames info.start .. info.stop - 1 as f32[h, w, 3] in [0, 1], in order; `size`: resized
+    so the longest side is `size` px first (`image_io.resize_longest`)."""
+    av = _av()
+    with av.open(str(info.path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for index, frame in enumerate(container.decode(stream)):
+            if index >= info.stop:
+                break
+            if index >= info.start:
+                image = frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
+                yield image_io.resize_longest(image, size) if size else image
+
+
+def frame_shape(info: VideoInfo, size: int | None) -> tuple[int, int]:
+    """(h, w) of `read_frames(info, size=size)`'s frames."""
+    return image_io.longest_side_shape((info.height, info.width), size) if size else (info.height, info.width)
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputPlan:
+    """How `write_video` writes a video (`plan_output`)."""
+
+    path: Path
+    format: str          # FFmpeg's muxer
+    codec: str           # the video encoder
+    height: int          # even sides: the frames are cropped to these
+    width: int
+    rate: Fraction
+    audio_from: VideoInfo | None  # copy this file's audio for its chosen frames' time span; None: none
+
+
+def plan_output(path: Path, info: VideoInfo, shape: tuple[int, int]) -> OutputPlan:
+    """Chooses the muxer (from the extension), the encoder and whether the audio can be copied, and tries
+    them on an empty video in memory: writes nothing.
+
+    Raises:
+      JaxstyleError: an extension that is no video container, a folder that is missing or read-only,
+        or a container that cannot hold the encoder's video.
+    """
+    av = _av()
+    path = check_output_path(Path(path))
+    fmt = FORMATS.get(path.suffix.lower()) or _muxer(av, path.suffix.lower())
+    if fmt is None or fmt == "image2":
+        raise JaxstyleError(f"Cannot write {path}: {path.suffix or '(no extension)'!r} is not a video container; "
+                            f"use one of {', '.join(VIDEO_EXTENSIONS)}.")
+    codec = _encoder(av, fmt)
+    h, w = shape[0] // 2 * 2, shape[1] // 2 * 2
+    if min(h, w) < 2:
+        raise JaxstyleError(f"Cannot write {path}: frames of {shape[0]}x{shape[1]} px are too small for video")
+    plan = OutputPlan(path, fmt, codec, h, w, info.rate, None)
+    try:
+        _empty_video(av, plan, None)
+    except (av.error.FFmpegError, ValueError) as e:
+        raise JaxstyleError(f"Cannot write {path}: the {fmt} container cannot hold {codec} video ({_reason(e)}); "
+                            f"use .mp4 or .mkv.") from None
+    if info.audio is None:
+        return plan
+    try:
+        _empty_video(av, plan, info)
+    except (av.error.FFmpegError, ValueError):
+        print(f"jaxstyle: warning: the {fmt} container of {path} cannot hold the input's {info.audio} audio; "
+              f"the video is written without sound (.mp4 or .mkv keep it)", file=sys.stderr)
+        return plan
+    return dataclasses.replace(plan, audio_from=info)
+
+
+def _muxer(av, extension: str) -> str | None:
+    """The FFmpeg muxer that writes files ending in `extension` (".ts": "mpegts"), or None."""
+    for name in sorted(av.formats_available):
+        try:
+            if extension[1:] in av.format.ContainerFormat(name, "w").extensions:
+                return name
+        except ValueError:  # a demuxer only
+            continue
+    return None
+
+
+def _encoder(av, fmt: str) -> str:
+    wanted = ("libvpx-vp9",) if fmt == "webm" else ("libx264", "mpeg4")
+    for name in wanted:
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except (av.error.FFmpegError, ValueError):
+            continue
+    raise JaxstyleError(f"this FFmpeg build has none of the encoders {', '.join(wanted)}; reinstall av")
+
+
+def _open_streams(av, container, plan: OutputPlan, audio_source):
+    """Adds the video stream and, from the open input `audio_source`, a copy of its audio stream."""
+    stream = container.add_stream(plan.codec, rate=plan.rate, options=_ENCODER_OPTIONS.get(plan.codec, {}))
+    stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, "yuv420p"
+    audio = container.add_stream_from_template(audio_source.streams.audio[0]) if audio_source else None
+    return stream, audio
+
+
+def _empty_video(av, plan: OutputPlan, audio_from: VideoInfo | None) -> None:
+    with av.open(io.BytesIO(), "w", format=plan.format) as out:
+        source = av.open(str(audio_from.path)) if audio_from else None
+        try:
+            _open_streams(av, out, plan, source)
+            out.start_encoding()
+        finally:
+            if source is not None:
+                source.close()
+
+
+def write_video(plan: OutputPlan, frames: Iterable[np.ndarray]) -> None:
+    """Encodes `frames` (f32[h, w, 3] in [0, 1], cropped to plan's even sides) at plan.rate into plan.path,
+    atomically, with the input's audio of the chosen frames' time span copied unchanged (`plan.audio_from`)."""
+    av = _av()
+    with atomic_path(plan.path) as temp:
+        source = av.open(str(plan.audio_from.path)) if plan.audio_from else None
+        try:
+            with av.open(str(temp), "w", format=plan.format) as out:
+                stream, audio = _open_streams(av, out, plan, source)
+                for index, image in enumerate(frames):
+                    pixels = image_io.to_uint8(image[:plan.height, :plan.width])
+                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+                    frame.pts = index
+                    out.mux(stream.encode(frame))
+                out.mux(stream.encode(None))
+                if audio is not None:
+                    _copy_audio(source, audio, plan.audio_from, out)
+        finally:
+            if source is not None:
+                source.close()
+
+
+def _copy_audio(source, audio, info: VideoInfo, out) -> None:
+    """Remuxes the audio packets whose time lies in the chosen frames' span, shifted to start at 0."""
+    stream = source.streams.audio[0]
+    t0, t1 = Fraction(info.start) / info.rate, Fraction(info.stop) / info.rate
+    whole = info.start == 0 and info.stop == info.frames
+    first = stream.start_time or 0
+    shift = round(t0 / stream.time_base)
+    for packet in source.demux(stream):
+        if packet.dts is None or packet.pts is None:
+            continue
+        t = (packet.pts - first) * stream.time_base
+        if whole or t0 <= t < t1:
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = audio
+            out.mux(packet)

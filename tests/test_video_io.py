@@ -1,0 +1,147 @@
+"""Video files (jaxstyle.io.video) and the frames folder (jaxstyle.io.frames), on clips of 8 frames of
+48x32 written with PyAV in the test (tests/video_clips.py): the frames read back exactly from a lossless
+clip, the frame rate, size and count kept, the audio packets copied byte for byte, bad clips refused."""
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from video_clips import audio_packets, moving_frames, write_clip, write_sound_only
+
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.io import video
+from jaxstyle.io.frames import FramesFolder
+
+NTSC = Fraction(30000, 1001)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clips")
+    frames = moving_frames()
+    return {"frames": frames, "lossless": write_clip(d / "l.mkv", frames, rate=NTSC, audio=True, lossless=True),
+            "h264": write_clip(d / "h.mp4", frames, audio=True), "silent": write_clip(d / "s.mp4", frames)}
+
+
+def test_probe_reports_size_rate_count_and_audio(clips):
+    mkv = video.probe(clips["lossless"])  # Matroska does not store the count: the packets are counted
+    assert (mkv.width, mkv.height, mkv.frames, mkv.rate, mkv.audio) == (48, 32, 8, NTSC, "aac")
+    mp4 = video.probe(clips["silent"], frames=(2, None))
+    assert (mp4.frames, mp4.rate, mp4.audio, mp4.start, mp4.stop, mp4.count) == (8, 25, None, 2, 8, 6)
+
+
+def test_frames_read_back_exactly_from_a_lossless_clip(clips):
+    info = video.probe(clips["lossless"], frames=(3, 6))
+    got = list(video.read_frames(info))
+    assert len(got) == 3 and got[0].dtype == np.float32 and got[0].shape == (32, 48, 3)
+    for image, pixels in zip(got, clips["frames"][3:6]):
+        np.testing.assert_array_equal(image, pixels.astype(np.float32) / 255)
+    [small] = video.read_frames(video.probe(clips["lossless"], frames=(0, 1)), size=24)
+    assert small.shape == (16, 24, 3) == video.frame_shape(info, 24) + (3,)
+
+
+def test_written_video_keeps_rate_size_count_and_copies_the_audio(clips, tmp_path):
+    info = video.probe(clips["lossless"])
+    plan = video.plan_output(tmp_path / "out.mp4", info, (32, 48))
+    assert plan.codec == "libx264" and plan.audio_from is not None
+    video.write_video(plan, [f.astype(np.float32) / 255 for f in clips["frames"]])
+    out = video.probe(plan.path)
+    assert (out.width, out.height, out.frames, out.rate, out.audio) == (48, 32, 8, NTSC, "aac")
+    back = np.stack(list(video.read_frames(out)))
+    source = np.stack(clips["frames"]).astype(np.float32)
+    luma = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601: 4:2:0 keeps it at full resolution
+    assert np.abs(back @ luma * 255 - source @ luma).mean() < 3  # H.264 at CRF 18: the brightness kept,
+    assert np.abs(back.mean((1, 2)) * 255 - source.mean((1, 2))).max() < 3  # the colours on average (4:2:0)
+    assert audio_packets(plan.path) == audio_packets(clips["lossless"])  # remuxed, not re-encoded
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_range_keeps_the_audio_of_its_time_span(clips, tmp_path):
+    info = video.probe(clips["h264"], frames=(2, 6))  # 0.08 s to 0.24 s
+    plan = video.plan_output(tmp_path / "part.mkv", info, (32, 48))
+    video.write_video(plan, [np.zeros((32, 48, 3), np.float32)] * 4)
+    with av.open(str(plan.path)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        audio = c.streams.audio[0]
+        starts = [p.pts * audio.time_base for p in c.demux(audio) if p.size]
+    assert video.probe(plan.path).frames == 4
+    assert 0 <= min(starts) < 0.03 and 0.1 < max(starts) < 0.16  # packets of 1024 samples at 44.1 kHz: 23 ms
+
+
+def test_odd_sides_are_cropped_to_even_and_webm_drops_aac_audio(clips, tmp_path, capsys):
+    info = video.probe(clips["h264"])
+    plan = video.plan_output(tmp_path / "odd.webm", info, (31, 47))
+    assert (plan.height, plan.width, plan.codec, plan.audio_from) == (30, 46, "libvpx-vp9", None)
+    assert "without sound" in capsys.readouterr().err
+    video.write_video(plan, [np.full((31, 47, 3), 0.5, np.float32)] * 3)
+    out = video.probe(plan.path)
+    assert (out.width, out.height, out.frames, out.audio) == (46, 30, 3, None)
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("notes.mp4", lambda p: p.write_text("not a video"), "not a video FFmpeg can read"),
+    ("empty.mp4", lambda p: p.write_bytes(b""), "is empty"),
+    ("sound.mp4", write_sound_only, "holds no video stream (only audio)"),
+    ("zero.mp4", lambda p: write_clip(p, []), "zero-length"),
+    ("zero.mkv", lambda p: write_clip(p, [], lossless=True), "zero-length"),
+    ("nope.mp4", lambda p: None, "does not exist"),
+])
+def test_bad_clips_are_refused_by_the_probe(tmp_path, name, make, message):
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(JaxstyleError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        video.probe(path)
+
+
+def test_frames_outside_the_clip_and_unwritable_outputs_are_refused(clips, tmp_path):
+    with pytest.raises(JaxstyleError, match="outside the clip"):
+        video.probe(clips["h264"], frames=(5, 9))
+    with pytest.raises(JaxstyleError, match="outside the clip"):
+        video.probe(clips["h264"], frames=(8, None))
+    info = video.probe(clips["h264"])
+    for name, message in [("out.gif", "cannot hold libx264"), ("out.png", "not a video container"),
+                          ("out.xyz", "not a video container"), ("missing/out.mp4", "does not exist")]:
+        with pytest.raises(JaxstyleError, match=message):
+            video.plan_output(tmp_path / name, info, (32, 48))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text, expected", [("2:5", (2, 5)), ("3:", (3, None)), (":4", (0, 4))])
+def test_parse_frames(text, expected):
+    assert video.parse_frames(text) == expected
+
+
+@pytest.mark.parametrize("text", ["5", "5:5", "-1:3", "a:b", "6:2"])
+def test_parse_frames_refuses(text):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        video.parse_frames(text)
+
+
+def test_frames_folder_resumes_its_own_run_and_restarts_another(tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    folder = FramesFolder(out, {"input": "abc", "frames": (0, 4)})
+    assert folder.open() == 0 and folder.path == tmp_path / "out.mp4.frames"
+    image = np.linspace(0, 1, 8 * 6 * 3, dtype=np.float32).reshape(8, 6, 3)
+    for index in range(3):
+        folder.save(index, image)
+    assert FramesFolder(out, {"input": "abc", "frames": [0, 4]}).open() == 3  # tuples read back as lists
+    [back] = FramesFolder(out, {"input": "abc", "frames": [0, 4]}).frames(1)
+    np.testing.assert_array_equal(back, np.rint(image * 255) / 255)
+    other = FramesFolder(out, {"input": "def", "frames": [0, 4]})
+    assert other.open() == 0 and "starting over" in capsys.readouterr().err
+    assert sorted(p.name for p in other.path.iterdir()) == ["state.json"]
+    other.remove()
+    assert not other.path.exists()
+
+
+def test_a_frames_folder_it_did_not_write_is_refused(tmp_path):
+    (tmp_path / "out.mp4.frames").mkdir()
+    (tmp_path / "out.mp4.frames" / "mine.txt").write_text("keep")
+    with pytest.raises(JaxstyleError, match="did not write"):
+        FramesFolder(tmp_path / "out.mp4", {}).check()
+    (tmp_path / "b.mp4.frames").write_text("a file")
+    with pytest.raises(JaxstyleError, match="is a file"):
+        FramesFolder(tmp_path / "b.mp4", {}).check()
