@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jaxstyle import color, losses, runtime
+from jaxstyle.cli import video as cli_video
 from jaxstyle.cli.options import (add_alpha_beta, add_cache_option, add_common, add_dataclass_options,
                                   apply_alpha_beta, at_least, dataclass_values, load_params, number, parse_list,
                                   photo_files, sidecar_outputs, step_bar, weights_file)
@@ -70,6 +71,7 @@ def _add_apply_options(p, noun: str, size: str) -> None:
                         f"{tiles.DEFAULT_TILE} px tiles only where the whole {noun} would not fit in memory")
     p.add_argument("--quiet", action="store_true", help="print only the output paths and no progress bar")
     add_cache_option(p)
+    cli_video.add_frames_option(p)  # a video input (.mp4 ...) is painted frame by frame into -o OUT.mp4
 
 
 def add_train_parser(sub) -> None:
@@ -383,7 +385,9 @@ def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, la
            check: Callable[..., Any], paint: Callable[..., list[np.ndarray]], record: Mapping[str, Any]) -> int:
     """Checks the inputs and outputs and `check(images, size=, batch_size=, tile=)` (memory), then creates the
     output folder, runs `paint(images, size=, batch_size=, tile=, progress=)` once and saves each result with its sidecar
-    (`record`, the input, the cost)."""
+    (`record`, the input, the cost). A single video input goes to `cli.video.apply_video`."""
+    if cli_video.is_video_input(inputs):
+        return cli_video.apply_video(args, inputs[0], command=command, check=check, paint=paint, record=record)
     paths = photo_files(inputs)
     outputs = _output_files(inputs, paths, args.output, label, args.model)
     images = [image_io.load_image(f) for f in paths]

@@ -1,0 +1,99 @@
+"""`jaxstyle apply CLIP -o OUT.mp4` and `jaxstyle cyclegan apply MODEL CLIP -o OUT.mp4` with tiny random
+networks on an 8-frame 48x32 lossless clip: each frame painted as the image command paints it, the rate
+and the audio kept, a killed run resumed at its last finished frame."""
+
+import json
+from fractions import Fraction
+
+import jax
+import numpy as np
+import pytest
+from conftest import run_cli
+from video_clips import audio_packets, moving_frames, write_clip
+
+from jaxstyle.io import video
+from jaxstyle.nets import cyclegan, fast, gan, model_file, transform
+
+RATE = Fraction(30000, 1001)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601: what 4:2:0 H.264 keeps at full resolution
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("video_cli")
+    frames = moving_frames()
+    config = transform.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
+    model_file.save(d / "fast.msgpack", model_file.FastModel(config, ("s", "t"),
+                                                             transform.init_params(config, jax.random.key(0))))
+    gan_config = gan.CycleGANConfig(width=4, residual_blocks=1, disc_width=4)
+    params = gan.init_cyclegan_params(gan_config, jax.random.key(0), size=32)
+    model_file.save_cyclegan(d / "gan.msgpack", model_file.CycleGANModel(
+        gan_config, ("a", "b"), {k: params[k] for k in ("g_ab", "g_ba")}))
+    return {"dir": d, "frames": [f.astype(np.float32) / 255 for f in frames],
+            "clip": write_clip(d / "clip.mkv", frames, rate=RATE, audio=True, lossless=True)}
+
+
+def _luma_close(video_frames, expected):
+    """Each decoded frame is its expected frame within the codec's loss (a random network's output is
+    noise-like: about 0.02 mean luma error, as x264 gives it on its own), and nearer it than any other (order)."""
+    assert len(video_frames) == len(expected) and video_frames[0].shape == expected[0].shape
+    errors = np.array([[np.abs(got @ LUMA - want @ LUMA).mean() for want in expected] for got in video_frames])
+    assert (np.diag(errors) < 0.03).all(), errors
+    assert (np.argmin(errors, axis=1) == np.arange(len(errors))).all(), errors
+
+
+def test_apply_paints_each_frame_as_the_image_command_and_keeps_rate_and_audio(files, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    code, stdout, stderr = run_cli(["apply", files["clip"], "--model", files["dir"] / "fast.msgpack", "-o", out,
+                                    "--frames", "1:7", "--batch-size", "4", "--style", "t", "--size", "0"], capsys)
+    assert code == 0, stderr
+    assert stdout.strip() == str(out) and "frame/s" in stderr  # tqdm's rate
+    info = video.probe(out)
+    assert (info.frames, info.rate, info.width, info.height, info.audio) == (6, RATE, 48, 32, "aac")
+    model = fast.load_model(files["dir"] / "fast.msgpack")
+    expected = fast.apply(model, files["frames"][1:7], style_index=1)  # the image command's path, one by one
+    _luma_close(list(video.read_frames(info)), expected)
+    assert set(audio_packets(out)) <= set(audio_packets(files["clip"]))  # copied, not re-encoded
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["frames"] == [1, 7] and sidecar["audio_copied"] and sidecar["style_weights"] == [0.0, 1.0]
+    assert not (tmp_path / "out.mp4.frames").exists()
+
+
+def test_a_killed_run_resumes_at_its_last_finished_frame(files, tmp_path, capsys, monkeypatch):
+    argv = ["apply", files["clip"], "--model", files["dir"] / "fast.msgpack", "--batch-size", "3", "--size", "0",
+            "--quiet"]
+    whole = tmp_path / "whole.mp4"
+    assert run_cli([*argv, "-o", whole], capsys)[0] == 0
+    calls, real_apply = [], fast.apply
+
+    def killed_at_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_apply(*args, **kwargs)
+
+    out = tmp_path / "out.mp4"
+    monkeypatch.setattr(fast, "apply", killed_at_the_second_batch)
+    code, _, stderr = run_cli([*argv, "-o", out], capsys)
+    assert code == 130, stderr
+    kept = tmp_path / "out.mp4.frames"
+    assert sorted(p.name for p in kept.iterdir()) == ["frame_000000.png", "frame_000001.png", "frame_000002.png",
+                                                      "state.json"] and not out.exists()
+    monkeypatch.setattr(fast, "apply", real_apply)
+    code, _, stderr = run_cli([*argv, "-o", out], capsys)
+    assert code == 0 and "resuming at frame 3 of 8" in stderr, stderr
+    resumed, uninterrupted = (list(video.read_frames(video.probe(p))) for p in (out, whole))
+    np.testing.assert_array_equal(np.stack(resumed), np.stack(uninterrupted))
+    assert not kept.exists() and json.loads(out.with_suffix(".json").read_text())["resumed_at_frame"] == 3
+
+
+def test_cyclegan_apply_translates_a_clip_at_a_size(files, tmp_path, capsys):
+    out = tmp_path / "out.mkv"
+    code, _, stderr = run_cli(["cyclegan", "apply", files["dir"] / "gan.msgpack", files["clip"], "-o", out,
+                               "--size", "24", "--direction", "b2a", "--quiet"], capsys)
+    assert code == 0, stderr
+    info = video.probe(out)
+    assert (info.frames, info.width, info.height, info.audio) == (8, 24, 16, "aac")
+    model = model_file.load_cyclegan(files["dir"] / "gan.msgpack")
+    _luma_close(list(video.read_frames(info)), cyclegan.apply(model, files["frames"], direction="b2a", size=24))
+    assert json.loads(out.with_suffix(".json").read_text())["direction"] == "b2a"
