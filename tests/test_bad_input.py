@@ -178,6 +178,13 @@ CASES = [
     ("a video over itself", "apply clip.mp4 --model fast.msgpack -o clip.mp4", "would overwrite the input video"),
     ("a video among photos", "apply clip.mp4 c.jpg --model fast.msgpack -o emptydir", "give it alone"),
     ("a file where the frames go", "apply clip.mp4 --model fast.msgpack -o taken.mp4", "is a file"),
+    ("video: not a video", "video notes.mp4 s.jpg -o out.mp4", "not a video FFmpeg can read"),
+    ("video: --frames outside the clip", "video clip.mp4 s.jpg -o out.mp4 --frames 5:9", "outside the clip"),
+    ("video: a missing style", "video clip.mp4 nope.jpg -o out.mp4", "nope.jpg"),
+    ("video: to an image", "video clip.mp4 s.jpg -o out.png", "not a video container"),
+    ("video: over the clip", "video clip.mp4 s.jpg -o clip.mp4", "would overwrite the video"),
+    ("video: with --mask", "video clip.mp4 s.jpg -o out.mp4 --mask c.jpg:s.jpg", "not available for video"),
+    ("video: size under conv5_1's", "video clip.mp4 s.jpg -o out.mp4 --size 16", "must be at least 32"),
     ("frames too large to encode", "apply clip.mp4 --model fast.msgpack -o out.mp4 --size 200000", "cannot encode"),
     # weights
     ("convert over its source", "weights convert p.bin --output p.bin", "would overwrite the source"),

@@ -1,5 +1,6 @@
 """The `jaxstyle` command: stylize, sweep, batch, demo (`cli.stylize`), train, apply, cyclegan
-(`cli.networks`), weights (`cli.weights`); the option helpers they share are in `cli.options`."""
+(`cli.networks`), video (`cli.video`), weights (`cli.weights`); the option helpers they share are in
+`cli.options`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from jaxstyle import optim, runtime
 from jaxstyle.cli import networks as cli_networks
 from jaxstyle.cli import stylize as cli_stylize
+from jaxstyle.cli import video as cli_video
 from jaxstyle.cli import weights as cli_weights
 from jaxstyle.cli.options import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NON_FINITE
 from jaxstyle.errors import JaxstyleError
@@ -24,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_networks.add_train_parser(sub)
     cli_networks.add_apply_parser(sub)
     cli_networks.add_cyclegan_parser(sub)
+    cli_video.add_video_parser(sub)
     cli_weights.add_parser(sub)
     return parser
 
@@ -35,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         runtime.setting()  # a bad JAXSTYLE_CPU_KERNELS is refused before any work
         return {"stylize": cli_stylize.run_stylize, "sweep": cli_stylize.run_sweep, "demo": cli_stylize.run_demo,
                 "batch": cli_stylize.run_batch, "train": cli_networks.run_train, "apply": cli_networks.run_apply,
-                "cyclegan": cli_networks.run_cyclegan, "weights": cli_weights.run}[args.command](args)
+                "cyclegan": cli_networks.run_cyclegan, "video": cli_video.run_video,
+                "weights": cli_weights.run}[args.command](args)
     except optim.NonFiniteLoss as e:
         print(f"jaxstyle: error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE

@@ -1,9 +1,10 @@
-"""Networks on video: `jaxstyle apply CLIP.mp4 -o OUT.mp4` and `jaxstyle cyclegan apply MODEL CLIP.mp4 -o OUT.mp4`.
+"""Video commands. The networks: `jaxstyle apply CLIP.mp4 -o OUT.mp4`, `jaxstyle cyclegan apply MODEL CLIP.mp4
+-o OUT.mp4`; the optimisation: `jaxstyle video CLIP STYLE -o OUT.mp4`.
 
-The image commands' skeleton (`cli.networks._apply`) hands a single video input here with its family's
-parts (`check`, `paint`, `record`): the clip and the output are checked before any work, the frames
-are painted in batches of --batch-size into OUT.frames/ (a killed run resumes at its last finished
-frame), then the video is written with the input's frame rate and audio, and its sidecar OUT.json.
+The image commands' skeleton (`cli.networks._apply`) hands a single video input to `apply_video` with its
+family's parts (`check`, `paint`, `record`). Both kinds of run check the clip and the output before any
+work, paint the frames into OUT.mp4.frames/ (a killed run resumes at its last finished frame), then
+write the video with the input's frame rate and audio, and its sidecar OUT.json.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from jaxstyle import runtime
-from jaxstyle.cli.options import sidecar_outputs, step_bar
+from jaxstyle import optim, runtime
+from jaxstyle.cli import stylize as cli_stylize
+from jaxstyle.cli.options import add_cache_option, at_least, load_params, sidecar_outputs, step_bar, weights_file
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.io import files, sidecars, video
+from jaxstyle.io import files, image_io, sidecars, video
 from jaxstyle.io.frames import FramesFolder
 
 
@@ -41,6 +43,97 @@ def is_video_input(inputs: Sequence[Path]) -> bool:
     return bool(videos)
 
 
+def add_video_parser(sub) -> None:
+    p = sub.add_parser("video", help="stylise a video by optimisation, each frame started from the previous "
+                                     "output carried along the optical flow (Ruder et al. 2016; no temporal loss yet)")
+    p.add_argument("video", type=Path, metavar="CLIP", help="video file (any format FFmpeg reads)")
+    p.add_argument("style", type=Path, metavar="STYLE", help="style image")
+    p.add_argument("-o", "--output", type=Path, required=True, help=f"output video ({', '.join(video.VIDEO_EXTENSIONS)})")
+    p.add_argument("--steps-next", type=at_least(0), default=None, metavar="N",
+                   help="optimisation steps of every frame after the first, which starts from the previous "
+                        "output warped by the optical flow (default: --steps / 4)")
+    add_frames_option(p)
+    cli_stylize._add_settings_options(p)
+    out = p.add_argument_group("output")
+    out.add_argument("--weights", type=Path, default=None,
+                     help="converted VGG-19 weights (default: weights/vgg19.h5 or $JAXSTYLE_WEIGHTS)")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_cache_option(out)
+
+
+def _video_output(path: Path) -> None:
+    if path.is_dir() or not path.suffix:
+        raise JaxstyleError(f"-o {path}: for a video input give a video file name ({', '.join(video.VIDEO_EXTENSIONS)})")
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """`jaxstyle video`: frame 0 as `stylize` paints it; frame t from warp(O_{t-1}) with --steps-next steps."""
+    from jaxstyle.video import temporal
+
+    settings = cli_stylize._settings_from(args)
+    if args.mask:
+        raise JaxstyleError("--mask is not available for video yet")
+    info = video.probe(args.video, frames=args.frames)
+    _video_output(args.output)
+    [first] = video.read_frames(dataclasses.replace(info, stop=info.start + 1))
+    style, _, style_inputs = cli_stylize._styles_and_masks(args, [first])
+    shape = image_io.longest_side_shape(first.shape[:2], settings.size)
+    plan = video.plan_output(args.output, info, shape)
+    steps_next = max(1, settings.steps // 4) if args.steps_next is None else args.steps_next
+    inputs = {"video": args.video, **style_inputs}
+    run = {"command": "jaxstyle video", "inputs": cli_stylize._fingerprints(inputs), "settings": settings.to_dict(),
+           "steps_next": steps_next, "frames": [info.start, info.stop]}
+    folder = FramesFolder(plan.path, run)
+    named = [(f"the {name.replace('_', ' ')}", path) for name, path in inputs.items()]
+    if settings.init not in optim.INITS:
+        named.append(("the --init image", Path(settings.init)))
+    files.check_outputs([*sidecar_outputs([plan.path]), ("the frames folder", folder.path)],
+                        [*named, ("the weights", weights_file(args))])
+    folder.check()
+    params, weights_path = load_params(args)
+    cli_stylize._print_memory_estimate([first], settings, quiet=args.quiet)
+    runtime.enable_compilation_cache(args.cache_dir)
+
+    done = folder.open()
+    previous = None  # (the previous frame at the output's shape, its output as saved)
+    if done:
+        print(f"jaxstyle video: resuming at frame {done} of {info.count} ({folder.path})", file=sys.stderr)
+        [before] = video.read_frames(dataclasses.replace(info, start=info.start + done - 1, stop=info.start + done))
+        previous = (image_io.resize(before, shape), image_io.load_image(folder.frame_path(done - 1)))
+    init_path = folder.path / "init.png"  # Settings.init takes a file: the warped start goes through one
+    t0, losses = time.perf_counter(), []
+    bar = None if args.quiet else step_bar(info.count, done, unit="frame")
+    try:
+        for index, content in enumerate(video.read_frames(dataclasses.replace(info, start=info.start + done)), done):
+            at = image_io.resize(content, shape)
+            frame_settings = settings
+            if previous is not None:
+                image_io.save_image(init_path, temporal.warped_init(previous[1], previous[0], at))
+                frame_settings = settings.replace(steps=steps_next, init=str(init_path))
+            [result] = optim.solve(params, [optim.make_task(content, style, frame_settings)])
+            if result.failure:
+                raise optim.NonFiniteLoss(f"frame {index}: {result.failure}", result)
+            folder.save(index, result.image)
+            previous = (at, image_io.load_image(folder.frame_path(index)))  # as a resumed run sees it
+            losses.append(float(result.total))
+            if bar is not None:
+                bar.set_postfix_str(f"loss {float(result.total):.4g}")
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - t0
+    video.write_video(plan, folder.frames(info.count))
+    sidecars.write_sidecar(plan.path, {**run, "inputs": {k: sidecars.file_record(v) for k, v in inputs.items()},
+                                       "weights": sidecars.file_record(weights_path), "video": info.to_dict(),
+                                       "codec": plan.codec, "audio_copied": plan.audio_from is not None,
+                                       "resumed_at_frame": done, "final_losses_this_run": losses,
+                                       "seconds_this_run": round(seconds, 3)})
+    folder.remove()
+    print(plan.path)
+    return 0
+
+
 def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: Callable[..., Any],
                 paint: Callable[..., list[np.ndarray]], record: Mapping[str, Any]) -> int:
     """Checks the clip (`video.probe`, --frames), the output (`video.plan_output`, its sidecar, its frames
@@ -49,9 +142,7 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
     the video and its sidecar."""
     info = video.probe(source, frames=args.frames)
     size = args.size or None
-    if args.output.is_dir() or not args.output.suffix:
-        raise JaxstyleError(f"-o {args.output}: for a video input give a video file name "
-                            f"({', '.join(video.VIDEO_EXTENSIONS)})")
+    _video_output(args.output)
     plan = video.plan_output(args.output, info, video.frame_shape(info, size))
     run = {**record, "command": command, "input": sidecars.file_record(source), "frames": [info.start, info.stop],
            "size": args.size, "tile": args.tile}
