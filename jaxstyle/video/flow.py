@@ -28,15 +28,22 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
 
 
-def optical_flow(a: np.ndarray, b: np.ndarray, *, preset: str = "medium") -> np.ndarray:
+METHODS = ("dis-ultrafast", "dis-fast", "dis-medium", "farneback")
+
+
+def optical_flow(a: np.ndarray, b: np.ndarray, *, method: str = "dis-medium") -> np.ndarray:
     """The flow from frame a to frame b (both f32[h, w, 3] in [0, 1]): f32[h, w, 2], (dx, dy) with
-    a[y, x] ~ b[y + dy, x + dx]. OpenCV's DIS (Kroeger et al. 2016) on the luma, at its "fast",
-    "medium" (default) or "ultrafast" preset."""
+    a[y, x] ~ b[y + dy, x + dx], on the luma. method: OpenCV's DIS (Kroeger et al. 2016) at its
+    "ultrafast", "fast" or "medium" preset (the default), or Farneback's (OpenCV's defaults of the
+    paper's polynomial expansion: 3 levels, window 15)."""
     cv2 = _cv2()
-    presets = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
-    dis = cv2.DISOpticalFlow_create(presets[preset])
-    return dis.calc(_gray(a), _gray(b), None).astype(np.float32)
+    if method == "farneback":
+        return cv2.calcOpticalFlowFarneback(_gray(a), _gray(b), None, 0.5, 3, 15, 3, 5, 1.2, 0).astype(np.float32)
+    presets = {"dis-ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "dis-fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "dis-medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+    if method not in presets:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return cv2.DISOpticalFlow_create(presets[method]).calc(_gray(a), _gray(b), None).astype(np.float32)
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:

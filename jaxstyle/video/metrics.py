@@ -20,11 +20,11 @@ from jaxstyle.video import flow as flows
 
 
 def frame_error(previous: np.ndarray, current: np.ndarray, previous_original: np.ndarray,
-                current_original: np.ndarray) -> float:
-    """E_t for one pair of outputs f32[h, w, 3] and their originals f32[h, w, 3] (same shape);
-    NaN if the mask keeps no pixel."""
-    backward = flows.optical_flow(current_original, previous_original)
-    forward = flows.optical_flow(previous_original, current_original)
+                current_original: np.ndarray, *, method: str = "dis-medium") -> float:
+    """E_t for one pair of outputs f32[h, w, 3] and their originals f32[h, w, 3] (same shape), the flow
+    by `method` (`flow.METHODS`); NaN if the mask keeps no pixel."""
+    backward = flows.optical_flow(current_original, previous_original, method=method)
+    forward = flows.optical_flow(previous_original, current_original, method=method)
     mask = flows.consistency_mask(backward, forward)
     kept = float(mask.sum())
     if kept == 0:
@@ -33,16 +33,18 @@ def frame_error(previous: np.ndarray, current: np.ndarray, previous_original: np
     return float(np.sum(mask * np.sum(difference * difference, axis=-1)) / kept)
 
 
-def frame_errors(outputs: Iterable[np.ndarray], originals: Iterable[np.ndarray]) -> Iterator[float]:
+def frame_errors(outputs: Iterable[np.ndarray], originals: Iterable[np.ndarray], *,
+                 method: str = "dis-medium") -> Iterator[float]:
     """E_1, E_2, ... of a clip, frame by frame (outputs and originals in step, equal shapes)."""
     previous = None
     for output, original in zip(outputs, originals, strict=True):
         if previous is not None:
-            yield frame_error(previous[0], output, previous[1], original)
+            yield frame_error(previous[0], output, previous[1], original, method=method)
         previous = (output, original)
 
 
-def warping_error(outputs: Iterable[np.ndarray], originals: Iterable[np.ndarray]) -> float:
+def warping_error(outputs: Iterable[np.ndarray], originals: Iterable[np.ndarray], *,
+                  method: str = "dis-medium") -> float:
     """The clip's warping error: the mean of E_t over the frames t >= 1 whose mask keeps a pixel."""
-    errors = [e for e in frame_errors(outputs, originals) if np.isfinite(e)]
+    errors = [e for e in frame_errors(outputs, originals, method=method) if np.isfinite(e)]
     return float(np.mean(errors)) if errors else float("nan")
