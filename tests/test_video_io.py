@@ -145,3 +145,11 @@ def test_a_frames_folder_it_did_not_write_is_refused(tmp_path):
     (tmp_path / "b.mp4.frames").write_text("a file")
     with pytest.raises(JaxstyleError, match="is a file"):
         FramesFolder(tmp_path / "b.mp4", {}).check()
+
+
+def test_a_clip_that_decodes_to_fewer_frames_than_its_header_says_is_one_clear_error(clips):
+    import dataclasses
+
+    promised = dataclasses.replace(video.probe(clips["h264"]), frames=10, stop=10)  # the file holds 8
+    with pytest.raises(JaxstyleError, match="decodes to 8 frames, not the 10"):
+        list(video.read_frames(promised))

@@ -386,7 +386,7 @@ def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, la
     """Checks the inputs and outputs and `check(images, size=, batch_size=, tile=)` (memory), then creates the
     output folder, runs `paint(images, size=, batch_size=, tile=, progress=)` once and saves each result with its sidecar
     (`record`, the input, the cost). A single video input goes to `cli.video.apply_video`."""
-    if cli_video.is_video_input(inputs):
+    if cli_video.is_video_input(inputs, args.frames):
         return cli_video.apply_video(args, inputs[0], command=command, check=check, paint=paint, record=record)
     paths = photo_files(inputs)
     outputs = _output_files(inputs, paths, args.output, label, args.model)

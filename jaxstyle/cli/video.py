@@ -34,12 +34,15 @@ def add_frames_option(parser) -> None:
                              "(A: or :B for open ends; default: all)")
 
 
-def is_video_input(inputs: Sequence[Path]) -> bool:
+def is_video_input(inputs: Sequence[Path], frames: tuple | None = None) -> bool:
     """True when `inputs` is one video file (by its extension: `video.VIDEO_EXTENSIONS`); a video among
-    several inputs is refused."""
+    several inputs, or --frames (`frames`) for images, is refused."""
     videos = [p for p in inputs if video.is_video_path(p) and not Path(p).is_dir()]
     if videos and len(inputs) > 1:
         raise JaxstyleError(f"{videos[0]} is a video: give it alone (one video per run), not with other inputs")
+    if not videos and frames is not None:
+        raise JaxstyleError(f"--frames is for a video input ({', '.join(video.VIDEO_EXTENSIONS)}); "
+                            f"{inputs[0]} is not one")
     return bool(videos)
 
 
@@ -147,7 +150,8 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
     folder.check()
     runtime.enable_compilation_cache(args.cache_dir)
     batch = min(args.batch_size, info.count)
-    check([np.zeros((info.height, info.width, 3), np.float32)] * batch, size=size, batch_size=batch, tile=args.tile)
+    shaped = np.broadcast_to(np.zeros(3, np.float32), (info.height, info.width, 3))  # the shape, no memory
+    check([shaped] * batch, size=size, batch_size=batch, tile=args.tile)
 
     done = folder.open()
     if done:

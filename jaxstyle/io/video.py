@@ -147,8 +147,13 @@ def _reason(e: Exception) -> str:
 
 def read_frames(info: VideoInfo, *, size: int | None = None) -> Iterator[np.ndarray]:
     """Yields frames info.start .. info.stop - 1 as f32[h, w, 3] in [0, 1], in order; `size`: resized
-    so the longest side is `size` px first (`image_io.resize_longest`)."""
+    so the longest side is `size` px first (`image_io.resize_longest`).
+
+    Raises:
+      JaxstyleError: the clip ends before info.stop (its header promised more frames than decode).
+    """
     av = _av()
+    index = -1
     with av.open(str(info.path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -158,6 +163,9 @@ def read_frames(info: VideoInfo, *, size: int | None = None) -> Iterator[np.ndar
             if index >= info.start:
                 image = frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
                 yield image_io.resize_longest(image, size) if size else image
+    if index + 1 < info.stop:
+        raise JaxstyleError(f"{info.path} decodes to {index + 1} frames, not the {info.frames} its header says; "
+                            f"give --frames {info.start}:{index + 1} (or re-export the clip)")
 
 
 def frame_shape(info: VideoInfo, size: int | None) -> tuple[int, int]:
