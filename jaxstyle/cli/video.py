@@ -51,7 +51,8 @@ def add_video_parser(sub) -> None:
                                      "output carried along the optical flow (Ruder et al. 2016; no temporal loss yet)")
     p.add_argument("video", type=Path, metavar="CLIP", help="video file (any format FFmpeg reads)")
     p.add_argument("style", type=Path, metavar="STYLE", help="style image")
-    p.add_argument("-o", "--output", type=Path, required=True, help=f"output video ({', '.join(video.VIDEO_EXTENSIONS)})")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help=f"output video ({', '.join(video.VIDEO_EXTENSIONS)})")
     p.add_argument("--steps-next", type=at_least(0), default=None, metavar="N",
                    help="optimisation steps of every frame after the first, which starts from the previous "
                         "output warped by the optical flow (default: --steps / 4)")
@@ -66,7 +67,8 @@ def add_video_parser(sub) -> None:
 
 def _video_output(path: Path) -> None:
     if path.is_dir() or not path.suffix:
-        raise JaxstyleError(f"-o {path}: for a video input give a video file name ({', '.join(video.VIDEO_EXTENSIONS)})")
+        raise JaxstyleError(f"-o {path}: for a video input give a video file name "
+                            f"({', '.join(video.VIDEO_EXTENSIONS)})")
 
 
 def run_video(args: argparse.Namespace) -> int:

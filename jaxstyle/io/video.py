@@ -119,9 +119,9 @@ def probe(path: Path, *, frames: tuple[int, int | None] | None = None) -> VideoI
             if first is None:
                 raise JaxstyleError(f"{path}: the first video frame does not decode; re-export the clip.")
             rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
             info = VideoInfo(path, first.width, first.height, count, Fraction(rate), Fraction(stream.time_base),
-                             stream.codec_context.name,
-                             container.streams.audio[0].codec_context.name if container.streams.audio else None, 0, count)
+                             stream.codec_context.name, audio, 0, count)
     except JaxstyleError:
         raise
     except av.error.EOFError:
