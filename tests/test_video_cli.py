@@ -87,6 +87,14 @@ def test_a_killed_run_resumes_at_its_last_finished_frame(files, tmp_path, capsys
     assert not kept.exists() and json.loads(out.with_suffix(".json").read_text())["resumed_at_frame"] == 3
 
 
+def test_an_mpeg_ts_clip_is_a_video_input_too(files, tmp_path, capsys):
+    clip = write_clip(tmp_path / "clip.ts", moving_frames(count=3))
+    code, _, stderr = run_cli(["apply", clip, "--model", files["dir"] / "fast.msgpack", "-o", tmp_path / "o.mkv",
+                               "--batch-size", "4", "--size", "0", "--quiet"], capsys)
+    assert code == 0, stderr
+    assert video.probe(tmp_path / "o.mkv").frames == 3
+
+
 def test_cyclegan_apply_translates_a_clip_at_a_size(files, tmp_path, capsys):
     out = tmp_path / "out.mkv"
     code, _, stderr = run_cli(["cyclegan", "apply", files["dir"] / "gan.msgpack", files["clip"], "-o", out,

@@ -35,13 +35,13 @@ def add_frames_option(parser) -> None:
 
 
 def is_video_input(inputs: Sequence[Path], frames: tuple | None = None) -> bool:
-    """True when `inputs` is one video file (by its extension: `video.VIDEO_EXTENSIONS`); a video among
+    """True when `inputs` is one video file (by its extension: `video.INPUT_EXTENSIONS`); a video among
     several inputs, or --frames (`frames`) for images, is refused."""
     videos = [p for p in inputs if video.is_video_path(p) and not Path(p).is_dir()]
     if videos and len(inputs) > 1:
         raise JaxstyleError(f"{videos[0]} is a video: give it alone (one video per run), not with other inputs")
     if not videos and frames is not None:
-        raise JaxstyleError(f"--frames is for a video input ({', '.join(video.VIDEO_EXTENSIONS)}); "
+        raise JaxstyleError(f"--frames is for a video input ({', '.join(video.VIDEO_EXTENSIONS)}, ...); "
                             f"{inputs[0]} is not one")
     return bool(videos)
 

@@ -29,9 +29,12 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io
 from jaxstyle.io.files import atomic_path, check_output_path
 
-# Extensions taken as a video (`is_video_path`) and the FFmpeg muxer each is written with.
+# The extensions written (and the FFmpeg muxer of each); the extensions taken as a video input
+# (`is_video_path`): these and other video-only containers (an animated .gif stays an image).
 FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".webm": "webm"}
 VIDEO_EXTENSIONS = tuple(FORMATS)
+INPUT_EXTENSIONS = (*VIDEO_EXTENSIONS, ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", ".flv", ".wmv", ".3gp", ".ogv",
+                    ".vob", ".mxf", ".y4m")
 _ENCODER_OPTIONS = {"libx264": {"crf": "18", "preset": "medium"}, "mpeg4": {"qscale": "2"},
                     "libvpx-vp9": {"crf": "30", "b": "0"}}
 
@@ -43,8 +46,8 @@ def _av():
 
 
 def is_video_path(path: Path) -> bool:
-    """True for a file name ending in one of VIDEO_EXTENSIONS (.mp4 .m4v .mov .mkv .avi .webm)."""
-    return Path(path).suffix.lower() in FORMATS
+    """True for a file name ending in one of INPUT_EXTENSIONS (.mp4 .mov .mkv .webm .ts .mpg ...)."""
+    return Path(path).suffix.lower() in INPUT_EXTENSIONS
 
 
 def parse_frames(text: str) -> tuple[int, int | None]:
