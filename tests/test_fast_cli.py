@@ -9,7 +9,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import DATA, REAL_WEIGHTS, REPO, kill_and_resume, run_cli
+from conftest import DATA, REAL_WEIGHTS, kill_and_resume, run_cli
 from flax import serialization
 from PIL import Image
 

@@ -12,8 +12,8 @@ whole runs in tiles, with the instance-norm statistics of its thumbnail (`tiles`
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
