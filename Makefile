@@ -69,7 +69,7 @@ clips: .clips/.done
 	touch $@
 
 # The bundled three-painting network `jaxstyle apply` uses by default, shipped inside the package,
-# reproducibly (identity start; about 55 min on 2 CPU cores): trained on the 43 photos of `photos`,
+# reproducibly (identity start; 66 min on 2 CPU cores shared with other runs): trained on the 43 photos of `photos`,
 # `photos-more` and `photos-wide`, never on the held-out ones. Its preview lands in models/ beside its loss curve.
 MODEL := jaxstyle/data/paintings.msgpack
 MODEL_ARGS ?= --size 128 --steps 3000 --batch-size 4 --learning-rate 2e-3 --start identity --checkpoint-every 100
