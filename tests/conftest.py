@@ -95,6 +95,19 @@ def real_params():
     return weights.load_params(REAL_WEIGHTS)
 
 
+def save_tiny_models(folder: Path) -> None:
+    """FOLDER/fast.msgpack (styles "s", "t") and FOLDER/gan.msgpack (domains "a", "b"): untrained, width 4."""
+    from jaxstyle.nets import gan, model_file, transform
+
+    config = transform.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
+    model_file.save(folder / "fast.msgpack", model_file.FastModel(config, ("s", "t"),
+                                                                  transform.init_params(config, jax.random.key(0))))
+    gan_config = gan.CycleGANConfig(width=4, residual_blocks=1, disc_width=4)
+    params = gan.init_cyclegan_params(gan_config, jax.random.key(0), size=32)
+    model_file.save_cyclegan(folder / "gan.msgpack", model_file.CycleGANModel(
+        gan_config, ("a", "b"), {k: params[k] for k in ("g_ab", "g_ba")}))
+
+
 def kill_and_resume(train_cmd, tmp_path: Path, *, steps: int = 8, whole: Path | None = None) -> tuple[Path, Path, dict]:
     """Runs the training command `train_cmd(out, steps)` (an argv writing a model to `out`, with a
     checkpoint every step) SIGKILLed once its second checkpoint is on disk (so the kill lands

@@ -8,13 +8,11 @@ import shlex
 import shutil
 from pathlib import Path
 
-import jax
 import pytest
-from conftest import DATA, REAL_WEIGHTS, run_cli
+from conftest import DATA, REAL_WEIGHTS, run_cli, save_tiny_models
 from PIL import Image
 from video_clips import moving_frames, write_clip, write_sound_only
 
-from jaxstyle.nets import gan, model_file, transform
 
 pytestmark = pytest.mark.real_weights
 
@@ -232,13 +230,7 @@ def inputs(tmp_path_factory) -> Path:
         shutil.copy(d / name, d / "mm" / name)
     (d / "mm" / "bad.jsonl").write_text("".join(
         (line if isinstance(line, str) else json.dumps(line)) + "\n" for line, _ in MANIFEST_LINES))
-    config = transform.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
-    model_file.save(d / "fast.msgpack", model_file.FastModel(config, ("s", "t"),
-                                                             transform.init_params(config, jax.random.key(0))))
-    gan_config = gan.CycleGANConfig(width=4, residual_blocks=1, disc_width=4)
-    params = gan.init_cyclegan_params(gan_config, jax.random.key(0), size=32)
-    model_file.save_cyclegan(d / "gan.msgpack", model_file.CycleGANModel(
-        gan_config, ("a", "b"), {k: params[k] for k in ("g_ab", "g_ba")}))
+    save_tiny_models(d)
     (d / "damaged.msgpack").write_bytes((d / "gan.msgpack").read_bytes()[:-100])
     (d / "p.bin").write_bytes(b"\0" * 64)
     write_clip(d / "clip.mp4", moving_frames(), audio=True)

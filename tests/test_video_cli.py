@@ -5,14 +5,13 @@ and the audio kept, a killed run resumed at its last finished frame."""
 import json
 from fractions import Fraction
 
-import jax
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, save_tiny_models
 from video_clips import audio_packets, moving_frames, write_clip
 
 from jaxstyle.io import video
-from jaxstyle.nets import cyclegan, fast, gan, model_file, transform
+from jaxstyle.nets import cyclegan, fast, model_file
 
 RATE = Fraction(30000, 1001)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601: what 4:2:0 H.264 keeps at full resolution
@@ -22,13 +21,7 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601: what 4:2:0 H.264 k
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("video_cli")
     frames = moving_frames()
-    config = transform.NetworkConfig(width=4, residual_blocks=1, num_styles=2)
-    model_file.save(d / "fast.msgpack", model_file.FastModel(config, ("s", "t"),
-                                                             transform.init_params(config, jax.random.key(0))))
-    gan_config = gan.CycleGANConfig(width=4, residual_blocks=1, disc_width=4)
-    params = gan.init_cyclegan_params(gan_config, jax.random.key(0), size=32)
-    model_file.save_cyclegan(d / "gan.msgpack", model_file.CycleGANModel(
-        gan_config, ("a", "b"), {k: params[k] for k in ("g_ab", "g_ba")}))
+    save_tiny_models(d)
     return {"dir": d, "frames": [f.astype(np.float32) / 255 for f in frames],
             "clip": write_clip(d / "clip.mkv", frames, rate=RATE, audio=True, lossless=True)}
 
