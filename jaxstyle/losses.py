@@ -58,31 +58,39 @@ class CanvasTargets(NamedTuple):
     blend: f32[S] weight of each style image (0 for a style slot the image does not use).
     masks: {layer: f32[S, h, w]} the region each style paints at that layer (zero outside the
       image), or None: each style covers the whole image.
+    temporal: f32[H, W, 3] the previous video frame's output carried into this frame (Ruder et al.
+      2016), or None: no temporal term. temporal_mask: f32[H, W] in [0, 1], where it is trusted
+      (zero outside the image).
     """
 
     content: dict[str, jax.Array]
     style: dict[str, jax.Array]
     blend: jax.Array
     masks: dict[str, jax.Array] | None = None
+    temporal: jax.Array | None = None
+    temporal_mask: jax.Array | None = None
 
 
 class LossWeights(NamedTuple):
     """Scalar weights of the total loss; arrays, so `jax.vmap` can sweep them.
 
-    content: alpha. style: beta. tv: total-variation weight (0 in the paper).
+    content: alpha. style: beta. tv: total-variation weight (0 in the paper). temporal: Ruder et
+    al.'s gamma, for video frames whose targets carry a temporal term.
     """
 
     content: jax.Array | float
     style: jax.Array | float
     tv: jax.Array | float = 0.0
+    temporal: jax.Array | float = 0.0
 
 
 class LossParts(NamedTuple):
-    """The unweighted terms of the total loss, each a scalar."""
+    """The unweighted terms of the total loss, each a scalar (temporal: 0 without a temporal target)."""
 
     content: jax.Array
     style: jax.Array
     tv: jax.Array
+    temporal: jax.Array
 
 
 @jax.custom_jvp
@@ -175,6 +183,19 @@ def total_variation(image: jax.Array, valid: jax.Array | None = None) -> jax.Arr
         dy = jnp.where((rows[1:] < valid[0]) & (cols < valid[1]), dy, 0.0)
         dx = jnp.where((rows < valid[0]) & (cols[:, 1:] < valid[1]), dx, 0.0)
     return jnp.sum(jnp.square(dy)) + jnp.sum(jnp.square(dx))
+
+
+def temporal_loss(image: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
+    """Ruder et al.'s short-term temporal loss, sum_k c_k (x_k - w_k)^2 (summed over pixels and channels).
+
+    Departure from Ruder et al. (a mean, 1/D): a sum like the content loss's (eq. 1), so that gamma keeps
+    its balance with alpha at any image size.
+
+    Args:
+      image, target: f32[H, W, 3] in [0, 1]; target is the previous frame's output warped into this one.
+      mask: f32[H, W] c, the consistency of the warp (zero outside the image in a canvas).
+    """
+    return jnp.sum(mask[..., None] * jnp.square(image - target))
 
 
 def equal_weights(layers: Iterable[str]) -> dict[str, float]:
@@ -278,7 +299,10 @@ def loss_parts(
     ls = sum((w * style_loss(f[n], targets.style[n], targets.blend,
                              None if targets.masks is None else targets.masks[n], positions=m[n])
               for n, w in style_layer_weights.items()), zero)
-    return LossParts(content=lc, style=ls, tv=total_variation(image, valid))
+    lt = zero
+    if targets.temporal is not None:
+        lt = temporal_loss(image, targets.temporal, targets.temporal_mask)
+    return LossParts(content=lc, style=ls, tv=total_variation(image, valid), temporal=lt)
 
 
 def total_loss(
@@ -286,8 +310,10 @@ def total_loss(
     content_layer_weights: Mapping[str, float], style_layer_weights: Mapping[str, float], pooling: str = "avg",
     valid: jax.Array | None = None,
 ) -> tuple[jax.Array, LossParts]:
-    """alpha L_content + beta L_style + tv L_tv (eq. 7), and the unweighted parts (see `loss_parts`)."""
+    """alpha L_content + beta L_style + tv L_tv (eq. 7) + gamma L_temporal (Ruder et al.; 0 without a
+    temporal target), and the unweighted parts (see `loss_parts`)."""
     parts = loss_parts(params, image, targets, content_layer_weights=content_layer_weights,
                        style_layer_weights=style_layer_weights, pooling=pooling, valid=valid)
-    total = weights.content * parts.content + weights.style * parts.style + weights.tv * parts.tv
+    total = (weights.content * parts.content + weights.style * parts.style + weights.tv * parts.tv
+             + weights.temporal * parts.temporal)
     return total, parts

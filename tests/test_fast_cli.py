@@ -78,7 +78,7 @@ def test_train_writes_model_sidecar_preview_and_plot(trained):
     assert [s["name"] for s in sidecar["styles"]] == ["starry", "scream"]
     assert len(sidecar["styles"][0]["sha256"]) == 64 and len(sidecar["weights"]["sha256"]) == 64
     assert sidecar["photos"]["skipped"] == 1  # broken.jpg
-    assert set(sidecar["final_losses"]) == {"total", "content", "style", "tv"}
+    assert set(sidecar["final_losses"]) == {"total", "content", "style", "tv", "temporal"}
     assert sidecar["versions"]["flax"] and sidecar["seconds"] > 0
     # The photo (45x33) at the style size (40 px), painted in each style side by side.
     assert Image.open(two_style_model.with_name("two_preview.png")).size == (2 * 40, 29)

@@ -121,3 +121,13 @@ def test_targets_and_total_loss(tiny_params):
     canvas = losses.canvas_targets(tiny_params, content, style[None], np.ones(1, np.float32))
     for a, b in zip(fn(image, canvas, weights)[1], parts):
         np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_temporal_loss_is_the_masked_sum_of_squares():
+    rng = np.random.default_rng(7)
+    image, target = (rng.random((10, 12, 3), dtype=np.float32) for _ in range(2))
+    mask = (rng.random((10, 12)) > 0.4).astype(np.float32)
+    d = image.astype(np.float64) - target
+    expected = sum(d[y, x, c] ** 2 for y in range(10) for x in range(12) for c in range(3) if mask[y, x])
+    np.testing.assert_allclose(jax.jit(losses.temporal_loss)(image, target, mask), expected, rtol=1e-5)
+    assert losses.temporal_loss(target, target, mask) == 0

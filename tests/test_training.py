@@ -118,7 +118,40 @@ def test_batch_loss_is_the_mean_of_each_images_paper_loss(tiny_params):
     want = [float(paper_loss(out, photo, {n: g[sid][None] for n, g in targets.grams.items()}))
             for out, photo, sid in zip(outputs, photos, ids)]
     np.testing.assert_allclose(float(loss), np.mean(want), rtol=1e-4)
-    assert terms.shape == (3,)
+    assert terms.shape == (4,) and terms[3] == 0  # no temporal term at temporal_weight 0
+
+
+def test_a_whole_pixel_shift_moves_the_image_and_keeps_only_pixels_from_inside():
+    rng = np.random.default_rng(3)
+    images = rng.random((2, 20, 24, 3)).astype(np.float32)
+    affine = np.array([[[1, 0, 3], [0, 1, -2]], [[1, 0, 0], [0, 1, 0]]], np.float32)  # (y, x) <- (y + 3, x - 2)
+    moved, inside = jax.jit(training.move)(images, affine)
+    np.testing.assert_allclose(moved[0, :17, 2:], images[0, 3:, :22], atol=1e-6)
+    np.testing.assert_allclose(moved[1], images[1], atol=1e-6)
+    # margin 2: the source must lie in rows 2..17 and columns 2..21
+    expected = np.zeros((20, 24), np.float32)
+    expected[0:15, 4:24] = 1
+    np.testing.assert_array_equal(inside[0], expected)
+    still = training.random_motion(jax.random.key(0), 2, 24, 0.0)
+    np.testing.assert_allclose(still, affine[1:].repeat(2, 0), atol=1e-6)  # no motion: the identity map
+
+
+def test_the_temporal_term_is_zero_for_the_identity_and_positive_for_a_painting_network(tiny_params):
+    settings = training.TrainSettings(size=32, style_size=40, temporal_weight=10.0, motion=3.0, **SHALLOW)
+    rng = np.random.default_rng(4)
+    targets = training.style_targets(tiny_params, [rng.random((30, 40, 3)).astype(np.float32)], settings)
+    photos = rng.random((2, 32, 32, 3)).astype(np.float32)
+    loss_fn = jax.jit(training.batch_loss, static_argnames=("config", "settings"))
+    terms = {}
+    for start in ("identity", "random"):
+        config = settings.replace(start=start).network_config(1)
+        params = transform.init_params(config, jax.random.key(0))
+        loss, terms[start] = loss_fn(params, tiny_params, photos, np.zeros(2, np.int32), targets, config=config,
+                                     settings=settings, key=jax.random.key(1))
+        weights = np.array([settings.content_weight, settings.style_weight, settings.tv_weight, 10.0])
+        np.testing.assert_allclose(float(loss), float(np.dot(weights, terms[start])), rtol=1e-5)
+    # f = id commutes with any motion (up to float rounding of the identity network)
+    assert float(terms["identity"][3]) < 1e-8 < 1e-4 < float(terms["random"][3])
 
 
 def test_style_targets_are_grams_of_the_resized_style(tiny_params):
@@ -153,7 +186,7 @@ def test_training_lowers_the_loss(tiny_params, photo_dir):
 def test_checkpoint_round_trip_and_stale_or_damaged_checkpoint_starts_afresh(tmp_path):
     template = training.init_state(_tiny_settings(), 1)
     state = template._replace(params=jax.tree.map(lambda x: x + 1, template.params), step=np.int32(3))
-    history = [{"step": k, "total": k / 2, "content": 1.0, "style": 2.0, "tv": 3.0} for k in (1, 2, 3)]
+    history = [{"step": k, "total": k / 2, "content": 1.0, "style": 2.0, "tv": 3.0, "temporal": 0.0} for k in (1, 2, 3)]
 
     def checkpointer(tag):
         return Checkpointer(tmp_path / "c", tag=tag, history_keys=HISTORY)

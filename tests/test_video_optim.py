@@ -1,5 +1,6 @@
-"""`jaxstyle video CLIP STYLE -o OUT.mp4` (the optimisation, frame by frame from the warped previous output)
-on an 8-frame 48x32 clip moving 1 px right per frame, and its warped start against np.roll."""
+"""`jaxstyle video CLIP STYLE -o OUT.mp4` (the optimisation, frame by frame from the warped previous output,
+held to it by Ruder et al.'s temporal loss) on a 5-frame 48x32 clip moving 1 px right per frame; its warped
+start against np.roll; the temporal term in the solver and its long-term target."""
 
 import json
 
@@ -22,6 +23,52 @@ def test_the_warped_start_is_the_previous_output_moved_with_the_content():
     start = temporal.warped_init(painted, frames[0], frames[1])  # the content moved 1 px right
     moved = np.roll(painted, 1, axis=1)
     assert np.abs(start - moved)[INNER].mean() < 0.05 < np.abs(painted - moved)[INNER].mean()
+
+
+def test_the_long_term_target_has_the_gradient_of_the_sum_of_its_terms():
+    rng = np.random.default_rng(1)
+    x = rng.random((12, 10, 3))
+    warped = [rng.random((12, 10, 3)).astype(np.float32) for _ in range(3)]
+    masks = [(rng.random((12, 10)) > 0.5).astype(np.float32) for _ in range(3)]
+    target, weight = temporal.combined_target(warped, masks)
+    # Ruder et al.: sum_j c_long,j |x - w_j|^2, c_long,j = max(c_j - sum_{k<j} c_k, 0), nearest frame first.
+    expected, covered = np.zeros_like(x), np.zeros((12, 10))
+    for w, c in zip(warped, masks):
+        expected += 2 * np.maximum(c - covered, 0)[..., None] * (x - w)
+        covered += c
+    np.testing.assert_allclose(2 * weight[..., None] * (x - target), expected, atol=1e-5)
+    assert set(np.unique(weight)) <= {0.0, 1.0}  # each pixel follows one earlier frame, or none
+    np.testing.assert_array_equal(target[masks[0] == 1], warped[0][masks[0] == 1])
+
+
+def test_the_temporal_term_holds_the_trusted_pixels_to_the_target_and_no_others(tiny_params):
+    rng = np.random.default_rng(2)
+    content, style, target = (rng.random((40, 48, 3), dtype=np.float32) for _ in range(3))
+    mask = np.zeros((40, 48), np.float32)
+    mask[:, :24] = 1  # the left half is trusted
+    settings = optim.Settings(size=48, steps=15)
+    plain = optim.solve(tiny_params, [optim.make_task(content, style, settings)])[0]
+    unweighted = optim.solve(tiny_params, [optim.make_task(content, style, settings,
+                                                           temporal=optim.Temporal(target, mask, 0.0))])[0]
+    np.testing.assert_allclose(unweighted.image, plain.image, atol=1e-6)
+    held = optim.solve(tiny_params, [optim.make_task(content, style, settings,
+                                                     temporal=optim.Temporal(target, mask, 1e9))])[0]
+    left, right = np.abs(held.image - target)[:, :24].mean(), np.abs(held.image - target)[:, 24:].mean()
+    assert left < 0.02 < 0.2 < right, (left, right)
+    assert 0 <= held.temporal < 1e-3 and held.total >= 1e9 * held.temporal
+
+
+def test_a_batched_pass_draws_the_outputs_of_a_still_clip_together(tiny_params):
+    rng = np.random.default_rng(3)
+    still = np.clip(np.repeat(np.linspace(0, 1, 48)[None, :, None], 40, 0) + rng.normal(0, 0.05, (40, 48, 3)),
+                    0, 1).astype(np.float32)
+    outputs = [rng.random((40, 48, 3), dtype=np.float32) for _ in range(3)]
+    spread = lambda images: max(np.abs(a - b).mean() for a in images for b in images)  # noqa: E731
+    settings = optim.Settings(size=48, steps=1)
+    results = temporal.refine_window(tiny_params, [still] * 3, outputs, still, settings, passes=4, steps=10,
+                                     temporal_weight=1e9)
+    assert len(results) == 3
+    assert spread([r.image for r in results]) < 0.25 * spread(outputs)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +95,20 @@ def test_with_no_steps_after_the_first_each_frame_is_the_previous_one_carried_by
         assert np.abs(after - moved)[INNER].mean() < 0.04 < np.abs(after - before)[INNER].mean()
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["steps_next"] == 0 and sidecar["settings"]["steps"] == 3 and sidecar["frames"] == [0, 4]
+    assert sidecar["temporal_weight"] == 1e3 and sidecar["long_term"] == [1]
     assert not (tmp_path / "out.mp4.frames").exists()
+
+
+@pytest.mark.real_weights
+def test_the_long_term_loss_and_multi_pass_run_and_are_recorded(inputs, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    code, _, stderr = run_cli(_argv(inputs, out, "--long-term", "2,1", "--temporal-weight", "50", "--passes", "1",
+                                    "--window", "3"), capsys)
+    assert code == 0, stderr
+    assert len(list(video.read_frames(video.probe(out)))) == 5
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["temporal_weight"] == 50 and sidecar["long_term"] == [1, 2]
+    assert sidecar["passes"] == 1 and sidecar["window"] == 3
 
 
 @pytest.mark.real_weights

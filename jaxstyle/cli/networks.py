@@ -45,6 +45,9 @@ _TRAIN_HELP = {
     "start": "random: the paper's; identity: the output is the photo plus a learnt residual, zero at the start",
     "residual_blocks": "residual blocks (Johnson et al.: 5)",
     "seed": "seed of the initial parameters and of every crop",
+    "temporal_weight": "gamma: stability on video, trained on each crop moved by a small random shift, zoom "
+                       "and rotation (0: none); see docs/video.md",
+    "motion": "px: the largest shift of that motion (its zoom and rotation scale with it)",
 }
 
 
@@ -85,6 +88,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--from", dest="from_model", type=Path, default=None, metavar="MODEL",
                    help="add the STYLE(s) to this trained model: only their instance norms' scales and shifts "
                         "are learnt, the rest is MODEL's (its architecture; --width etc. are not used)")
+    p.add_argument("--tune", dest="tune_model", type=Path, default=None, metavar="MODEL",
+                   help="train this trained model further, all its parameters (e.g. with --temporal-weight for "
+                        "video): STYLE(s) are the images of its styles, in its order; its architecture is kept")
     group = p.add_argument_group("training (defaults: see README, Fast networks)")
     add_dataclass_options(group, training.TrainSettings, _TRAIN_HELP)
     add_alpha_beta(group)
@@ -238,17 +244,25 @@ def run_train(args: argparse.Namespace) -> int:
 
     values = apply_alpha_beta(args, dataclass_values(args, training.TrainSettings), training.TrainSettings)
     settings = training.TrainSettings(**values)
+    if args.from_model and args.tune_model:
+        raise JaxstyleError("--from (add styles) and --tune (train further) cannot be combined")
     model_path = _model_output(args, [*(("a style image", p) for p in args.styles), ("the weights", weights_file(args)),
-                                      *([("the --from model", args.from_model)] if args.from_model else [])],
+                                      *([("the --from model", args.from_model)] if args.from_model else []),
+                                      *([("the --tune model", args.tune_model)] if args.tune_model else [])],
                                [("--photos", args.photos)])
     base = model_file.load(args.from_model) if args.from_model else None
+    tune = model_file.load(args.tune_model) if args.tune_model else None
     styles = [image_io.load_image(p) for p in args.styles]
     names = tuple(p.stem for p in args.styles)
+    if tune is not None and names != tuple(tune.styles):
+        raise JaxstyleError(f"--tune {args.tune_model} holds the styles {', '.join(tune.styles)}: give their images, "
+                            f"in that order (file names {', '.join(n + '.*' for n in tune.styles)}), not "
+                            f"{', '.join(p.name for p in args.styles)}")
     if base is not None and set(names) & set(base.styles):
         taken = sorted(set(names) & set(base.styles))[0]
         raise JaxstyleError(f"{args.from_model} already holds a style named {taken!r}; "
                             f"rename the style image")
-    config = training.model_config(settings, len(styles), base)
+    config = training.model_config(settings, len(styles), base, tune)
     all_names = (*(base.styles if base else ()), *names)
     preview = image_io.load_image(args.preview, size=settings.style_size) if args.preview else None
     params, weights_path = load_params(args)
@@ -266,18 +280,22 @@ def run_train(args: argparse.Namespace) -> int:
         training.write_sidecar(model_path, settings=settings, result=result, style_paths=args.styles,
                                weights_path=weights_path, photos=photos, devices=len(devices),
                                extra={"resumed_from_step": start, "float16": bool(args.float16),
-                                      **({"from": sidecars.file_record(args.from_model)} if base else {})})
+                                      **({"from": sidecars.file_record(args.from_model)} if base else {}),
+                                      **({"tuned": sidecars.file_record(args.tune_model)} if tune else {})})
 
     return _train(
         args, model_path, settings, command="jaxstyle train", batch=batch, devices=devices,
         inputs=f"{len(photos.files)} photo file(s) in {args.photos}, {len(styles)} style(s)",
         tag={**training.checkpoint_tag(settings, batch, args.styles, weights_path, photos),
-             **({"from": sidecars.file_record(args.from_model)["sha256"]} if base else {})},
-        template=training.init_state(settings, len(styles), base), loss_names=training.LOSS_NAMES,
+             **({"from": sidecars.file_record(args.from_model)["sha256"]} if base else {}),
+             **({"tuned": sidecars.file_record(args.tune_model)["sha256"]} if tune else {})},
+        template=training.init_state(settings, len(styles), base, tune), loss_names=training.LOSS_NAMES,
         plot_names=("total", "content", "style"), skipped=lambda: photos.skipped,
-        bar_losses="loss {total:.4g} (content {content:.3g}, style {style:.3g}, tv {tv:.3g})",
+        bar_losses="loss {total:.4g} (content {content:.3g}, style {style:.3g}, tv {tv:.3g}"
+                   + (", temporal {temporal:.3g})" if settings.temporal_weight else ")"),
         train=lambda resume, callback: training.train(params, styles, photos, settings, style_names=names,
-                                                      resume=resume, callback=callback, devices=devices, base=base),
+                                                      resume=resume, callback=callback, devices=devices, base=base,
+                                                      tune=tune),
         preview=paint_preview if preview is not None else None, finish=finish)
 
 

@@ -24,17 +24,22 @@ from jaxstyle.nets.photos import EXTENSIONS
 EXIT_ERROR, EXIT_NON_FINITE, EXIT_INTERRUPTED = 2, 3, 130
 
 
-def at_least(minimum: int):
-    """An argparse type: an integer >= `minimum`."""
-    def parse(text: str) -> int:
+def at_least(minimum: int | float):
+    """An argparse type: an integer >= `minimum`, or a finite number when `minimum` is a float."""
+    kind = float if isinstance(minimum, float) else int
+
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {'a number' if kind is float else 'an integer'}, "
+                                             f"got {text!r}") from None
+        if not abs(value) < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
         return value
-    parse.__name__ = "integer"
+    parse.__name__ = "number" if kind is float else "integer"
     return parse
 
 

@@ -26,6 +26,11 @@ from jaxstyle.cli.options import add_cache_option, at_least, load_params, sideca
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import files, image_io, sidecars, video
 from jaxstyle.io.frames import FramesFolder
+from jaxstyle.video import temporal
+
+# gamma of `jaxstyle video`, measured on carphone.mp4 (docs/video.md): Ruder et al.'s 200 is in their
+# normalisation of the losses, not ours.
+DEFAULT_TEMPORAL_WEIGHT = 1e3
 
 
 def add_frames_option(parser) -> None:
@@ -48,7 +53,8 @@ def is_video_input(inputs: Sequence[Path], frames: tuple | None = None) -> bool:
 
 def add_video_parser(sub) -> None:
     p = sub.add_parser("video", help="stylise a video by optimisation, each frame started from the previous "
-                                     "output carried along the optical flow (Ruder et al. 2016; no temporal loss yet)")
+                                     "output carried along the optical flow and held to it where the flow is "
+                                     "trusted (Ruder et al. 2016)")
     p.add_argument("video", type=Path, metavar="CLIP", help="video file (any format FFmpeg reads)")
     p.add_argument("style", type=Path, metavar="STYLE", help="style image")
     p.add_argument("-o", "--output", type=Path, required=True,
@@ -56,6 +62,18 @@ def add_video_parser(sub) -> None:
     p.add_argument("--steps-next", type=at_least(0), default=None, metavar="N",
                    help="optimisation steps of every frame after the first, which starts from the previous "
                         "output warped by the optical flow (default: --steps / 4)")
+    p.add_argument("--temporal-weight", type=at_least(0.0), default=DEFAULT_TEMPORAL_WEIGHT, metavar="GAMMA",
+                   help="weight of Ruder et al.'s temporal loss, the mean squared distance to the earlier output(s) "
+                        "carried along the flow where it is trusted, beside --content-weight and --style-weight; "
+                        f"0: only the warped start (default: {DEFAULT_TEMPORAL_WEIGHT:g})")
+    p.add_argument("--long-term", type=_frame_distances, default=temporal.SHORT_TERM, metavar="J,J,...",
+                   help="the temporal loss looks back these many frames, each pixel to the nearest it can be traced "
+                        "to (Ruder et al.'s long-term loss, e.g. 1,10,20,40; default: 1, the previous frame only)")
+    p.add_argument("--passes", type=at_least(0), default=0, metavar="N",
+                   help="multi-pass: after each --window frames are painted, N more passes of --steps-next steps "
+                        "optimise them together (one batch), each held to both neighbours (default: 0)")
+    p.add_argument("--window", type=at_least(2), default=8, metavar="W",
+                   help="frames per multi-pass batch (default: 8); a killed run resumes at a window's start")
     add_frames_option(p)
     cli_stylize._add_settings_options(p)
     out = p.add_argument_group("output")
@@ -65,6 +83,17 @@ def add_video_parser(sub) -> None:
     add_cache_option(out)
 
 
+def _frame_distances(text: str) -> tuple[int, ...]:
+    try:
+        distances = tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        distances = ()
+    if not distances or distances[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected frame distances >= 1 separated by commas (e.g. 1,10,20), "
+                                         f"got {text!r}")
+    return distances
+
+
 def _video_output(path: Path) -> None:
     if path.is_dir() or not path.suffix:
         raise JaxstyleError(f"-o {path}: for a video input give a video file name "
@@ -72,8 +101,8 @@ def _video_output(path: Path) -> None:
 
 
 def run_video(args: argparse.Namespace) -> int:
-    """`jaxstyle video`: frame 0 as `stylize` paints it; frame t from warp(O_{t-1}) with --steps-next steps."""
-    from jaxstyle.video import temporal
+    """`jaxstyle video`: frame 0 as `stylize` paints it; frame t from warp(O_{t-1}) with --steps-next steps and
+    the temporal loss."""
 
     settings = cli_stylize._settings_from(args)
     if args.mask:
@@ -87,7 +116,9 @@ def run_video(args: argparse.Namespace) -> int:
     steps_next = max(1, settings.steps // 4) if args.steps_next is None else args.steps_next
     inputs = {"video": args.video, **style_inputs}
     run = {"command": "jaxstyle video", "inputs": cli_stylize._fingerprints(inputs), "settings": settings.to_dict(),
-           "steps_next": steps_next, "frames": [info.start, info.stop]}
+           "steps_next": steps_next, "temporal_weight": args.temporal_weight, "long_term": list(args.long_term),
+           "passes": args.passes, "window": args.window if args.passes else None,
+           "frames": [info.start, info.stop]}
     folder = FramesFolder(plan.path, run)
     named = [(f"the {name.replace('_', ' ')}", path) for name, path in inputs.items()]
     if settings.init not in optim.INITS:
@@ -100,17 +131,20 @@ def run_video(args: argparse.Namespace) -> int:
     runtime.enable_compilation_cache(args.cache_dir)
 
     done = folder.open()
-    previous = None  # (the previous frame at the output's shape, its output as saved)
+    history = []  # (the frames just before, at the output's shape; their outputs as saved), oldest first
     if done:
         print(f"jaxstyle video: resuming at frame {done} of {info.count} ({folder.path})", file=sys.stderr)
-        [before] = video.read_frames(dataclasses.replace(info, start=info.start + done - 1, stop=info.start + done))
-        previous = (image_io.resize(before, shape), image_io.load_image(folder.frame_path(done - 1)))
+        back = min(done, max(args.long_term))
+        before = video.read_frames(dataclasses.replace(info, start=info.start + done - back, stop=info.start + done))
+        history = [(image_io.resize(frame, shape), image_io.load_image(folder.frame_path(index)))
+                   for index, frame in zip(range(done - back, done), before)]
     t0, losses = time.perf_counter(), []
     bar = None if args.quiet else step_bar(info.count, done, unit="frame")
     try:
         frames = video.read_frames(dataclasses.replace(info, start=info.start + done))
         results = temporal.stylize_frames(params, frames, style, settings, steps_next=steps_next,
-                                          scratch=folder.path, previous=previous)
+                                          temporal_weight=args.temporal_weight, long_term=args.long_term,
+                                          passes=args.passes, window=args.window, history=history)
         for index, result in enumerate(results, done):
             if result.failure:
                 raise optim.NonFiniteLoss(f"frame {index}: {result.failure}", result)

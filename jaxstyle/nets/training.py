@@ -2,7 +2,7 @@
 
 The loss of one training photo x painted as style s by the network f is jaxstyle's own:
 
-    alpha L_content(f(x), x) + beta L_style(f(x), A_s) + tv L_tv(f(x))
+    alpha L_content(f(x), x) + beta L_style(f(x), A_s) + tv L_tv(f(x)) [+ gamma L_temporal]
 
 with the VGG-19 frozen, the content features of the photo itself as the content target and
 the Gram matrices A_s of each style image computed once. One jitted step is value_and_grad,
@@ -10,6 +10,14 @@ an optax Adam update and its application; the batch is sharded along its first a
 the local devices (data parallel), the network's params and VGG-19 replicated. A batch
 holds several styles at once for a multi-style network (image k of step t paints style
 (t * batch + k) mod S).
+
+Stability on video (`temporal_weight` gamma > 0; no video data needed): each photo x is also moved by
+a random small affine motion m (a shift of up to `motion` px, a zoom and a rotation of up to
+motion / size; `random_motion`), which gives a second frame m(x) with a known flow, and
+L_temporal = sum over the pixels m keeps inside the crop of |f(m(x)) - m(f(x))|^2 (a sum, like the
+content loss and `losses.temporal_loss`): the network must paint a moved photo as the moved painting.
+This is the consistency loss of Huang et al. (2017) and ReCoNet (2018) with synthetic motion in place
+of the flow of real clips.
 
 File I/O stays outside the step and the loop: `runs.Checkpointer` and `write_sidecar` are
 called by the command (or a notebook) around `train`.
@@ -61,6 +69,8 @@ class TrainSettings:
     # random: the papers' start (the default until identity is measured against it, issue 26);
     # identity: the network starts as the identity, a zero residual on the photo.
     start: str = setting("random", choices=("random", "identity"))
+    temporal_weight: float = setting(0.0, min=0)  # gamma of the synthetic-motion consistency (0: none)
+    motion: float = setting(4.0, min=0)  # px: the largest shift of the synthetic motion (see the module doc)
     seed: int = setting(0, min=0, max=SEED_MAX)
 
     def __post_init__(self):
@@ -94,7 +104,7 @@ class TrainState(NamedTuple):
     step: jax.Array
 
 
-LOSS_NAMES = ("total", "content", "style", "tv")
+LOSS_NAMES = ("total", "content", "style", "tv", "temporal")
 
 
 class StyleTargets(NamedTuple):
@@ -135,19 +145,69 @@ def _image_loss(vgg_params, output, photo, style_id, targets: StyleTargets, sett
     return jnp.stack([parts.content, parts.style, parts.tv])
 
 
+def random_motion(key: jax.Array, batch: int, size: int, motion: float) -> jax.Array:
+    """f32[B, 2, 3] affine maps from a moved frame's pixel (y, x, 1) to where it comes from in the
+    first frame: a shift of up to `motion` px, a zoom by up to 1 +- motion / size and a rotation by up
+    to motion / size radians, each uniform, about the crop's centre (side `size`)."""
+    shift_key, zoom_key, turn_key = jax.random.split(key, 3)
+    shift = jax.random.uniform(shift_key, (batch, 2), minval=-motion, maxval=motion)
+    zoom = 1.0 + jax.random.uniform(zoom_key, (batch,), minval=-1, maxval=1) * motion / size
+    turn = jax.random.uniform(turn_key, (batch,), minval=-1, maxval=1) * motion / size
+    cos, sin = jnp.cos(turn) / zoom, jnp.sin(turn) / zoom
+    linear = jnp.stack([jnp.stack([cos, -sin], -1), jnp.stack([sin, cos], -1)], -2)  # [B, 2, 2]
+    centre = jnp.full(2, (size - 1) / 2.0)
+    offset = centre[None] - jnp.einsum("bij,j->bi", linear, centre) + shift
+    return jnp.concatenate([linear, offset[..., None]], -1)
+
+
+def move(images: jax.Array, affine: jax.Array, margin: float = 2.0) -> tuple[jax.Array, jax.Array]:
+    """Each image f32[B, h, w, C] moved by its map f32[B, 2, 3] (`random_motion`), bilinear: (the moved
+    images f32[B, h, w, C], f32[B, h, w] 1 where the source lies `margin` px or more inside the image)."""
+    h, w = images.shape[1:3]
+    grid = jnp.stack(jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
+                                  indexing="ij") + [jnp.ones((h, w), jnp.float32)], -1)  # [h, w, 3]
+
+    def one(image, a):
+        source = jnp.einsum("ij,hwj->ihw", a, grid)  # [2, h, w]: (y, x) in the first frame
+        sample = lambda channel: jax.scipy.ndimage.map_coordinates(channel, list(source), order=1, mode="nearest")  # noqa: E731
+        moved = jax.vmap(sample, in_axes=-1, out_axes=-1)(image)
+        inside = ((source[0] >= margin) & (source[0] <= h - 1 - margin)
+                  & (source[1] >= margin) & (source[1] <= w - 1 - margin))
+        return moved, inside.astype(image.dtype)
+
+    return jax.vmap(one)(images, affine)
+
+
+def temporal_loss(moved_output: jax.Array, output_moved: jax.Array, inside: jax.Array) -> jax.Array:
+    """Mean over the batch of sum_x inside(x) |a(x) - b(x)|^2, summed over pixels and channels like the
+    content loss (and `losses.temporal_loss`): a, b f32[B, h, w, 3], inside f32[B, h, w]."""
+    squared = jnp.sum(jnp.square(moved_output - output_moved), axis=-1)
+    return jnp.mean(jnp.sum(inside * squared, axis=(1, 2)))
+
+
 def batch_loss(params, vgg_params, photos, style_ids, targets: StyleTargets, *,
-               config: transform.NetworkConfig, settings: TrainSettings, first_style: int = 0):
-    """Mean weighted loss of a batch, and the mean unweighted terms f32[3] (content, style, tv).
+               config: transform.NetworkConfig, settings: TrainSettings, first_style: int = 0,
+               key: jax.Array | None = None):
+    """Mean weighted loss of a batch, and the mean unweighted terms f32[4] (content, style, tv, temporal).
 
     photos: f32[B, h, w, 3] in [0, 1]; style_ids: i32[B], indices into `targets`; the network paints
     style first_style + id (the styles trained are the model's last ones when it extends a model).
+    key: the synthetic motion's randomness, with settings.temporal_weight > 0 (else unused).
     """
     one_hot = jax.nn.one_hot(style_ids + first_style, config.num_styles, dtype=jnp.float32)
     outputs = transform.transform_batch(config, params, photos, one_hot)
     parts = jax.vmap(_image_loss, in_axes=(None, 0, 0, 0, None, None))(
         vgg_params, outputs, photos, style_ids, targets, settings)
-    terms = jnp.mean(parts, axis=0)
-    weights = jnp.array([settings.content_weight, settings.style_weight, settings.tv_weight], jnp.float32)
+    temporal = jnp.zeros((), jnp.float32)
+    if settings.temporal_weight > 0:
+        affine = random_motion(key, photos.shape[0], photos.shape[1], settings.motion)
+        moved_photos, inside = move(photos, affine)
+        moved_outputs, _ = move(outputs, affine)
+        temporal = temporal_loss(transform.transform_batch(config, params, moved_photos, one_hot), moved_outputs,
+                                 inside)
+    terms = jnp.concatenate([jnp.mean(parts, axis=0), temporal[None]])
+    weights = jnp.array([settings.content_weight, settings.style_weight, settings.tv_weight,
+                         settings.temporal_weight], jnp.float32)
     return jnp.dot(weights, terms), terms
 
 
@@ -165,9 +225,15 @@ def make_optimizer(settings: TrainSettings, *, norms_only: bool = False) -> opta
                                      lambda path, x: "train" if _is_norm(path, x) else "freeze", params))
 
 
-def init_state(settings: TrainSettings, num_styles: int, base: model_file.FastModel | None = None) -> TrainState:
+def init_state(settings: TrainSettings, num_styles: int, base: model_file.FastModel | None = None,
+               tune: model_file.FastModel | None = None) -> TrainState:
     """Fresh params from `settings.seed` and Adam's zero state; with `base`, its params with one
-    more row per new style in every norm (each the mean of its styles: a start between them)."""
+    more row per new style in every norm (each the mean of its styles: a start between them); with
+    `tune`, its params as they are (all of them trained on)."""
+    if tune is not None:
+        params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), tune.params)
+        optimizer = make_optimizer(settings)
+        return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
     if base is None:
         params = transform.init_params(model_config(settings, num_styles), jax.random.key(settings.seed))
     else:
@@ -182,10 +248,12 @@ def init_state(settings: TrainSettings, num_styles: int, base: model_file.FastMo
     return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
 
 
-def model_config(settings: TrainSettings, num_styles: int,
-                 base: model_file.FastModel | None = None) -> transform.NetworkConfig:
-    """The architecture trained: the settings' for `num_styles` styles, or `base`'s holding that
-    many more."""
+def model_config(settings: TrainSettings, num_styles: int, base: model_file.FastModel | None = None,
+                 tune: model_file.FastModel | None = None) -> transform.NetworkConfig:
+    """The architecture trained: the settings' for `num_styles` styles, `base`'s holding that
+    many more, or `tune`'s."""
+    if tune is not None:
+        return tune.config
     if base is None:
         return settings.network_config(num_styles)
     return dataclasses.replace(base.config, num_styles=base.config.num_styles + num_styles)
@@ -193,7 +261,7 @@ def model_config(settings: TrainSettings, num_styles: int,
 
 @functools.lru_cache(maxsize=8)
 def make_train_step(settings: TrainSettings, config: transform.NetworkConfig, first_style: int = 0) -> Callable:
-    """(state, vgg_params, photos, style_ids, targets) -> (state, f32[4] in LOSS_NAMES order); jitted, donating state.
+    """(state, vgg_params, photos, style_ids, targets) -> (state, f32[5] in LOSS_NAMES order); jitted, donating state.
 
     first_style > 0: the styles from that index on are trained, on their norms only (`train(..., base=)`).
     Cached, so a second run with the same settings in one process does not compile again.
@@ -201,9 +269,10 @@ def make_train_step(settings: TrainSettings, config: transform.NetworkConfig, fi
     optimizer = make_optimizer(settings, norms_only=first_style > 0)
 
     def step(state: TrainState, vgg_params, photos, style_ids, targets):
+        key = jax.random.fold_in(jax.random.key(settings.seed), state.step)  # the step's motion, resumable
         (loss, terms), grads = jax.value_and_grad(batch_loss, has_aux=True)(
             state.params, vgg_params, photos, style_ids, targets, config=config, settings=settings,
-            first_style=first_style)
+            first_style=first_style, key=key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         state = TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1)
         return state, jnp.concatenate([loss[None], terms])
@@ -232,7 +301,8 @@ def checkpoint_tag(settings: TrainSettings, batch: int, style_paths: Sequence[Pa
 def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder, settings: TrainSettings, *,
           style_names: Sequence[str], resume: TrainState | None = None,
           callback: Callable[[runs.Progress], None] | None = None,
-          devices: Sequence[jax.Device] | None = None, base: model_file.FastModel | None = None) -> TrainResult:
+          devices: Sequence[jax.Device] | None = None, base: model_file.FastModel | None = None,
+          tune: model_file.FastModel | None = None) -> TrainResult:
     """Trains a network painting `styles` on crops from `photos`.
 
     Args:
@@ -246,21 +316,26 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
       base: a trained model to extend: `styles` are appended to its styles, and only their norms'
         scales and shifts are learnt (Dumoulin et al. 2017), the rest of the network frozen; its
         architecture is kept (settings.width etc. are not used).
+      tune: a trained model to train further, all its params (e.g. with settings.temporal_weight, for
+        video): `styles` are its styles, in its order; its architecture is kept.
 
     Returns:
       TrainResult with the model and the final losses.
     """
     if len(styles) != len(style_names) or not styles:
         raise JaxstyleError("give at least one style image, and one name per style")
+    if tune is not None and (base is not None or tuple(style_names) != tuple(tune.styles)):
+        raise JaxstyleError(f"a model trained further keeps its styles: give the images of {', '.join(tune.styles)}, "
+                            f"in that order (and no model to extend)")
     devices = list(devices or jax.local_devices())
     replicated = runtime.shardings(devices).replicated
-    config = model_config(settings, len(styles), base)
+    config = model_config(settings, len(styles), base, tune)
     first_style = 0 if base is None else base.config.num_styles
     batch = batch_size_for(settings, devices)
 
     vgg_params = jax.device_put(vgg_params, replicated)
     targets = jax.device_put(style_targets(vgg_params, styles, settings), replicated)
-    state = resume if resume is not None else init_state(settings, len(styles), base)
+    state = resume if resume is not None else init_state(settings, len(styles), base, tune)
     step_fn = make_train_step(settings, config, first_style)
     start = int(state.step)
     batches = ((crops, style_ids(step, batch, len(styles)))

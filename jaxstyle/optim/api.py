@@ -94,7 +94,7 @@ def _stacked(results: list[Result]) -> Result:
     return Result(np.stack([r.image for r in results]), *(np.stack([getattr(r, n) for r in results])
                                                            for n in ("total", "content", "style", "tv")),
                   steps=first.steps, evaluations=first.evaluations, seconds=first.seconds,
-                  failure=failures if any(failures) else None)
+                  failure=failures if any(failures) else None, temporal=np.stack([r.temporal for r in results]))
 
 
 def stylize_batch(params, contents: Sequence[np.ndarray], style, settings: Settings = Settings(),

@@ -35,7 +35,9 @@ class Task:
     styles: one or more f32[h', w', 3] style images, blended by settings.style_blend.
     masks: None, or one map f32[h'', w''] in [0, 1] per style image: the region of the content
       that style paints (spatial control, guided Gram matrices).
-    init: the starting image when settings.init names a file (see `make_task`).
+    init: the starting image f32[h_i, w_i, 3] (any size), or None: settings.init decides
+      (`make_task` loads it when settings.init names a file).
+    temporal: a video frame's temporal term (`Temporal`), or None.
     """
 
     content: np.ndarray
@@ -43,14 +45,33 @@ class Task:
     settings: Settings = Settings()
     masks: tuple[np.ndarray, ...] | None = None
     init: np.ndarray | None = None
+    temporal: Temporal | None = None
 
     def group(self) -> tuple:
         """Tasks with equal groups can share a batch."""
-        return self.settings.batch_key(), len(self.styles), self.masks is not None
+        return self.settings.batch_key(), len(self.styles), self.masks is not None, self.temporal is not None
 
 
-def make_task(content: np.ndarray, style, settings: Settings = Settings(), *, masks=None) -> Task:
-    """A `Task` from one style image or a list; loads settings.init when it names an image file."""
+class Temporal(NamedTuple):
+    """Ruder et al.'s temporal term of one video frame: weight x sum_k mask_k (x_k - target_k)^2
+    (`losses.temporal_loss`).
+
+    target: f32[h, w, 3] the earlier output(s) warped into this frame, in [0, 1]. mask: f32[h, w] in
+    [0, 1], where the warp is trusted. Both any size (resized with the content at each scale).
+    weight: gamma, beside alpha and beta as they stand in `Settings`.
+    """
+
+    target: np.ndarray
+    mask: np.ndarray
+    weight: float
+
+
+def make_task(content: np.ndarray, style, settings: Settings = Settings(), *, masks=None,
+              init: np.ndarray | None = None, temporal: Temporal | None = None) -> Task:
+    """A `Task` from one style image or a list; loads settings.init when it names an image file.
+
+    init: a starting image f32[h, w, 3] given as an array, which then replaces settings.init.
+    temporal: a video frame's temporal term (see `Temporal`)."""
     styles = tuple(_as_list(style))
     if settings.style_blend is not None and len(settings.style_blend) != len(styles):
         raise JaxstyleError(f"style_blend has {len(settings.style_blend)} weights for {len(styles)} style images")
@@ -58,8 +79,17 @@ def make_task(content: np.ndarray, style, settings: Settings = Settings(), *, ma
         masks = tuple(np.asarray(m, np.float32) for m in masks)
         if len(masks) != len(styles):
             raise JaxstyleError(f"got {len(masks)} masks for {len(styles)} style images; give one mask per style")
-    init = None if settings.init in INITS else image_io.load_image(settings.init)
-    return Task(np.asarray(content, np.float32), styles, settings, masks, init)
+    if init is not None:
+        init = np.asarray(init, np.float32)
+    elif settings.init not in INITS:
+        init = image_io.load_image(settings.init)
+    if temporal is not None:
+        temporal = Temporal(np.asarray(temporal.target, np.float32), np.asarray(temporal.mask, np.float32),
+                            float(temporal.weight))
+        if temporal.target.ndim != 3 or temporal.mask.shape != temporal.target.shape[:2] or temporal.weight < 0:
+            raise JaxstyleError(f"a temporal term needs a target [h, w, 3], a mask [h, w] and a weight >= 0; got "
+                                f"{temporal.target.shape}, {temporal.mask.shape}, {temporal.weight}")
+    return Task(np.asarray(content, np.float32), styles, settings, masks, init, temporal)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +97,7 @@ class Result:
     """image: f32[h, w, 3] (or [B, h, w, 3]); final losses at that image; cost of the run.
 
     failure: None, or why the image stopped early (its loss became NaN/inf; the image is the
-    last finite one).
+    last finite one). temporal: the unweighted temporal term of a video frame (0 without one).
     """
 
     image: np.ndarray
@@ -79,12 +109,14 @@ class Result:
     evaluations: int
     seconds: float
     failure: Any = None
+    temporal: Any = 0.0
 
     def item(self, k: int) -> "Result":
         """The k-th image of a stacked result, with its own losses."""
         failure = None if self.failure is None else self.failure[k]
         return dataclasses.replace(self, image=self.image[k], total=self.total[k], content=self.content[k],
-                                   style=self.style[k], tv=self.tv[k], failure=failure)
+                                   style=self.style[k], tv=self.tv[k], failure=failure,
+                                   temporal=np.asarray(self.temporal)[k] if np.ndim(self.temporal) else self.temporal)
 
 
 class NonFiniteLoss(JaxstyleError):
@@ -113,11 +145,13 @@ class Prepared(NamedTuple):
     content: f32[h, w, 3] as transferred (gray luminance in "luminance" mode).
     styles: S images f32[h_s, w_s, 3] at style_scale x the content's size.
     masks: {style layer: f32[S, h_l, w_l]} or None.
+    temporal: (target f32[h, w, 3], mask f32[h, w]) as transferred, or None.
     """
 
     content: np.ndarray
     styles: list[np.ndarray]
     masks: dict[str, np.ndarray] | None
+    temporal: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def prepare(task: Task, size: int) -> Prepared:
@@ -136,7 +170,13 @@ def prepare(task: Task, size: int) -> Prepared:
         full = jnp.asarray(np.stack([_resize_mask(m, shape) for m in task.masks]))
         masks = {name: np.asarray(jax.image.resize(full, (len(styles), *vgg.feature_hw(shape, name)), "linear"))
                  for name in s.style_layers}
-    return Prepared(content, styles, masks)
+    temporal = None
+    if task.temporal is not None:
+        target = image_io.resize(task.temporal.target, shape)
+        if s.preserve_colors == "luminance":  # the image optimised is gray: its luminance
+            target = np.repeat(color.to_yiq(target)[..., :1], 3, axis=-1)
+        temporal = (target, np.clip(_resize_mask(task.temporal.mask, shape), 0.0, 1.0))
+    return Prepared(content, styles, masks, temporal)
 
 
 def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -149,15 +189,15 @@ def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def initial_image(task: Task, prepared: Prepared) -> np.ndarray:
     """The starting image, f32[h, w, 3]: seeded white noise, the content, the style, or task.init."""
     s, shape = task.settings, prepared.content.shape
+    if task.init is not None:
+        return image_io.resize(task.init, shape[:2])
     if s.init == "noise":
         return np.random.default_rng(s.seed).random(shape, dtype=np.float32)
     if s.init == "content":
         return prepared.content
     if s.init == "style":
         return image_io.resize(prepared.styles[0], shape[:2])
-    if task.init is None:
-        raise JaxstyleError(f"init {s.init!r} names a file: build the task with make_task, which loads it")
-    return image_io.resize(task.init, shape[:2])
+    raise JaxstyleError(f"init {s.init!r} names a file: build the task with make_task, which loads it")
 
 
 def _pad(images: Sequence[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
@@ -168,10 +208,12 @@ def _pad(images: Sequence[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def _weights(s: Settings) -> tuple[losses.LossWeights, tuple[dict, dict]]:
-    """(alpha, beta, TV) and ({layer: weight} of content, of style), as float32 for stacking."""
+def _weights(task: Task) -> tuple[losses.LossWeights, tuple[dict, dict]]:
+    """(alpha, beta, TV, temporal) and ({layer: weight} of content, of style), as float32 for stacking."""
+    s = task.settings
     as_f32 = lambda tree: jax.tree.map(np.float32, tree)  # noqa: E731
-    return as_f32(s.loss_weights()), as_f32(s.layer_weights())
+    weights = s.loss_weights()._replace(temporal=0.0 if task.temporal is None else task.temporal.weight)
+    return as_f32(weights), as_f32(s.layer_weights())
 
 
 def _stack(trees):
@@ -263,8 +305,9 @@ def solve(params, tasks: Sequence[Task], *, callback: Callable[[Progress], None]
             failure = (f"the loss became NaN/inf at step {int(np.asarray(state.step)[k]) + 1}; lower "
                        f"--style-weight (beta) or --tv-weight (or --learning-rate with Adam)")
         results.append(Result(color.finish_colors(task.settings.preserve_colors, image, original),
-                              *(np.asarray(x)[k] for x in (state.value, *state.parts)), steps=steps,
-                              evaluations=evaluations, seconds=seconds, failure=failure))
+                              *(np.asarray(x)[k] for x in (state.value, *state.parts[:3])), steps=steps,
+                              evaluations=evaluations, seconds=seconds, failure=failure,
+                              temporal=np.asarray(state.parts.temporal)[k]))
     return results
 
 
@@ -297,7 +340,10 @@ def _batch(params, key: ProgramKey, tasks, prepared, starts, stopped, place):
     masked = len({*shapes, canvas}) > 1 or len({*style_shapes, style_canvas}) > 1
     targets = solver.programs(key, masked).targets(params, place(_pad([p.content for p in prepared], (*canvas, 3))),
                                            valid, place(styles), place(style_valid), place(blends), place(masks))
-    weights, layer_weights = place(_stack([_weights(t.settings) for t in tasks]))
+    if prepared[0].temporal is not None:
+        targets = targets._replace(temporal=place(_pad([p.temporal[0] for p in prepared], (*canvas, 3))),
+                                   temporal_mask=place(_pad([p.temporal[1] for p in prepared], canvas)))
+    weights, layer_weights = place(_stack([_weights(t) for t in tasks]))
     batch = solver.Batch(
         valid=valid, targets=targets, weights=weights, layer_weights=layer_weights,
         stepsize=np.asarray([t.settings.initial_stepsize() for t in tasks], np.float32),
@@ -308,12 +354,13 @@ def _batch(params, key: ProgramKey, tasks, prepared, starts, stopped, place):
 def _tiled_batch(params, key: ProgramKey, task: Task, prepared: Prepared, start: np.ndarray, stopped, tile: int,
                  on_tile: Callable[[str], None] | None = None):
     """`_batch` for one image evaluated in tiles: its targets computed in tiles, nothing padded."""
-    if prepared.masks is not None:
-        raise JaxstyleError("--mask is not evaluated in tiles: lower --size so one pass fits in memory")
+    if prepared.masks is not None or prepared.temporal is not None:
+        what = "--mask" if prepared.masks is not None else "a video frame's temporal term"
+        raise JaxstyleError(f"{what} is not evaluated in tiles: lower --size so one pass fits in memory")
     n_styles = len(prepared.styles)
     blend = np.asarray(task.settings.style_blend or [1.0 / n_styles] * n_styles, np.float32)
     targets = tiled.make_targets(params, prepared.content, prepared.styles, blend, key, tile=tile, on_tile=on_tile)
-    weights, layer_weights = _stack([_weights(task.settings)])
+    weights, layer_weights = _stack([_weights(task)])
     shape = np.asarray([prepared.content.shape[:2]], np.int32)
     batch = solver.Batch(valid=shape, targets=targets, weights=weights, layer_weights=layer_weights,
                          stepsize=np.asarray([task.settings.initial_stepsize()], np.float32),

@@ -242,7 +242,7 @@ def state_template(p: Programs, start: jax.Array) -> State:
     per_image = lambda dtype: jax.ShapeDtypeStruct((b,), dtype)  # noqa: E731
     value = per_image(jnp.float32)
     return State(image=image, opt_state=jax.eval_shape(p.init_opt, image), step=per_image(jnp.int32), value=value,
-                 grad=image, parts=losses.LossParts(value, value, value), failed=per_image(jnp.bool_),
+                 grad=image, parts=losses.LossParts(value, value, value, value), failed=per_image(jnp.bool_),
                  direction=image, stepsize=value, trials=per_image(jnp.int32))
 
 

@@ -251,7 +251,8 @@ def loss_and_grad(params, image: np.ndarray, targets: Targets, key: ProgramKey, 
         y0, y1, x0, x1 = t.crop
         grad[y0:y1, x0:x1] += np.asarray(g)[: y1 - y0, : x1 - x0]
     tv = total_variation(image, grad, float(weights.tv))
-    parts = losses.LossParts(np.float32(content_loss), np.float32(style_loss), np.float32(tv))
+    # No temporal term in tiles: `problem._tiled_batch` refuses one.
+    parts = losses.LossParts(np.float32(content_loss), np.float32(style_loss), np.float32(tv), np.float32(0))
     total = float(weights.content) * content_loss + float(weights.style) * style_loss + float(weights.tv) * tv
     return total, parts, grad
 
