@@ -161,6 +161,8 @@ def main(argv=None) -> int:
     parser.add_argument("--optim-steps", type=int, default=80, help="steps of a frame from scratch (the default's)")
     parser.add_argument("--optim-steps-next", type=int, default=20, help="`jaxstyle video`'s default: steps / 4")
     parser.add_argument("--temporal-weight", type=float, default=None, help="gamma (default: `jaxstyle video`'s)")
+    parser.add_argument("--optim-passes", type=int, default=1, help="passes of the multi-pass row")
+    parser.add_argument("--quick", action="store_true", help="leave out the row with as many steps as a frame alone")
     args = parser.parse_args(argv)
     if args.only == "flow":
         return flow_section(args)
@@ -280,14 +282,21 @@ def optim_section(args) -> int:
         alone = [temporal.as_saved(optim.stylize(params, f, style, settings).image) for f in frames]
         runs = {"each frame alone (`stylize`)": (alone, f"{steps} each", (time.perf_counter() - t) / len(frames))}
         first = alone[0]  # frame 0 as `jaxstyle video` paints it: the same settings, the same picture
-        for label, weight, n in [("warped start, no temporal loss", 0.0, steps_next),
-                                 ("`jaxstyle video` (warped start + temporal loss)", gamma, steps_next),
-                                 ("`jaxstyle video`, as many steps as a frame alone", gamma, steps)]:
+        window = len(frames) - 1
+        for label, weight, n, passes in [
+                ("warped start, no temporal loss", 0.0, steps_next, 0),
+                ("`jaxstyle video` (warped start + temporal loss)", gamma, steps_next, 0),
+                ("`jaxstyle video`, as many steps as a frame alone", gamma, steps, 0),
+                (f"`jaxstyle video --passes {args.optim_passes} --window {window}` (batched multi-pass)", gamma,
+                 steps_next, args.optim_passes)]:
+            if args.quick and n == steps:
+                continue
             t = time.perf_counter()
             outputs = [first, *(temporal.as_saved(r.image) for r in temporal.stylize_frames(
-                params, frames[1:], style, settings, steps_next=n, temporal_weight=weight,
-                history=[(originals[0], first)]))]
-            runs[label] = (outputs, f"{steps}, then {n}", (time.perf_counter() - t) / (len(frames) - 1))
+                params, frames[1:], style, settings, steps_next=n, temporal_weight=weight, passes=passes,
+                window=window, history=[(originals[0], first)]))]
+            total = f"{n} + {passes} x {n}" if passes else f"{n}"
+            runs[label] = (outputs, f"{steps}, then {total}", (time.perf_counter() - t) / (len(frames) - 1))
         picks = [1, len(frames) // 2, len(frames) - 1]
         base_error = base_ratio = None
         for label, (outputs, run_steps, seconds) in runs.items():

@@ -28,9 +28,9 @@ from jaxstyle.io import files, image_io, sidecars, video
 from jaxstyle.io.frames import FramesFolder
 from jaxstyle.video import temporal
 
-# gamma of `jaxstyle video`, measured on carphone.mp4 (docs/video.md): Ruder et al.'s 200 is in their
-# normalisation of the losses, not ours.
-DEFAULT_TEMPORAL_WEIGHT = 1e3
+# gamma of `jaxstyle video`, chosen on carphone.mp4 (docs/video.md): Ruder et al.'s 200 is in their
+# normalisation of the losses (about 7e4 in ours), which held the style back 1.2x more than frames alone.
+DEFAULT_TEMPORAL_WEIGHT = 5e3
 
 
 def add_frames_option(parser) -> None:
@@ -63,8 +63,9 @@ def add_video_parser(sub) -> None:
                    help="optimisation steps of every frame after the first, which starts from the previous "
                         "output warped by the optical flow (default: --steps / 4)")
     p.add_argument("--temporal-weight", type=at_least(0.0), default=DEFAULT_TEMPORAL_WEIGHT, metavar="GAMMA",
-                   help="weight of Ruder et al.'s temporal loss, the mean squared distance to the earlier output(s) "
-                        "carried along the flow where it is trusted, beside --content-weight and --style-weight; "
+                   help="weight of Ruder et al.'s temporal loss, the summed squared distance to the earlier "
+                        "output(s) carried along the flow where it is trusted, beside --content-weight and "
+                        "--style-weight; "
                         f"0: only the warped start (default: {DEFAULT_TEMPORAL_WEIGHT:g})")
     p.add_argument("--long-term", type=_frame_distances, default=temporal.SHORT_TERM, metavar="J,J,...",
                    help="the temporal loss looks back these many frames, each pixel to the nearest it can be traced "
