@@ -59,8 +59,8 @@ class CanvasTargets(NamedTuple):
     masks: {layer: f32[S, h, w]} the region each style paints at that layer (zero outside the
       image), or None: each style covers the whole image.
     temporal: f32[H, W, 3] the previous video frame's output carried into this frame (Ruder et al.
-      2016), or None: no temporal term. temporal_mask: f32[H, W] in [0, 1], where it is trusted
-      (zero outside the image).
+      2016), or None: no temporal term. temporal_mask: f32[H, W] >= 0, each pixel's weight (1 where
+      the warp is trusted; zero outside the image).
     """
 
     content: dict[str, jax.Array]

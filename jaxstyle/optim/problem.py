@@ -56,8 +56,9 @@ class Temporal(NamedTuple):
     """Ruder et al.'s temporal term of one video frame: weight x sum_k mask_k (x_k - target_k)^2
     (`losses.temporal_loss`).
 
-    target: f32[h, w, 3] the earlier output(s) warped into this frame, in [0, 1]. mask: f32[h, w] in
-    [0, 1], where the warp is trusted. Both any size (resized with the content at each scale).
+    target: f32[h, w, 3] the earlier output(s) warped into this frame, in [0, 1]. mask: f32[h, w] >= 0,
+    each pixel's weight (1 where one warp is trusted, 0 where none; several warps combined by
+    `video.temporal.one_target` add up). Both any size (resized with the content at each scale).
     weight: gamma, beside alpha and beta as they stand in `Settings`.
     """
 
@@ -86,8 +87,9 @@ def make_task(content: np.ndarray, style, settings: Settings = Settings(), *, ma
     if temporal is not None:
         temporal = Temporal(np.asarray(temporal.target, np.float32), np.asarray(temporal.mask, np.float32),
                             float(temporal.weight))
-        if temporal.target.ndim != 3 or temporal.mask.shape != temporal.target.shape[:2] or temporal.weight < 0:
-            raise JaxstyleError(f"a temporal term needs a target [h, w, 3], a mask [h, w] and a weight >= 0; got "
+        if (temporal.target.ndim != 3 or temporal.mask.shape != temporal.target.shape[:2] or temporal.weight < 0
+                or np.any(temporal.mask < 0)):
+            raise JaxstyleError(f"a temporal term needs a target [h, w, 3], a mask [h, w] >= 0 and a weight >= 0; got "
                                 f"{temporal.target.shape}, {temporal.mask.shape}, {temporal.weight}")
     return Task(np.asarray(content, np.float32), styles, settings, masks, init, temporal)
 
@@ -175,7 +177,7 @@ def prepare(task: Task, size: int) -> Prepared:
         target = image_io.resize(task.temporal.target, shape)
         if s.preserve_colors == "luminance":  # the image optimised is gray: its luminance
             target = np.repeat(color.to_yiq(target)[..., :1], 3, axis=-1)
-        temporal = (target, np.clip(_resize_mask(task.temporal.mask, shape), 0.0, 1.0))
+        temporal = (target, np.maximum(_resize_mask(task.temporal.mask, shape), 0.0))
     return Prepared(content, styles, masks, temporal)
 
 
