@@ -83,7 +83,7 @@ model: install weights photos photos-more photos-wide
 # The bundled model trained further for video (issue 27): every parameter, with the temporal term on
 # synthetic motion (--temporal-weight); the styles and photos of `make model`.
 STABLE_MODEL := models/paintings_stable.msgpack
-STABLE_ARGS ?= --size 128 --steps 600 --batch-size 4 --learning-rate 1e-3 --temporal-weight 1e5 --checkpoint-every 50
+STABLE_ARGS ?= --size 128 --steps 600 --batch-size 4 --learning-rate 1e-3 --temporal-weight 3e4 --checkpoint-every 50
 model-stable: install weights photos photos-more photos-wide
 	mkdir -p .photos/model && cp .photos/train/*.jpg .photos/more/*.jpg .photos/wide/lomiri_* .photos/wide/lxqt_* .photos/model/
 	$(VENV)/bin/jaxstyle train jaxstyle/data/starry_night.jpg jaxstyle/data/the_scream.jpg jaxstyle/data/shipwreck.jpg \
