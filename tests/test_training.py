@@ -150,8 +150,8 @@ def test_the_temporal_term_is_zero_for_the_identity_and_positive_for_a_painting_
                                      settings=settings, key=jax.random.key(1))
         weights = np.array([settings.content_weight, settings.style_weight, settings.tv_weight, 10.0])
         np.testing.assert_allclose(float(loss), float(np.dot(weights, terms[start])), rtol=1e-5)
-    # f = id commutes with any motion (up to float rounding of the identity network)
-    assert float(terms["identity"][3]) < 1e-8 < 1e-4 < float(terms["random"][3])
+    # f = id commutes with any motion (up to float rounding of the identity network: a sum over 2 x 32 x 32 px)
+    assert float(terms["identity"][3]) < 1e-5 < 1e-1 < float(terms["random"][3])
 
 
 def test_style_targets_are_grams_of_the_resized_style(tiny_params):

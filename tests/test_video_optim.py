@@ -11,6 +11,7 @@ from PIL import Image
 from video_clips import moving_frames, write_clip
 
 from jaxstyle import optim
+from jaxstyle.cli import video as cli_video
 from jaxstyle.io import video
 from jaxstyle.video import temporal
 
@@ -95,7 +96,7 @@ def test_with_no_steps_after_the_first_each_frame_is_the_previous_one_carried_by
         assert np.abs(after - moved)[INNER].mean() < 0.04 < np.abs(after - before)[INNER].mean()
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["steps_next"] == 0 and sidecar["settings"]["steps"] == 3 and sidecar["frames"] == [0, 4]
-    assert sidecar["temporal_weight"] == 1e3 and sidecar["long_term"] == [1]
+    assert sidecar["temporal_weight"] == cli_video.DEFAULT_TEMPORAL_WEIGHT and sidecar["long_term"] == [1]
     assert not (tmp_path / "out.mp4.frames").exists()
 
 
