@@ -185,7 +185,7 @@ CASES = [
     ("video: with --mask", "video clip.mp4 s.jpg -o out.mp4 --mask c.jpg:s.jpg", "not available for video"),
     ("video: size under conv5_1's", "video clip.mp4 s.jpg -o out.mp4 --size 16", "must be at least 32"),
     ("video: a long-term distance of 0", "video clip.mp4 s.jpg -o out.mp4 --long-term 0,1", "frame distances >= 1"),
-    ("video: a negative temporal weight", "video clip.mp4 s.jpg -o out.mp4 --temporal-weight -1", "at least 0"),
+    ("video: a negative temporal weight", "video clip.mp4 s.jpg -o out.mp4 --temporal-weight -1", "finite number >= 0"),
     ("frames too large to encode", "apply clip.mp4 --model fast.msgpack -o out.mp4 --size 200000", "cannot encode"),
     # weights
     ("convert over its source", "weights convert p.bin --output p.bin", "would overwrite the source"),

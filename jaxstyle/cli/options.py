@@ -24,22 +24,17 @@ from jaxstyle.nets.photos import EXTENSIONS
 EXIT_ERROR, EXIT_NON_FINITE, EXIT_INTERRUPTED = 2, 3, 130
 
 
-def at_least(minimum: int | float):
-    """An argparse type: an integer >= `minimum`, or a finite number when `minimum` is a float."""
-    kind = float if isinstance(minimum, float) else int
-
-    def parse(text: str):
+def at_least(minimum: int):
+    """An argparse type: an integer >= `minimum`."""
+    def parse(text: str) -> int:
         try:
-            value = kind(text)
+            value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'a number' if kind is float else 'an integer'}, "
-                                             f"got {text!r}") from None
-        if not abs(value) < float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
-    parse.__name__ = "number" if kind is float else "integer"
+    parse.__name__ = "integer"
     return parse
 
 

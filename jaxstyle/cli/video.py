@@ -22,7 +22,8 @@ import numpy as np
 
 from jaxstyle import optim, runtime
 from jaxstyle.cli import stylize as cli_stylize
-from jaxstyle.cli.options import add_cache_option, at_least, load_params, sidecar_outputs, step_bar, weights_file
+from jaxstyle.cli.options import (add_cache_option, at_least, load_params, number, sidecar_outputs, step_bar,
+                                  weights_file)
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import files, image_io, sidecars, video
 from jaxstyle.io.frames import FramesFolder
@@ -62,7 +63,7 @@ def add_video_parser(sub) -> None:
     p.add_argument("--steps-next", type=at_least(0), default=None, metavar="N",
                    help="optimisation steps of every frame after the first, which starts from the previous "
                         "output warped by the optical flow (default: --steps / 4)")
-    p.add_argument("--temporal-weight", type=at_least(0.0), default=DEFAULT_TEMPORAL_WEIGHT, metavar="GAMMA",
+    p.add_argument("--temporal-weight", type=number(0), default=DEFAULT_TEMPORAL_WEIGHT, metavar="GAMMA",
                    help="weight of Ruder et al.'s temporal loss, the summed squared distance to the earlier "
                         "output(s) carried along the flow where it is trusted, beside --content-weight and "
                         "--style-weight; "
