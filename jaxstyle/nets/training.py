@@ -181,8 +181,7 @@ def move(images: jax.Array, affine: jax.Array, margin: float = 2.0) -> tuple[jax
 def temporal_loss(moved_output: jax.Array, output_moved: jax.Array, inside: jax.Array) -> jax.Array:
     """Mean over the batch of sum_x inside(x) |a(x) - b(x)|^2, summed over pixels and channels like the
     content loss (and `losses.temporal_loss`): a, b f32[B, h, w, 3], inside f32[B, h, w]."""
-    squared = jnp.sum(jnp.square(moved_output - output_moved), axis=-1)
-    return jnp.mean(jnp.sum(inside * squared, axis=(1, 2)))
+    return jnp.mean(jax.vmap(losses.temporal_loss)(moved_output, output_moved, inside))
 
 
 def batch_loss(params, vgg_params, photos, style_ids, targets: StyleTargets, *,

@@ -118,7 +118,7 @@ class Result:
         failure = None if self.failure is None else self.failure[k]
         return dataclasses.replace(self, image=self.image[k], total=self.total[k], content=self.content[k],
                                    style=self.style[k], tv=self.tv[k], failure=failure,
-                                   temporal=np.asarray(self.temporal)[k] if np.ndim(self.temporal) else self.temporal)
+                                   temporal=self.temporal[k])
 
 
 class NonFiniteLoss(JaxstyleError):
