@@ -98,6 +98,7 @@ def jit(fn: Callable, **jit_kwargs) -> Callable:
 
     call._cache_size = top._cache_size  # tests check that a second call does not recompile
     call.lower = top.lower  # for memory_analysis of the compiled program
+    call.eval_shape = top.eval_shape
     return call
 
 

@@ -38,6 +38,36 @@ def test_reflect_conv_matches_direct_loop(kernel, stride, hw):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("kernel,r,hw,channels", [(9, 2, (11, 10), (16, 3)), (7, 2, (6, 13), (3, 5)),
+                                                   (9, 3, (10, 10), (4, 2)), (5, 4, (9, 7), (2, 3))])
+def test_space_to_depth_conv_is_the_plain_convolution(kernel, r, hw, channels):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((*hw, channels[0])).astype(np.float32)
+    k = rng.standard_normal((kernel, kernel, *channels)).astype(np.float32)
+    got = layers.space_to_depth_conv(jnp.asarray(np.pad(x, ((kernel // 2,) * 2, (kernel // 2,) * 2, (0, 0)),
+                                                       mode="reflect")), jnp.asarray(k), r)
+    np.testing.assert_allclose(got, np_reflect_conv(x, k, np.zeros(channels[1]), 1), rtol=1e-4, atol=1e-4)
+
+
+def test_a_generators_outer_convolutions_take_the_space_to_depth_path_on_the_cpu():
+    # The direct-loop tests above go through it: 9x9 from 3 channels, and 7x7/9x9 into 3 from 16 or fewer.
+    assert layers.space_to_depth_factor(9, 1, 3) == layers.space_to_depth_factor(7, 1, 16) == 2
+    assert layers.space_to_depth_factor(9, 1, 32) == layers.space_to_depth_factor(3, 1, 3) == 1
+    assert layers.space_to_depth_factor(9, 2, 3) == 1
+
+
+@pytest.mark.parametrize("features,kernel", [(3, 7), (3, 9)])
+def test_reflect_conv_into_three_channels_matches_direct_loop(features, kernel):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((9, 14, 8)).astype(np.float32)
+    conv = layers.ReflectConv(features, kernel)
+    params = jax.tree.map(lambda a: rng.standard_normal(a.shape).astype(np.float32), conv.init(jax.random.key(1), x))
+    got = conv.apply(params, x)
+    want = np_reflect_conv(x, np.asarray(params["params"]["Conv_0"]["kernel"]),
+                           np.asarray(params["params"]["Conv_0"]["bias"]), 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 def test_conditional_instance_norm_mixes_scales_and_shifts():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 5, 4)).astype(np.float32) * 3 + 1
@@ -100,7 +130,9 @@ def test_mix_is_the_network_with_interpolated_norm_parameters():
     assert np.abs(np.asarray(other) - np.asarray(mixed)).max() > 1e-3
 
 
-def test_flop_count_matches_xla_cost_analysis():
+def test_flop_count_matches_xla_cost_analysis(monkeypatch):
+    # The network's own multiply-adds: the space-to-depth path also multiplies its kernels' zero taps.
+    monkeypatch.setattr(layers, "space_to_depth_factor", lambda *_: 1)
     config = transform.NetworkConfig(width=8, residual_blocks=2)
     params = transform.init_params(config, jax.random.key(0))
     x = jnp.zeros((1, 64, 64, 3))

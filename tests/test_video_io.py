@@ -2,6 +2,9 @@
 48x32 written with PyAV in the test (tests/video_clips.py): the frames read back exactly from a lossless
 clip, the frame rate, size and count kept, the audio packets copied byte for byte, bad clips refused."""
 
+import itertools
+import threading
+import time
 from fractions import Fraction
 
 import av
@@ -10,7 +13,7 @@ import pytest
 from video_clips import audio_packets, moving_frames, write_clip, write_sound_only
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.io import video
+from jaxstyle.io import background, image_io, video
 from jaxstyle.io.frames import FramesFolder
 
 NTSC = Fraction(30000, 1001)
@@ -39,6 +42,60 @@ def test_frames_read_back_exactly_from_a_lossless_clip(clips):
         np.testing.assert_array_equal(image, pixels.astype(np.float32) / 255)
     [small] = video.read_frames(video.probe(clips["lossless"], frames=(0, 1)), size=24)
     assert small.shape == (16, 24, 3) == video.frame_shape(info, 24) + (3,)
+    # Resized from 8 bits at decode: within rounding of the float resize of the picture commands.
+    whole = image_io.resize_longest(clips["frames"][0].astype(np.float32) / 255, 24)
+    assert np.abs(small - whole).mean() < 1 / 255 and np.abs(small - whole).max() < 8 / 255
+
+
+def test_prefetch_keeps_the_order_raises_where_the_source_failed_and_stops_when_closed():
+    assert list(background.prefetch(iter(range(50)), ahead=3)) == list(range(50))
+
+    def failing():
+        yield from range(4)
+        raise OSError("disk gone")
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for item in background.prefetch(failing(), ahead=2):
+            got.append(item)
+    assert got == [0, 1, 2, 3]
+
+    produced = []
+
+    def endless():
+        for i in itertools.count():
+            produced.append(i)
+            yield i
+
+    before = threading.active_count()
+    items = background.prefetch(endless(), ahead=2)
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()
+    assert threading.active_count() == before and len(produced) <= 3 + 2 + 1
+
+
+def test_writer_writes_in_order_and_reports_a_failed_write():
+    written = []
+    with background.Writer(lambda i: (time.sleep(0.001 * (i % 3)), written.append(i))) as writer:
+        for i in range(20):
+            writer.submit(i)
+    assert written == list(range(20))
+
+    def write(i):
+        if i == 2:
+            raise OSError("no space left")
+        written.append(i)
+
+    written.clear()
+    with pytest.raises(OSError, match="no space left"):
+        with background.Writer(write) as writer:
+            for i in range(5):
+                writer.submit(i)
+    assert written == [0, 1] + [i for i in written[2:] if i > 2]  # the writes before the failure all done
+    with pytest.raises(KeyError):  # an error in the block itself is the one reported
+        with background.Writer(write) as writer:
+            writer.submit(2)
+            raise KeyError("painting failed")
 
 
 def test_written_video_keeps_rate_size_count_and_copies_the_audio(clips, tmp_path):

@@ -25,7 +25,7 @@ from jaxstyle.cli import stylize as cli_stylize
 from jaxstyle.cli.options import (add_cache_option, at_least, load_params, number, sidecar_outputs, step_bar,
                                   weights_file)
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.io import files, image_io, sidecars, video
+from jaxstyle.io import background, files, image_io, sidecars, video
 from jaxstyle.io.frames import FramesFolder
 from jaxstyle.video import temporal
 
@@ -188,24 +188,28 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
     folder.check()
     runtime.enable_compilation_cache(args.cache_dir)
     batch = min(args.batch_size, info.count)
-    shaped = np.broadcast_to(np.zeros(3, np.float32), (info.height, info.width, 3))  # the shape, no memory
-    check([shaped] * batch, size=size, batch_size=batch, tile=args.tile)
+    # The frames come resized by the decoder (`video.read_frames`), so the network gets them at their size.
+    shaped = np.broadcast_to(np.zeros(3, np.float32), (*video.frame_shape(info, size), 3))  # the shape, no memory
+    check([shaped] * batch, size=None, batch_size=batch, tile=args.tile)
 
     done = folder.open()
     if done:
         print(f"{command}: resuming at frame {done} of {info.count} ({folder.path})", file=sys.stderr)
     t0 = time.perf_counter()
     bar = None if args.quiet else step_bar(info.count, done, unit="frame")
+    frames = background.prefetch(video.read_frames(dataclasses.replace(info, start=info.start + done), size=size),
+                                 ahead=2 * batch)
     try:
-        frames = video.read_frames(dataclasses.replace(info, start=info.start + done))
-        for first in range(done, info.count, batch):
-            chunk = list(itertools.islice(frames, batch))
-            padded = chunk + chunk[-1:] * (batch - len(chunk))  # one shape, one compiled program
-            for index, image in enumerate(paint(padded, size=size, batch_size=batch, tile=args.tile)[:len(chunk)]):
-                folder.save(first + index, image)
-            if bar is not None:
-                bar.update(len(chunk))
+        with background.Writer(folder.save) as saving:
+            for first in range(done, info.count, batch):
+                chunk = list(itertools.islice(frames, batch))
+                padded = chunk + chunk[-1:] * (batch - len(chunk))  # one shape, one compiled program
+                for index, image in enumerate(paint(padded, size=None, batch_size=batch, tile=args.tile)[:len(chunk)]):
+                    saving.submit(first + index, image)
+                if bar is not None:
+                    bar.update(len(chunk))
     finally:
+        frames.close()
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0

@@ -73,7 +73,7 @@ class FramesFolder:
 
     def save(self, index: int, image: np.ndarray) -> None:
         """Writes frame `index` (f32[h, w, 3] in [0, 1]) atomically."""
-        image_io.save_image(self.frame_path(index), image)
+        image_io.save_image(self.frame_path(index), image, png_compression=1)  # read once, then removed
 
     def frames(self, count: int) -> Iterator[np.ndarray]:
         """Frames 0 .. count - 1 as f32[h, w, 3], read back in order."""

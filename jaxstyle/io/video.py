@@ -24,6 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io
@@ -150,7 +151,9 @@ def _reason(e: Exception) -> str:
 
 def read_frames(info: VideoInfo, *, size: int | None = None) -> Iterator[np.ndarray]:
     """Yields frames info.start .. info.stop - 1 as f32[h, w, 3] in [0, 1], in order; `size`: resized
-    so the longest side is `size` px first (`image_io.resize_longest`).
+    so the longest side is `size` px first (`frame_shape`), by Lanczos on the 8-bit frame after a box
+    reduction to within 2x of the size (Pillow's reducing_gap=2: 4x faster than `image_io.resize` from
+    720p, which resamples each channel in float; the two differ by ~0.4 of 8 bits on average).
 
     Raises:
       JaxstyleError: the clip ends before info.stop (its header promised more frames than decode).
@@ -164,11 +167,18 @@ def read_frames(info: VideoInfo, *, size: int | None = None) -> Iterator[np.ndar
             if index >= info.stop:
                 break
             if index >= info.start:
-                image = frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
-                yield image_io.resize_longest(image, size) if size else image
+                yield _frame_pixels(frame, frame_shape(info, size) if size else None)
     if index + 1 < info.stop:
         raise JaxstyleError(f"{info.path} decodes to {index + 1} frames, not the {info.frames} its header says; "
                             f"give --frames {info.start}:{index + 1} (or re-export the clip)")
+
+
+def _frame_pixels(frame, shape: tuple[int, int] | None) -> np.ndarray:
+    """A decoded frame as f32[h, w, 3] in [0, 1], resized to `shape` (h, w) if given and not its own."""
+    if shape is None or shape == (frame.height, frame.width):
+        return frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
+    image = frame.to_image().resize(shape[::-1], Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return np.asarray(image, np.float32) / 255.0
 
 
 def frame_shape(info: VideoInfo, size: int | None) -> tuple[int, int]:

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxstyle import color
+from jaxstyle import color, runtime
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io
 from jaxstyle.nets import layers, tiles, transform
@@ -32,21 +32,21 @@ __all__ = ["FastModel", "apply", "check_memory", "load_model", "style_weights", 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "data" / "paintings.msgpack"
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(runtime.jit, static_argnums=0)
 def _forward(config: transform.NetworkConfig, params, weights, strength, images):
     """f32[S] style weights, f32[] strength, f32[n, h, w, 3] -> f32[n, h, w, 3]: every image in the same style."""
     return transform.transform_batch(config, params, images, jnp.broadcast_to(weights, (len(images), len(weights))),
                                      strength)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(runtime.jit, static_argnums=0)
 def _thumbnail_stats(config: transform.NetworkConfig, params, weights, strength, image):
     """f32[S], f32[] (unused: the statistics come before the output), a thumbnail f32[h, w, 3] -> its
     instance-norm statistics (`transform.norm_stats`)."""
     return transform.norm_stats(config, params, image, weights)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(runtime.jit, static_argnums=0)
 def _forward_tiles(config: transform.NetworkConfig, params, weights, strength, stats, windows):
     """f32[S], f32[] strength, one image's statistics, its windows f32[n, h, w, 3] -> f32[n, h, w, 3]."""
     return jax.vmap(lambda x: transform.transform(config, params, x, weights, stats=stats, strength=strength))(windows)

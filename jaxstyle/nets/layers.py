@@ -62,6 +62,66 @@ def image_output(image: jax.Array, last: jax.Array, *, identity: bool, strength:
     return (1 - strength) * image + strength * nn.sigmoid(last)
 
 
+class _ConvParams(nn.Module):
+    """A convolution's parameters, under the names flax's `nn.Conv` gives them (so model files written
+    before `ReflectConv` computed its own convolution still load): kernel f32[k, k, Cin, C], bias f32[C]."""
+
+    shape: tuple[int, int, int, int]
+    zero_init: bool = False
+
+    @nn.compact
+    def __call__(self) -> tuple[jax.Array, jax.Array]:
+        init = nn.initializers.zeros if self.zero_init else nn.initializers.lecun_normal()
+        return self.param("kernel", init, self.shape), self.param("bias", nn.initializers.zeros, self.shape[-1:])
+
+
+def _conv(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+    """The valid convolution of f32[h, w, Cin] by f32[k, k, Cin, C]: f32[(h - k) // stride + 1, ..., C]."""
+    h, w = ((n - kernel.shape[0]) // stride + 1 for n in x.shape[:2])
+    # One extra zero row/column, cropped off again: XLA:CPU runs convolutions that have
+    # some padding 1.5-5x faster than unpadded ("VALID") ones (docs/fast_benchmarks.md).
+    y = jax.lax.conv_general_dilated(x[None], kernel, (stride, stride), ((0, 1), (0, 1)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
+    return y[:h, :w]
+
+
+def space_to_depth_kernel(kernel: jax.Array, r: int) -> jax.Array:
+    """The kernel f32[k, k, Cin, C] of a stride-1 convolution, as one over the image's r x r blocks:
+    f32[kk, kk, r * r * Cin, r * r * C], kk = ceil((k + r - 1) / r), channels ordered (row, column, channel)
+    within a block; block offsets that the k x k window does not reach are zero."""
+    k = kernel.shape[0]
+    kk = -(-(k + r - 1) // r)
+    # Tap of the output's block position p from the input's block U, position s: r U + s - p (+ r - 1 into
+    # the kernel padded by r - 1 zeros before and what kk blocks need after).
+    tap = (r * np.arange(kk)[:, None, None] + np.arange(r)[None, :, None] - np.arange(r)[None, None, :]) + r - 1
+    padded = jnp.pad(kernel, ((r - 1, r * kk - k),) * 2 + ((0, 0),) * 2)
+    blocks = padded[tap[:, :, :, None, None, None], tap[None, None, None]]  # [U, s, p, V, t, q, Cin, C]
+    cin, cout = kernel.shape[2:]
+    return blocks.transpose(0, 3, 1, 4, 6, 2, 5, 7).reshape(kk, kk, r * r * cin, r * r * cout)
+
+
+def space_to_depth_conv(x: jax.Array, kernel: jax.Array, r: int) -> jax.Array:
+    """`_conv(x, kernel)` (stride 1) computed on the image's r x r blocks as channels: the same sums in
+    another order. f32[h, w, Cin], f32[k, k, Cin, C] -> f32[h - k + 1, w - k + 1, C]."""
+    k, cout = kernel.shape[0], kernel.shape[-1]
+    h, w = (n - k + 1 for n in x.shape[:2])
+    kk = -(-(k + r - 1) // r)
+    ho, wo = -(-h // r), -(-w // r)
+    x = jnp.pad(x, ((0, r * (ho + kk - 1) - x.shape[0]), (0, r * (wo + kk - 1) - x.shape[1]), (0, 0)))
+    x = x.reshape(ho + kk - 1, r, wo + kk - 1, r, -1).transpose(0, 2, 1, 3, 4).reshape(ho + kk - 1, wo + kk - 1, -1)
+    y = _conv(x, space_to_depth_kernel(kernel, r))
+    return y.reshape(ho, wo, r, r, cout).transpose(0, 2, 1, 3, 4).reshape(ho * r, wo * r, cout)[:h, :w]
+
+
+def space_to_depth_factor(kernel: int, stride: int, in_channels: int) -> int:
+    """r for `space_to_depth_conv`, 1 for a plain convolution. On XLA:CPU's default kernels a large
+    window over few channels (a generator's first and last layers) runs 1.5-4x faster on 2 x 2 blocks
+    (docs/fast_benchmarks.md); with 32 or more input channels it is slower, and off the CPU unmeasured."""
+    if jax.default_backend() == "cpu" and stride == 1 and kernel >= 7 and in_channels <= 16:
+        return 2
+    return 1
+
+
 class ReflectConv(nn.Module):
     """k x k convolution with reflect padding (k // 2), optional stride. f32[h, w, Cin] -> [h', w', C]."""
 
@@ -76,13 +136,11 @@ class ReflectConv(nn.Module):
         # Reflect padding needs pad < side; tiny inputs fall back to edge replication.
         mode = "reflect" if min(x.shape[:2]) > pad else "edge"
         x = jnp.pad(x, ((pad, pad), (pad, pad), (0, 0)), mode=mode)
-        h, w = ((n - self.kernel) // self.stride + 1 for n in x.shape[:2])
-        # One extra zero row/column, cropped off again: XLA:CPU runs convolutions that have
-        # some padding 1.5-5x faster than unpadded ("VALID") ones (docs/fast_benchmarks.md).
-        init = dict(kernel_init=nn.initializers.zeros) if self.zero_init else {}
-        y = nn.Conv(self.features, (self.kernel, self.kernel), strides=self.stride,
-                    padding=((0, 1), (0, 1)), **init)(x)
-        return y[:h, :w]
+        kernel, bias = _ConvParams((self.kernel, self.kernel, x.shape[-1], self.features), self.zero_init,
+                                   name="Conv_0")()
+        r = space_to_depth_factor(self.kernel, self.stride, x.shape[-1])
+        y = space_to_depth_conv(x, kernel, r) if r > 1 else _conv(x, kernel, self.stride)
+        return y + bias[None, None, :]
 
 
 # The flax collection of every instance norm's statistics {"mean", "var"}: f32[1, 1, C] each. Applied with
@@ -243,11 +301,19 @@ def program_bytes(forward, args: tuple, batch: tuple[int, int, int]) -> int:
     return compiled_bytes(forward, *args, jax.ShapeDtypeStruct((*batch, 3), jnp.float32))
 
 
+_COMPILED_BYTES: dict[tuple, int] = {}
+
+
 def compiled_bytes(forward, *args) -> int:
     """XLA's peak for the jitted `forward(*args)` (arrays or `jax.ShapeDtypeStruct`s): arguments, outputs and
-    temporaries."""
-    stats = forward.lower(*args).compile().memory_analysis()
-    return stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+    temporaries. Kept per program and argument shapes: a video checks each batch of frames, and lowering
+    again costs ~30 ms a batch."""
+    leaves, tree = jax.tree.flatten(args)
+    key = (forward, tree, tuple((np.shape(x), str(x.dtype)) if hasattr(x, "dtype") else x for x in leaves))
+    if key not in _COMPILED_BYTES:
+        stats = forward.lower(*args).compile().memory_analysis()
+        _COMPILED_BYTES[key] = stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+    return _COMPILED_BYTES[key]
 
 
 def memory_bytes(forward, args: tuple, shapes: Sequence[tuple[int, int]], *, batch_size: int) -> int:

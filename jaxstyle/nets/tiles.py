@@ -135,7 +135,7 @@ def memory_bytes(stats_forward, tile_forward, args: tuple, shapes: Sequence[tupl
     hw = max(shapes, key=lambda shape: shape[0] * shape[1])
     thumb = jax.ShapeDtypeStruct((*thumbnail_shape(hw, thumbnail), 3), jnp.float32)
     window = jax.ShapeDtypeStruct((1, *window_shape(hw, tile=tile, halo=halo), 3), jnp.float32)
-    stats = jax.eval_shape(stats_forward, *args, thumb)
+    stats = stats_forward.eval_shape(*args, thumb)  # a jitted function: its static arguments stay static
     program = max(layers.compiled_bytes(stats_forward, *args, thumb),
                   layers.compiled_bytes(tile_forward, *args, stats, window))
     pixels = [h * w for h, w in shapes]

@@ -276,7 +276,7 @@ def make_train_step(settings: TrainSettings, config: transform.NetworkConfig, fi
         state = TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1)
         return state, jnp.concatenate([loss[None], terms])
 
-    return jax.jit(step, donate_argnums=0)
+    return runtime.jit(step, donate_argnums=0)
 
 
 def batch_size_for(settings: TrainSettings, devices: Sequence[jax.Device]) -> int:
