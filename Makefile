@@ -69,10 +69,12 @@ clips: .clips/.done
 	touch $@
 
 # The bundled three-painting network `jaxstyle apply` uses by default, shipped inside the package,
-# reproducibly (identity start; 66 min on 2 CPU cores shared with other runs): trained on the 43 photos of `photos`,
-# `photos-more` and `photos-wide`, never on the held-out ones. Its preview lands in models/ beside its loss curve.
+# reproducibly (identity start, width 8; 36 min on 2 CPU cores shared with other runs): trained on the 43 photos
+# of `photos`, `photos-more` and `photos-wide`, never on the held-out ones. Its preview lands in models/ beside
+# its loss curve. models/paintings_wide.msgpack is the same recipe at width 16 (the bundled model until
+# 2026-12-03: 2.4x slower, no better on the held-out photos; docs/fast_benchmarks.md, recipes-models).
 MODEL := jaxstyle/data/paintings.msgpack
-MODEL_ARGS ?= --size 128 --steps 3000 --batch-size 4 --learning-rate 2e-3 --start identity --checkpoint-every 100
+MODEL_ARGS ?= --size 128 --steps 3000 --batch-size 4 --learning-rate 2e-3 --start identity --width 8 --checkpoint-every 100
 model: install weights photos photos-more photos-wide
 	mkdir -p .photos/model && cp .photos/train/*.jpg .photos/more/*.jpg .photos/wide/lomiri_* .photos/wide/lxqt_* .photos/model/
 	$(VENV)/bin/jaxstyle train jaxstyle/data/starry_night.jpg jaxstyle/data/the_scream.jpg jaxstyle/data/shipwreck.jpg \
@@ -81,7 +83,8 @@ model: install weights photos photos-more photos-wide
 	mv jaxstyle/data/paintings_preview.png models/paintings_preview.png
 
 # The bundled model trained further for video (issue 27): every parameter, with the temporal term on
-# synthetic motion (--temporal-weight); the styles and photos of `make model`.
+# synthetic motion (--temporal-weight); the styles and photos of `make model` (7.4 min on 2 shared cores).
+# models/paintings_wide_stable.msgpack is the same tuning of models/paintings_wide.msgpack (19 min).
 STABLE_MODEL := models/paintings_stable.msgpack
 STABLE_ARGS ?= --size 128 --steps 600 --batch-size 4 --learning-rate 1e-3 --temporal-weight 3e4 --checkpoint-every 50
 model-stable: install weights photos photos-more photos-wide

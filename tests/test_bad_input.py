@@ -178,6 +178,8 @@ CASES = [
     ("a video to a folder", "apply clip.mp4 --model fast.msgpack -o emptydir", "give a video file name"),
     ("a video over itself", "apply clip.mp4 --model fast.msgpack -o clip.mp4", "would overwrite the input video"),
     ("--frames for a photo", "apply c.jpg --model fast.msgpack -o out.png --frames 0:2", "is for a video input"),
+    ("--smooth for a photo", "apply c.jpg --model fast.msgpack -o out.png --smooth 0.5", "is for a video input"),
+    ("--smooth of 1", "apply clip.mp4 --model fast.msgpack -o out.mp4 --smooth 1", "must be below 1"),
     ("a video among photos", "apply clip.mp4 c.jpg --model fast.msgpack -o emptydir", "give it alone"),
     ("a file where the frames go", "apply clip.mp4 --model fast.msgpack -o taken.mp4", "is a file"),
     ("video: not a video", "video notes.mp4 s.jpg -o out.mp4", "not a video FFmpeg can read"),

@@ -52,9 +52,10 @@ def test_apply_paints_each_frame_as_the_image_command_and_keeps_rate_and_audio(f
     assert not (tmp_path / "out.mp4.frames").exists()
 
 
-def test_a_killed_run_resumes_at_its_last_finished_frame(files, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("smooth", ["0", "0.5"])
+def test_a_killed_run_resumes_at_its_last_finished_frame(files, tmp_path, capsys, monkeypatch, smooth):
     argv = ["apply", files["clip"], "--model", files["dir"] / "fast.msgpack", "--batch-size", "3", "--size", "0",
-            "--quiet"]
+            "--quiet", "--smooth", smooth]
     whole = tmp_path / "whole.mp4"
     assert run_cli([*argv, "-o", whole], capsys)[0] == 0
     calls, real_apply = [], fast.apply

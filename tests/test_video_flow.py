@@ -76,3 +76,51 @@ def test_the_warping_error_is_the_mean_over_kept_pixels_of_the_squared_differenc
     outputs = [rng.random((32, 48, 3), dtype=np.float32) for _ in range(3)]
     expected = np.mean([np.mean(np.sum((outputs[t] - outputs[t - 1]) ** 2, axis=-1)) for t in (1, 2)])
     assert metrics.warping_error(outputs, [original] * 3) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_cut_between_unrelated_frames_is_left_out_of_the_mean(monkeypatch):
+    rng = np.random.default_rng(6)
+    scene = [f.astype(np.float32) / 255 for f in moving_frames(count=3, seed=7)]
+    cut = [*scene, *[f.astype(np.float32) / 255 for f in moving_frames(count=3, seed=8)]]
+    outputs = [np.clip(f + rng.normal(0, 0.03, f.shape), 0, 1).astype(np.float32) for f in cut]
+    mask = np.zeros((32, 48), np.float32)
+    mask[0, :10] = 1  # what the flow happens to match across a cut: 10 pixels of 1536, under 1%
+    real_mask = flow.consistency_mask
+    calls = []
+
+    def mask_with_a_cut(backward, forward):
+        calls.append(1)
+        return mask if len(calls) == 3 else real_mask(backward, forward)
+
+    monkeypatch.setattr(flow, "consistency_mask", mask_with_a_cut)
+    errors = list(metrics.frame_errors(outputs, cut))
+    assert np.isnan(errors[2]) and np.isfinite(errors).sum() == 4
+    calls.clear()
+    assert metrics.warping_error(outputs, cut) == pytest.approx(np.nanmean(errors))
+
+
+def test_smoothing_a_static_clip_is_the_running_blend_of_its_outputs():
+    from jaxstyle.video import temporal
+
+    still = [moving_frames(count=1, seed=3)[0].astype(np.float32) / 255] * 4
+    rng = np.random.default_rng(4)
+    outputs = [np.clip(still[0] + rng.normal(0, 0.05, still[0].shape), 0, 1).astype(np.float32) for _ in still]
+    got = list(temporal.smoothed(outputs, still, 0.6))
+    want = [outputs[0]]
+    for output in outputs[1:]:  # no motion: the flow is 0 and the mask keeps every pixel
+        want.append(output + 0.6 * (want[-1] - output))
+    np.testing.assert_allclose(np.stack(got), np.stack(want), atol=2.5 / 255)
+    assert np.abs(np.diff(np.stack(got), axis=0)).mean() < 0.6 * np.abs(np.diff(np.stack(outputs), axis=0)).mean()
+    np.testing.assert_array_equal(np.stack(list(temporal.smoothed(outputs, still, 0.0))),
+                                  np.round(np.stack(outputs) * 255) / 255)
+
+
+def test_smoothing_carries_moving_content_along_the_flow_so_it_leaves_no_ghost():
+    from jaxstyle.video import temporal
+
+    frames = [f.astype(np.float32) / 255 for f in moving_frames(count=6, seed=5)]
+    got = np.stack(list(temporal.smoothed(frames, frames, 0.5)))  # an identity network
+    plain = np.stack([frames[0]] + [f + 0.5 * (p - f) for p, f in zip(frames, frames[1:])])  # blend, no flow
+    inner = np.s_[:, 4:-4, 4:-4]  # the strip entering at the left edge has no earlier frame
+    ghost, kept = np.abs(plain - np.stack(frames))[inner].mean(), np.abs(got - np.stack(frames))[inner].mean()
+    assert kept < 0.25 * ghost and kept < 0.01, (kept, ghost)

@@ -210,3 +210,44 @@ def test_a_clip_that_decodes_to_fewer_frames_than_its_header_says_is_one_clear_e
     promised = dataclasses.replace(video.probe(clips["h264"]), frames=10, stop=10)  # the file holds 8
     with pytest.raises(JaxstyleError, match="decodes to 8 frames, not the 10"):
         list(video.read_frames(promised))
+
+
+def test_pipe_returns_the_consumers_result_and_discards_its_work_when_the_producer_fails():
+    got = []
+    with background.Pipe(got.extend, ahead=2) as pipe:
+        for i in range(10):
+            pipe.put(i)
+    assert got == list(range(10))  # all taken by the end of the block
+    pipe = background.Pipe(lambda items: sum(items), ahead=2)
+    for i in range(10):
+        pipe.put(i)
+    assert pipe.close() == 45
+
+    seen = []
+
+    def consume(items):
+        try:
+            for item in items:
+                seen.append(item)
+        except background.Aborted:
+            seen.append("aborted")
+            raise
+
+    with pytest.raises(KeyError):
+        with background.Pipe(consume) as pipe:
+            pipe.put(1)
+            raise KeyError("painting failed")
+    assert seen == [1, "aborted"]
+
+    def failing(items):
+        for item in items:
+            if item == 3:
+                raise OSError("disk full")
+
+    pipe = background.Pipe(failing, ahead=1)
+    with pytest.raises(OSError, match="disk full"):
+        for i in range(100):  # the producer is told at a later put, and never waits on a full queue forever
+            pipe.put(i)
+            time.sleep(0.001)
+    with pytest.raises(OSError, match="disk full"):
+        pipe.close()

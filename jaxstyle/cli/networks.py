@@ -75,6 +75,7 @@ def _add_apply_options(p, noun: str, size: str) -> None:
     p.add_argument("--quiet", action="store_true", help="print only the output paths and no progress bar")
     add_cache_option(p)
     cli_video.add_frames_option(p)  # a video input (.mp4 ...) is painted frame by frame into -o OUT.mp4
+    cli_video.add_smooth_option(p)
 
 
 def add_train_parser(sub) -> None:
@@ -404,7 +405,7 @@ def _apply(args: argparse.Namespace, inputs: Sequence[Path], *, command: str, la
     """Checks the inputs and outputs and `check(images, size=, batch_size=, tile=)` (memory), then creates the
     output folder, runs `paint(images, size=, batch_size=, tile=, progress=)` once and saves each result with its sidecar
     (`record`, the input, the cost). A single video input goes to `cli.video.apply_video`."""
-    if cli_video.is_video_input(inputs, args.frames):
+    if cli_video.is_video_input(inputs, args.frames, args.smooth):
         return cli_video.apply_video(args, inputs[0], command=command, check=check, paint=paint, record=record)
     paths = photo_files(inputs)
     outputs = _output_files(inputs, paths, args.output, label, args.model)

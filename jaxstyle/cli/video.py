@@ -40,15 +40,30 @@ def add_frames_option(parser) -> None:
                              "(A: or :B for open ends; default: all)")
 
 
-def is_video_input(inputs: Sequence[Path], frames: tuple | None = None) -> bool:
+def add_smooth_option(parser) -> None:
+    parser.add_argument("--smooth", type=_smooth_strength, default=0.0, metavar="S",
+                        help="for a video input: blend each frame with the previous result carried along the "
+                             "optical flow, where the flow is trusted, by S in [0, 1) (0.5 halves the flicker "
+                             "a frame adds; moving things leave no ghost); default: 0, each frame as painted")
+
+
+def _smooth_strength(text: str) -> float:
+    value = number(0)(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be below 1 (1 would repeat the first frame), got {text}")
+    return value
+
+
+def is_video_input(inputs: Sequence[Path], frames: tuple | None = None, smooth: float = 0.0) -> bool:
     """True when `inputs` is one video file (by its extension: `video.INPUT_EXTENSIONS`); a video among
-    several inputs, or --frames (`frames`) for images, is refused."""
+    several inputs, or --frames (`frames`) or --smooth for images, is refused."""
     videos = [p for p in inputs if video.is_video_path(p) and not Path(p).is_dir()]
     if videos and len(inputs) > 1:
         raise JaxstyleError(f"{videos[0]} is a video: give it alone (one video per run), not with other inputs")
-    if not videos and frames is not None:
-        raise JaxstyleError(f"--frames is for a video input ({', '.join(video.VIDEO_EXTENSIONS)}, ...); "
-                            f"{inputs[0]} is not one")
+    for option, given in (("--frames", frames is not None), ("--smooth", smooth > 0)):
+        if not videos and given:
+            raise JaxstyleError(f"{option} is for a video input ({', '.join(video.VIDEO_EXTENSIONS)}, ...); "
+                                f"{inputs[0]} is not one")
     return bool(videos)
 
 
@@ -159,7 +174,6 @@ def run_video(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
-    video.write_video(plan, folder.frames(info.count))
     sidecars.write_sidecar(plan.path, {**run, "inputs": {k: sidecars.file_record(v) for k, v in inputs.items()},
                                        "weights": sidecars.file_record(weights_path), "video": info.to_dict(),
                                        "codec": plan.codec, "audio_copied": plan.audio_from is not None,
@@ -181,7 +195,7 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
     _video_output(args.output)
     plan = video.plan_output(args.output, info, video.frame_shape(info, size))
     run = {**record, "command": command, "input": sidecars.file_record(source), "frames": [info.start, info.stop],
-           "size": args.size, "tile": args.tile}
+           "size": args.size, "tile": args.tile, "smooth": args.smooth}
     folder = FramesFolder(plan.path, run)
     files.check_outputs([*sidecar_outputs([plan.path]), ("the frames folder", folder.path)],
                         [("the input video", source), ("the model", args.model)])
@@ -193,19 +207,34 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
     check([shaped] * batch, size=None, batch_size=batch, tile=args.tile)
 
     done = folder.open()
+    previous = None  # (the last result, its frame) for --smooth
     if done:
         print(f"{command}: resuming at frame {done} of {info.count} ({folder.path})", file=sys.stderr)
+        if args.smooth:
+            [before] = video.read_frames(dataclasses.replace(info, start=info.start + done - 1,
+                                                             stop=info.start + done), size=size)
+            previous = (image_io.load_image(folder.frame_path(done - 1)), before)
     t0 = time.perf_counter()
     bar = None if args.quiet else step_bar(info.count, done, unit="frame")
     frames = background.prefetch(video.read_frames(dataclasses.replace(info, start=info.start + done), size=size),
                                  ahead=2 * batch)
     try:
-        with background.Writer(folder.save) as saving:
+        # The video is encoded as the frames come (in the frames folder until it is complete), and each
+        # frame is kept as a PNG there too, for a resumed run.
+        with background.Writer(folder.save) as saving, \
+                background.Pipe(lambda images: video.write_video(plan, images, scratch=folder.path)) as encoding:
+            for image in folder.frames(done):
+                encoding.put(image)
             for first in range(done, info.count, batch):
                 chunk = list(itertools.islice(frames, batch))
                 padded = chunk + chunk[-1:] * (batch - len(chunk))  # one shape, one compiled program
-                for index, image in enumerate(paint(padded, size=None, batch_size=batch, tile=args.tile)[:len(chunk)]):
+                painted = paint(padded, size=None, batch_size=batch, tile=args.tile)[:len(chunk)]
+                if args.smooth:
+                    painted = list(temporal.smoothed(painted, chunk, args.smooth, previous=previous))
+                    previous = (painted[-1], chunk[-1])
+                for index, image in enumerate(painted):
                     saving.submit(first + index, image)
+                    encoding.put(image)
                 if bar is not None:
                     bar.update(len(chunk))
     finally:
@@ -213,7 +242,6 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
-    video.write_video(plan, folder.frames(info.count))
     sidecars.write_sidecar(plan.path, {**run, "video": info.to_dict(), "codec": plan.codec,
                                        "audio_copied": plan.audio_from is not None, "resumed_at_frame": done,
                                        "seconds_painting_this_run": round(seconds, 3)})

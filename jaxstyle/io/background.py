@@ -1,5 +1,5 @@
-"""Work beside the main thread: decoding the next frames and writing finished ones while the network
-paints (decoders, Pillow and zlib release the GIL; XLA runs in its own threads).
+"""Work beside the main thread: decoding the next frames, writing finished ones and encoding the video
+while the network paints (decoders, encoders, Pillow and zlib release the GIL; XLA runs in its own threads).
 """
 
 from __future__ import annotations
@@ -81,3 +81,62 @@ class Writer:
             self.close()
         else:  # the error on its way out is the one to report; the writes made so far are kept
             self._pool.shutdown(wait=True)
+
+
+class Aborted(Exception):
+    """Raised inside a `Pipe`'s consumer when the producer gave up: its partial work is to be discarded."""
+
+
+_ABORT = object()
+
+
+class Pipe:
+    """`consume(items)` run in a background thread over the items `put` here, in order (up to `ahead`
+    waiting). `close` ends the items and returns what `consume` returned, or raises what it raised;
+    leaving the `with` block on an error makes the items raise `Aborted` inside `consume` instead."""
+
+    def __init__(self, consume: Callable[[Iterator], T], ahead: int = 16):
+        self._slots: queue.Queue = queue.Queue(maxsize=max(1, ahead))
+        self._result, self._error, self._ended = None, None, False
+        self._thread = threading.Thread(target=self._run, args=(consume,), daemon=True, name="jaxstyle-pipe")
+        self._thread.start()
+
+    def _run(self, consume) -> None:
+        try:
+            self._result = consume(self._items())
+        except BaseException as e:  # noqa: BLE001 - handed to the producer
+            self._error = e
+            while not self._ended:  # keep taking items, so that a producer waiting for a slot is never stuck
+                self._ended = self._slots.get() in (_END, _ABORT)
+
+    def _items(self) -> Iterator:
+        while True:
+            item = self._slots.get()
+            self._ended = item is _END or item is _ABORT
+            if item is _END:
+                return
+            if item is _ABORT:
+                raise Aborted
+            yield item
+
+    def put(self, item) -> None:
+        if self._error is not None:
+            raise self._error
+        self._slots.put(item)
+
+    def close(self):
+        self._slots.put(_END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def __enter__(self) -> Pipe:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._slots.put(_ABORT)
+            self._thread.join()

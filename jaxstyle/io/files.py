@@ -119,8 +119,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yields a new empty temporary file beside ``path`` to write; moves it onto ``path`` on success.
+def atomic_path(path: PathLike, *, folder: PathLike | None = None) -> Iterator[Path]:
+    """Yields a new empty temporary file beside ``path`` (or in ``folder``, on the same file system) to
+    write; moves it onto ``path`` on success.
 
     The temporary file is fsynced and ``os.replace``d onto ``path`` when the block ends
     without an error. On any error it is removed and an existing ``path`` is left
@@ -133,7 +134,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     path = check_output_path(path)
     if path.is_dir():
         raise JaxstyleError(f"Cannot write {path}: it is a folder; choose a file name.")
-    temp_path = _create_temp_file(path)
+    temp_path = _create_temp_file(path, Path(folder) if folder is not None else path.parent)
     try:
         yield temp_path
         fd = os.open(temp_path, os.O_RDONLY)
@@ -165,14 +166,14 @@ def atomic_write_text(path: PathLike, text: str, *, encoding: str = "utf-8") -> 
     return atomic_write_bytes(path, text.encode(encoding))
 
 
-def _create_temp_file(path: Path) -> Path:
-    """Creates a new, empty, hidden temporary file next to ``path``; returns its path.
+def _create_temp_file(path: Path, folder: Path) -> Path:
+    """Creates a new, empty, hidden temporary file for ``path`` in ``folder``; returns its path.
 
     Unlike ``tempfile``, which makes files private (0600), ``os.open`` with 0666 lets
     the umask decide, so the output gets normal permissions.
     """
     while True:
-        temp_path = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        temp_path = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
         try:
             os.close(os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:

@@ -280,11 +280,13 @@ def _empty_video(av, plan: OutputPlan, audio_from: VideoInfo | None) -> None:
                 source.close()
 
 
-def write_video(plan: OutputPlan, frames: Iterable[np.ndarray]) -> None:
+def write_video(plan: OutputPlan, frames: Iterable[np.ndarray], *, scratch: Path | None = None) -> None:
     """Encodes `frames` (f32[h, w, 3] in [0, 1], cropped to plan's even sides) at plan.rate into plan.path,
-    atomically, with the input's audio of the chosen frames' time span copied unchanged (`plan.audio_from`)."""
+    atomically, with the input's audio of the chosen frames' time span copied unchanged (`plan.audio_from`).
+    scratch: the folder of the file while it is written (default: beside the output), on the same file system;
+    an error while taking `frames` leaves nothing there."""
     av = _av()
-    with atomic_path(plan.path) as temp:
+    with atomic_path(plan.path, folder=scratch) as temp:
         source = av.open(str(plan.audio_from.path)) if plan.audio_from else None
         try:
             with av.open(str(temp), "w", format=plan.format) as out:

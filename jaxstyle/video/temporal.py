@@ -44,11 +44,41 @@ def warped_init(previous_output: np.ndarray, previous_content: np.ndarray, conte
     return np.clip(flows.warp(previous_output, backward), 0.0, 1.0)
 
 
-def flow_and_mask(content: np.ndarray, other_content: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def flow_and_mask(content: np.ndarray, other_content: np.ndarray, *,
+                  method: str = "dis-medium") -> tuple[np.ndarray, np.ndarray]:
     """(the flow from this frame to the other f32[h, w, 2], Ruder et al.'s mask of this frame f32[h, w]):
     the flows both ways between the two frames (f32[h, w, 3] in [0, 1] at the output's shape)."""
-    backward = flows.optical_flow(content, other_content)
-    return backward, flows.consistency_mask(backward, flows.optical_flow(other_content, content))
+    backward = flows.optical_flow(content, other_content, method=method)
+    return backward, flows.consistency_mask(backward, flows.optical_flow(other_content, content, method=method))
+
+
+# A network's frames are blended with a cheaper flow than the optimisation's (and than the warping error's
+# dis-medium, so the metric does not grade the blend with the very flow it was made with).
+SMOOTH_FLOW = "dis-fast"
+
+
+def smoothed(outputs: Iterable[np.ndarray], contents: Iterable[np.ndarray], strength: float, *,
+             previous: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[np.ndarray]:
+    """A network's frames made steadier: R_t = O_t + s c_t (warp(R_{t-1}) - O_t), each result rounded to
+    8 bits as saved (`as_saved`).
+
+    O_t the network's output for frame I_t, R_{t-1} the previous result carried along the flow from I_t to
+    I_{t-1} (`SMOOTH_FLOW`), c_t Ruder et al.'s mask (0 at disocclusions and motion boundaries, where O_t
+    is kept), s = `strength` in [0, 1) (0: the outputs as they are). Unlike a plain blend with the previous
+    frame, what moves is blended with itself, so moving things leave no ghost. All f32[h, w, 3] in [0, 1];
+    `previous`: (R_{t-1}, I_{t-1}) before the first output (a resumed run), else None.
+    """
+    if not 0.0 <= strength < 1.0:
+        raise ValueError(f"smoothing strength must be in [0, 1), got {strength}")
+    for output, content in zip(outputs, contents, strict=True):
+        result = output
+        if previous is not None and strength > 0:
+            backward, mask = flow_and_mask(content, previous[1], method=SMOOTH_FLOW)
+            carried = np.clip(flows.warp(previous[0], backward), 0.0, 1.0)
+            result = output + (strength * mask)[..., None] * (carried - output)
+        result = as_saved(result)
+        previous = (result, content)
+        yield result
 
 
 def warped_with_mask(earlier_output: np.ndarray, earlier_content: np.ndarray,
