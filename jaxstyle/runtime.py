@@ -106,7 +106,8 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> None:
     """Keeps compiled programs on disk so a new process skips the compile (per canvas shape)."""
     path = path or os.environ.get("JAX_COMPILATION_CACHE_DIR") or Path.home() / ".cache" / "jaxstyle" / "jit"
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    # 0.25 s, not JAX's 1 s: a network's program compiles in ~0.7 s, a third of a short clip's run.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.25)
 
 
 def round_up(count: int, devices: int) -> int:
