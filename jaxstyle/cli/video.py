@@ -174,6 +174,7 @@ def run_video(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
+    video.write_video(plan, folder.frames(info.count))
     sidecars.write_sidecar(plan.path, {**run, "inputs": {k: sidecars.file_record(v) for k, v in inputs.items()},
                                        "weights": sidecars.file_record(weights_path), "video": info.to_dict(),
                                        "codec": plan.codec, "audio_copied": plan.audio_from is not None,
