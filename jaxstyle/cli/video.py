@@ -222,7 +222,8 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
     try:
         # The video is encoded as the frames come (in the frames folder until it is complete), and each
         # frame is kept as a PNG there too, for a resumed run.
-        with background.Writer(folder.save) as saving, \
+        # On an error both stop: the frames saved so far stay, the partial video is removed.
+        with background.Pipe(folder.save_all) as saving, \
                 background.Pipe(lambda images: video.write_video(plan, images, scratch=folder.path)) as encoding:
             for image in folder.frames(done):
                 encoding.put(image)
@@ -234,7 +235,7 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
                     painted = list(temporal.smoothed(painted, chunk, args.smooth, previous=previous))
                     previous = (painted[-1], chunk[-1])
                 for index, image in enumerate(painted):
-                    saving.submit(first + index, image)
+                    saving.put((first + index, image))
                     encoding.put(image)
                 if bar is not None:
                     bar.update(len(chunk))

@@ -1,10 +1,9 @@
-"""Work beside the main thread: decoding the next frames, writing finished ones and encoding the video
-while the network paints (decoders, encoders, Pillow and zlib release the GIL; XLA runs in its own threads).
+"""Work beside the main thread: decoding the next frames (`prefetch`), writing finished ones and encoding
+the video (`Pipe`) while the network paints (decoders, encoders, Pillow and zlib release the GIL; XLA runs in its own threads).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -48,39 +47,6 @@ def prefetch(items: Iterable[T], ahead: int) -> Iterator[T]:
                 slots.get(timeout=0.05)
             except queue.Empty:
                 pass
-
-
-class Writer:
-    """Runs `write(*args)` calls one at a time, in order, in a background thread. `close` (or leaving
-    the `with` block) waits for them all and raises the first error any of them raised."""
-
-    def __init__(self, write: Callable[..., object]):
-        self._write = write
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxstyle-writer")
-        self._pending: list[concurrent.futures.Future] = []
-
-    def submit(self, *args) -> None:
-        for f in self._pending:
-            if f.done() and f.exception() is not None:
-                f.result()  # an earlier write failed: stop here
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(self._pool.submit(self._write, *args))
-
-    def close(self) -> None:
-        try:
-            for f in self._pending:
-                f.result()
-        finally:
-            self._pool.shutdown(wait=True)
-
-    def __enter__(self) -> Writer:
-        return self
-
-    def __exit__(self, kind, *exc) -> None:
-        if kind is None:
-            self.close()
-        else:  # the error on its way out is the one to report; the writes made so far are kept
-            self._pool.shutdown(wait=True)
 
 
 class Aborted(Exception):

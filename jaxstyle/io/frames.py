@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,11 @@ class FramesFolder:
     def save(self, index: int, image: np.ndarray) -> None:
         """Writes frame `index` (f32[h, w, 3] in [0, 1]) atomically."""
         image_io.save_image(self.frame_path(index), image, png_compression=1)  # read once, then removed
+
+    def save_all(self, frames: Iterable[tuple[int, np.ndarray]]) -> None:
+        """`save`s each (index, image) in turn (a `background.Pipe`'s consumer)."""
+        for index, image in frames:
+            self.save(index, image)
 
     def frames(self, count: int) -> Iterator[np.ndarray]:
         """Frames 0 .. count - 1 as f32[h, w, 3], read back in order."""
