@@ -74,6 +74,120 @@ def test_prefetch_keeps_the_order_raises_where_the_source_failed_and_stops_when_
     assert threading.active_count() == before and len(produced) <= 3 + 2 + 1
 
 
+def test_written_video_keeps_rate_size_count_and_copies_the_audio(clips, tmp_path):
+    info = video.probe(clips["lossless"])
+    plan = video.plan_output(tmp_path / "out.mp4", info, (32, 48))
+    assert plan.codec == "libx264" and plan.audio_from is not None
+    video.write_video(plan, [f.astype(np.float32) / 255 for f in clips["frames"]])
+    out = video.probe(plan.path)
+    assert (out.width, out.height, out.frames, out.rate, out.audio) == (48, 32, 8, NTSC, "aac")
+    back = np.stack(list(video.read_frames(out)))
+    source = np.stack(clips["frames"]).astype(np.float32)
+    luma = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601: 4:2:0 keeps it at full resolution
+    assert np.abs(back @ luma * 255 - source @ luma).mean() < 3  # H.264 at CRF 18: the brightness kept,
+    assert np.abs(back.mean((1, 2)) * 255 - source.mean((1, 2))).max() < 3  # the colours on average (4:2:0)
+    assert audio_packets(plan.path) == audio_packets(clips["lossless"])  # remuxed, not re-encoded
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_range_keeps_the_audio_of_its_time_span(clips, tmp_path):
+    info = video.probe(clips["h264"], frames=(2, 6))  # 0.08 s to 0.24 s
+    plan = video.plan_output(tmp_path / "part.mkv", info, (32, 48))
+    video.write_video(plan, [np.zeros((32, 48, 3), np.float32)] * 4)
+    with av.open(str(plan.path)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        audio = c.streams.audio[0]
+        starts = [p.pts * audio.time_base for p in c.demux(audio) if p.size]
+    assert video.probe(plan.path).frames == 4
+    assert 0 <= min(starts) < 0.03 and 0.1 < max(starts) < 0.16  # packets of 1024 samples at 44.1 kHz: 23 ms
+
+
+def test_odd_sides_are_cropped_to_even_and_webm_drops_aac_audio(clips, tmp_path, capsys):
+    info = video.probe(clips["h264"])
+    plan = video.plan_output(tmp_path / "odd.webm", info, (31, 47))
+    assert (plan.height, plan.width, plan.codec, plan.audio_from) == (30, 46, "libvpx-vp9", None)
+    assert "without sound" in capsys.readouterr().err
+    video.write_video(plan, [np.full((31, 47, 3), 0.5, np.float32)] * 3)
+    out = video.probe(plan.path)
+    assert (out.width, out.height, out.frames, out.audio) == (46, 30, 3, None)
+
+
+@pytest.mark.parametrize("name, make, message", [
+    ("notes.mp4", lambda p: p.write_text("not a video"), "not a video FFmpeg can read"),
+    ("empty.mp4", lambda p: p.write_bytes(b""), "is empty"),
+    ("sound.mp4", write_sound_only, "holds no video stream (only audio)"),
+    ("zero.mp4", lambda p: write_clip(p, []), "zero-length"),
+    ("zero.mkv", lambda p: write_clip(p, [], lossless=True), "zero-length"),
+    ("nope.mp4", lambda p: None, "does not exist"),
+])
+def test_bad_clips_are_refused_by_the_probe(tmp_path, name, make, message):
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(JaxstyleError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        video.probe(path)
+
+
+def test_frames_outside_the_clip_and_unwritable_outputs_are_refused(clips, tmp_path):
+    with pytest.raises(JaxstyleError, match="outside the clip"):
+        video.probe(clips["h264"], frames=(5, 9))
+    with pytest.raises(JaxstyleError, match="outside the clip"):
+        video.probe(clips["h264"], frames=(8, None))
+    info = video.probe(clips["h264"])
+    for name, message in [("out.gif", "cannot hold libx264"), ("out.png", "not a video container"),
+                          ("out.xyz", "not a video container"), ("missing/out.mp4", "does not exist")]:
+        with pytest.raises(JaxstyleError, match=message):
+            video.plan_output(tmp_path / name, info, (32, 48))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text, expected", [("2:5", (2, 5)), ("3:", (3, None)), (":4", (0, 4))])
+def test_parse_frames(text, expected):
+    assert video.parse_frames(text) == expected
+
+
+@pytest.mark.parametrize("text", ["5", "5:5", "-1:3", "a:b", "6:2"])
+def test_parse_frames_refuses(text):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        video.parse_frames(text)
+
+
+def test_frames_folder_resumes_its_own_run_and_restarts_another(tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    folder = FramesFolder(out, {"input": "abc", "frames": (0, 4)})
+    assert folder.open() == 0 and folder.path == tmp_path / "out.mp4.frames"
+    image = np.linspace(0, 1, 8 * 6 * 3, dtype=np.float32).reshape(8, 6, 3)
+    for index in range(3):
+        folder.save(index, image)
+    assert FramesFolder(out, {"input": "abc", "frames": [0, 4]}).open() == 3  # tuples read back as lists
+    [back] = FramesFolder(out, {"input": "abc", "frames": [0, 4]}).frames(1)
+    np.testing.assert_array_equal(back, np.rint(image * 255) / 255)
+    other = FramesFolder(out, {"input": "def", "frames": [0, 4]})
+    assert other.open() == 0 and "starting over" in capsys.readouterr().err
+    assert sorted(p.name for p in other.path.iterdir()) == ["state.json"]
+    other.remove()
+    assert not other.path.exists()
+
+
+def test_a_frames_folder_it_did_not_write_is_refused(tmp_path):
+    (tmp_path / "out.mp4.frames").mkdir()
+    (tmp_path / "out.mp4.frames" / "mine.txt").write_text("keep")
+    with pytest.raises(JaxstyleError, match="did not write"):
+        FramesFolder(tmp_path / "out.mp4", {}).check()
+    (tmp_path / "b.mp4.frames").write_text("a file")
+    with pytest.raises(JaxstyleError, match="is a file"):
+        FramesFolder(tmp_path / "b.mp4", {}).check()
+
+
+def test_a_clip_that_decodes_to_fewer_frames_than_its_header_says_is_one_clear_error(clips):
+    import dataclasses
+
+    promised = dataclasses.replace(video.probe(clips["h264"]), frames=10, stop=10)  # the file holds 8
+    with pytest.raises(JaxstyleError, match="decodes to 8 frames, not the 10"):
+        list(video.read_frames(promised))
+
+
 def test_pipe_returns_the_consumers_result_and_discards_its_work_when_the_producer_fails():
     got = []
     with background.Pipe(got.extend, ahead=2) as pipe:
