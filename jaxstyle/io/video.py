@@ -175,9 +175,10 @@ def read_frames(info: VideoInfo, *, size: int | None = None) -> Iterator[np.ndar
 
 def _frame_pixels(frame, shape: tuple[int, int] | None) -> np.ndarray:
     """A decoded frame as f32[h, w, 3] in [0, 1], resized to `shape` (h, w) if given and not its own."""
+    # One thread for the colour conversion, as in `write_video`: FFmpeg's threaded swscale is not repeatable here.
     if shape is None or shape == (frame.height, frame.width):
-        return frame.to_ndarray(format="rgb24").astype(np.float32) / 255.0
-    image = frame.to_image().resize(shape[::-1], Image.Resampling.LANCZOS, reducing_gap=2.0)
+        return frame.to_ndarray(format="rgb24", threads=1).astype(np.float32) / 255.0
+    image = frame.to_image(threads=1).resize(shape[::-1], Image.Resampling.LANCZOS, reducing_gap=2.0)
     return np.asarray(image, np.float32) / 255.0
 
 
@@ -293,7 +294,10 @@ def write_video(plan: OutputPlan, frames: Iterable[np.ndarray], *, scratch: Path
                 stream, audio = _open_streams(av, out, plan, source)
                 for index, image in enumerate(frames):
                     pixels = image_io.to_uint8(image[:plan.height, :plan.width])
-                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+                    # Converted here in one thread: PyAV's own conversion in the encoder uses FFmpeg's threaded
+                    # swscale, with which the same frames encoded differently about one run in four.
+                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24").reformat(
+                        format="yuv420p", threads=1)
                     frame.pts = index
                     out.mux(stream.encode(frame))
                 out.mux(stream.encode(None))
