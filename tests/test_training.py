@@ -121,39 +121,6 @@ def test_batch_loss_is_the_mean_of_each_images_paper_loss(tiny_params):
     assert terms.shape == (4,) and terms[3] == 0  # no temporal term at temporal_weight 0
 
 
-def test_balanced_styles_pull_unchanged_crops_as_hard_as_the_farthest_style(tiny_params):
-    settings = training.TrainSettings(size=32, style_size=40, start="identity", **SHALLOW)
-    rng = np.random.default_rng(5)
-    # a noisy style far from the crops, and a smooth grey one near them
-    styles = [rng.random((30, 40, 3)).astype(np.float32), np.full((40, 36, 3), 0.5, np.float32)]
-    targets = training.style_targets(tiny_params, styles, settings)
-    crops = np.clip(0.5 + 0.1 * rng.standard_normal((3, 32, 32, 3)), 0, 1).astype(np.float32)
-
-    @jax.jit
-    def style_loss(crop, grams):  # one image's style loss as `jaxstyle stylize` computes it
-        p = vgg.features(tiny_params, crop, layers=settings.content_layers)
-        return losses.total_loss(tiny_params, crop, losses.Targets(p, grams, np.ones(1, np.float32)),
-                                 losses.LossWeights(0.0, 1.0, 0.0),
-                                 content_layer_weights=losses.equal_weights(settings.content_layers),
-                                 style_layer_weights=losses.equal_weights(settings.style_layers))[0]
-
-    want = [np.mean([float(style_loss(c, {n: g[s][None] for n, g in targets.grams.items()})) for c in crops])
-            for s in range(2)]
-    measured = training.photo_style_losses(tiny_params, targets, crops, settings)
-    np.testing.assert_allclose(measured, want, rtol=1e-4)
-    assert want[0] > 2 * want[1]
-    balanced = training.balance(targets, measured)
-    np.testing.assert_allclose(balanced.weights, [1.0, want[0] / want[1]], rtol=1e-4)
-    # the identity network leaves the crops unchanged: their weighted style term is the same for both styles
-    config = settings.network_config(2)
-    params = transform.init_params(config, jax.random.key(0))
-    loss_fn = jax.jit(training.batch_loss, static_argnames=("config", "settings"))
-    terms = [loss_fn(params, tiny_params, crops, np.full(3, s, np.int32), balanced, config=config,
-                     settings=settings)[1][1] for s in range(2)]
-    np.testing.assert_allclose(terms, [want[0], want[0]], rtol=1e-3)
-    with pytest.raises(JaxstyleError, match="cannot balance"):
-        training.balance(targets, np.array([1.0, 0.0]))
-
 def test_a_whole_pixel_shift_moves_the_image_and_keeps_only_pixels_from_inside():
     rng = np.random.default_rng(3)
     images = rng.random((2, 20, 24, 3)).astype(np.float32)
@@ -214,16 +181,6 @@ def test_training_lowers_the_loss(tiny_params, photo_dir):
     last = np.mean([h["total"] for h in result.history[-3:]])
     assert last < 0.8 * first
     assert result.steps == 25 and result.model.styles == ("starry",)
-    assert result.style_weights == (1.0,)
-
-
-def test_training_two_balanced_styles_weighs_the_nearer_one_up_and_keeps_the_farther_at_beta(tiny_params, photo_dir):
-    starry = np.asarray(Image.open(DATA / "starry_night.jpg").resize((48, 30)), np.float32) / 255
-    grey = np.full((30, 48, 3), 0.5, np.float32)
-    settings = _tiny_settings(style_balance="photos").replace(steps=2)
-    result = training.train(tiny_params, [starry, grey], PhotoFolder(photo_dir, size=32), settings,
-                            style_names=["starry", "grey"])
-    assert min(result.style_weights) == 1.0 < max(result.style_weights)
 
 
 def test_checkpoint_round_trip_and_stale_or_damaged_checkpoint_starts_afresh(tmp_path):

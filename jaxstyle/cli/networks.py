@@ -45,8 +45,6 @@ _TRAIN_HELP = {
     "start": "random: the paper's; identity: the output is the photo plus a learnt residual, zero at the start",
     "residual_blocks": "residual blocks (Johnson et al.: 5)",
     "seed": "seed of the initial parameters and of every crop",
-    "style_balance": "none: every style at beta; photos: each style's loss weighed by how far the training "
-                     "photos are from it, so that several styles are learnt at a like strength",
     "temporal_weight": "gamma: stability on video, trained on each crop moved by a small random shift, zoom "
                        "and rotation (0: none); see docs/video.md",
     "motion": "px: the largest shift of that motion (its zoom and rotation scale with it)",

@@ -11,12 +11,6 @@ the local devices (data parallel), the network's params and VGG-19 replicated. A
 holds several styles at once for a multi-style network (image k of step t paints style
 (t * batch + k) mod S).
 
-Several styles at one beta pull unequally: a painting far from photos (a large style loss of the
-unchanged photo) dominates the shared convolutions, and the others stay faint (issue 26: The Scream and
-the Shipwreck at style ratio 0.8-0.9 beside Starry Night's 0.3). `style_balance="photos"` weighs style
-s's loss by w_s = max_k L_k / L_s, where L_s is the mean style loss of unchanged training crops
-against style s: each painting is pushed as hard, relative to the photo, as the farthest one.
-
 Stability on video (`temporal_weight` gamma > 0; no video data needed): each photo x is also moved by
 a random small affine motion m (a shift of up to `motion` px, a zoom and a rotation of up to
 motion / size; `random_motion`), which gives a second frame m(x) with a known flow, and
@@ -75,8 +69,6 @@ class TrainSettings:
     # random: the papers' start (the default until identity is measured against it, issue 26);
     # identity: the network starts as the identity, a zero residual on the photo.
     start: str = setting("random", choices=("random", "identity"))
-    # none: every style's loss at beta; photos: weighed by w_s (module doc), measured on 16 crops
-    style_balance: str = setting("none", choices=("none", "photos"))
     temporal_weight: float = setting(0.0, min=0)  # gamma of the synthetic-motion consistency (0: none)
     motion: float = setting(4.0, min=0)  # px: the largest shift of the synthetic motion (see the module doc)
     seed: int = setting(0, min=0, max=SEED_MAX)
@@ -113,15 +105,12 @@ class TrainState(NamedTuple):
 
 
 LOSS_NAMES = ("total", "content", "style", "tv", "temporal")
-BALANCE_CROPS = 16  # crops measured for `balance`
 
 
 class StyleTargets(NamedTuple):
-    """grams: Gram matrices of every style, {layer: f32[S, N, N]}, rescaled to a crop's positions.
-    weights: f32[S], each style's weight on its style loss relative to beta (`balance`)."""
+    """Gram matrices of every style, {layer: f32[S, N, N]}, rescaled to a crop's positions."""
 
     grams: dict[str, jax.Array]
-    weights: jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +120,6 @@ class TrainResult:
     losses: dict[str, float]  # means over the last `runs.FINAL_WINDOW` steps (one batch is noisy)
     seconds: float
     history: list[dict]
-    style_weights: tuple[float, ...]  # each trained style's weight relative to beta (`balance`)
 
 
 def style_targets(vgg_params: Mapping, styles: Sequence[np.ndarray], settings: TrainSettings) -> StyleTargets:
@@ -141,37 +129,11 @@ def style_targets(vgg_params: Mapping, styles: Sequence[np.ndarray], settings: T
         image = jnp.asarray(image_io.resize_longest(np.asarray(style), settings.style_size))
         per_style.append(losses.style_grams(vgg_params, image, (settings.size, settings.size),
                                             style_layers=settings.style_layers))
-    return StyleTargets({name: jnp.stack([g[name] for g in per_style]) for name in settings.style_layers},
-                        jnp.ones(len(styles), jnp.float32))
-
-
-def photo_style_losses(vgg_params: Mapping, targets: StyleTargets, crops: np.ndarray,
-                       settings: TrainSettings) -> np.ndarray:
-    """f64[S]: the mean unweighted style loss of unchanged crops f32[B, h, w, 3] against each style."""
-    one_style = _photo_style_loss(settings)
-    return np.array([float(one_style(vgg_params, jnp.asarray(crops), s, targets))
-                     for s in range(targets.weights.shape[0])], np.float64)
-
-
-@functools.lru_cache(maxsize=8)
-def _photo_style_loss(settings: TrainSettings) -> Callable:
-    def mean_loss(vgg_params, crops, style_id, targets):
-        return jnp.mean(jax.vmap(lambda c: _image_loss(vgg_params, c, c, style_id, targets, settings)[1])(crops))
-
-    return runtime.jit(mean_loss)
-
-
-def balance(targets: StyleTargets, photo_losses: np.ndarray) -> StyleTargets:
-    """`targets` with weights w_s = max_k L_k / L_s for photo_losses L f[S] (`photo_style_losses`)."""
-    losses_ = np.asarray(photo_losses, np.float64)
-    if not np.all(np.isfinite(losses_)) or np.any(losses_ <= 0):
-        raise JaxstyleError(f"cannot balance the styles: the photos' style losses are {losses_.tolist()}")
-    return targets._replace(weights=jnp.asarray(losses_.max() / losses_, jnp.float32))
+    return StyleTargets({name: jnp.stack([g[name] for g in per_style]) for name in settings.style_layers})
 
 
 def _image_loss(vgg_params, output, photo, style_id, targets: StyleTargets, settings: TrainSettings):
-    """(content, style, tv) of one painted crop f32[h, w, 3] against its photo; the style term
-    weighed by the style's `targets.weights` (1 unless balanced), the others unweighted."""
+    """Unweighted (content, style, tv) of one painted crop f32[h, w, 3] against its photo."""
     content_w = losses.equal_weights(settings.content_layers)
     style_w = losses.equal_weights(settings.style_layers)
     p = vgg.features(vgg_params, photo, layers=settings.content_layers)
@@ -180,7 +142,7 @@ def _image_loss(vgg_params, output, photo, style_id, targets: StyleTargets, sett
                        blend=jnp.ones(1, jnp.float32))
     parts = losses.loss_parts(vgg_params, output, t, content_layer_weights=content_w,
                               style_layer_weights=style_w)
-    return jnp.stack([parts.content, parts.style * targets.weights[style_id], parts.tv])
+    return jnp.stack([parts.content, parts.style, parts.tv])
 
 
 def random_motion(key: jax.Array, batch: int, size: int, motion: float) -> jax.Array:
@@ -371,10 +333,7 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
     batch = batch_size_for(settings, devices)
 
     vgg_params = jax.device_put(vgg_params, replicated)
-    targets = style_targets(vgg_params, styles, settings)
-    if settings.style_balance == "photos" and len(styles) > 1:
-        targets = balance(targets, photo_style_losses(vgg_params, targets, photos.batch(0, BALANCE_CROPS), settings))
-    targets = jax.device_put(targets, replicated)
+    targets = jax.device_put(style_targets(vgg_params, styles, settings), replicated)
     state = resume if resume is not None else init_state(settings, len(styles), base, tune)
     step_fn = make_train_step(settings, config, first_style)
     start = int(state.step)
@@ -387,8 +346,7 @@ def train(vgg_params: Mapping, styles: Sequence[np.ndarray], photos: PhotoFolder
     params = jax.tree.map(np.asarray, state.params)
     model = model_file.FastModel(config, (*(base.styles if base else ()), *style_names), params)
     return TrainResult(model=model, steps=int(state.step), losses=runs.final_losses(history, LOSS_NAMES),
-                       seconds=time.perf_counter() - t0, history=history,
-                       style_weights=tuple(float(w) for w in np.asarray(targets.weights)))
+                       seconds=time.perf_counter() - t0, history=history)
 
 
 def write_sidecar(model_path: Path, *, settings: TrainSettings, result: TrainResult,
@@ -405,7 +363,6 @@ def write_sidecar(model_path: Path, *, settings: TrainSettings, result: TrainRes
         "photos": {"folder": str(photos.folder), "files": len(photos.files), "skipped": photos.skipped},
         "steps": result.steps,
         "final_losses": result.losses,
-        "style_weights": list(result.style_weights),
         "final_losses_window": runs.FINAL_WINDOW,
         "seconds": round(result.seconds, 1),
         "devices": devices,
