@@ -287,7 +287,7 @@ def _program(model: model_file.CycleGANModel, direction: str):
     """(the jitted generator pass, its arguments before the images) for `direction`."""
     if direction not in ("a2b", "b2a"):
         raise JaxstyleError(f"--direction must be a2b or b2a, got {direction!r}")
-    params = jax.tree.map(jnp.asarray, model.params["g_ab" if direction == "a2b" else "g_ba"])
+    params = jax.device_put(model.params["g_ab" if direction == "a2b" else "g_ba"])
     return _generate, (model.config, params)
 
 

@@ -56,7 +56,7 @@ def _program(model: FastModel, style_index: int | None, mix: Sequence[float] | N
     """(the jitted forward pass, its arguments before the images)."""
     if not 0.0 <= strength <= 1.0:
         raise JaxstyleError(f"strength must be in [0, 1] (0: the photo, 1: the full style), got {strength}")
-    params = jax.tree.map(jnp.asarray, model.params)
+    params = jax.device_put(model.params)  # not jnp.asarray: that compiles a conversion per shape, ~0.2 s at first
     return _forward, (model.config, params, style_weights(model, style_index=style_index, mix=mix),
                       np.float32(strength))
 
