@@ -154,6 +154,23 @@ def test_the_temporal_term_is_zero_for_the_identity_and_positive_for_a_painting_
     assert float(terms["identity"][3]) < 1e-5 < 1e-1 < float(terms["random"][3])
 
 
+def test_motion_noise_costs_the_identity_network_its_variance_over_the_kept_pixels(tiny_params):
+    # f = id, no motion: f(m(x) + n) - m(f(x)) = n, so the term is E sum |n|^2 = s^2 x 3 channels x the
+    # pixels 2 px or more inside (28 x 28 of a 32 px crop); photos in [0.3, 0.7], so no noise is clipped.
+    s = 0.02
+    settings = training.TrainSettings(size=32, style_size=40, temporal_weight=1.0, motion=0.0, motion_noise=s,
+                                      start="identity", **SHALLOW)
+    rng = np.random.default_rng(5)
+    targets = training.style_targets(tiny_params, [rng.random((30, 40, 3)).astype(np.float32)], settings)
+    photos = (0.3 + 0.4 * rng.random((4, 32, 32, 3))).astype(np.float32)
+    config = settings.network_config(1)
+    params = transform.init_params(config, jax.random.key(0))
+    _, terms = jax.jit(training.batch_loss, static_argnames=("config", "settings"))(
+        params, tiny_params, photos, np.zeros(4, np.int32), targets, config=config, settings=settings,
+        key=jax.random.key(1))
+    np.testing.assert_allclose(float(terms[3]), s**2 * 3 * 28 * 28, rtol=0.1)
+
+
 def test_style_targets_are_grams_of_the_resized_style(tiny_params):
     settings = training.TrainSettings(size=32, style_size=48)
     style = np.random.default_rng(1).random((24, 48, 3)).astype(np.float32)  # resized to 24x48 -> 24 x 48

@@ -48,6 +48,7 @@ _TRAIN_HELP = {
     "temporal_weight": "gamma: stability on video, trained on each crop moved by a small random shift, zoom "
                        "and rotation (0: none); see docs/video.md",
     "motion": "px: the largest shift of that motion (its zoom and rotation scale with it)",
+    "motion_noise": "std of Gaussian noise added to the moved crop as well (pixels in [0, 1]; 0: none)",
 }
 
 

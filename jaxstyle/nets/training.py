@@ -16,6 +16,8 @@ a random small affine motion m (a shift of up to `motion` px, a zoom and a rotat
 motion / size; `random_motion`), which gives a second frame m(x) with a known flow, and
 L_temporal = sum over the pixels m keeps inside the crop of |f(m(x)) - m(f(x))|^2 (a sum, like the
 content loss and `losses.temporal_loss`): the network must paint a moved photo as the moved painting.
+With `motion_noise` s > 0 the moved photo also gets Gaussian noise of std s, as a real clip's next
+frame differs by sensor and codec noise too (Gupta et al. 2017 train for stability against noise).
 This is the consistency loss of Huang et al. (2017) and ReCoNet (2018) with synthetic motion in place
 of the flow of real clips.
 
@@ -75,6 +77,9 @@ class TrainSettings:
     start: str = setting("identity", choices=("random", "identity"))
     temporal_weight: float = setting(0.0, min=0)  # gamma of the synthetic-motion consistency (0: none)
     motion: float = setting(4.0, min=0)  # px: the largest shift of the synthetic motion (see the module doc)
+    # Std of Gaussian noise on the moved photo (pixels in [0, 1]): a real clip's next frame also differs by
+    # sensor and codec noise, which synthetic motion alone does not teach the network to ignore.
+    motion_noise: float = setting(0.0, min=0, max=1)
     seed: int = setting(0, min=0, max=SEED_MAX)
 
     def __post_init__(self):
@@ -205,6 +210,9 @@ def batch_loss(params, vgg_params, photos, style_ids, targets: StyleTargets, *,
     if settings.temporal_weight > 0:
         affine = random_motion(key, photos.shape[0], photos.shape[1], settings.motion)
         moved_photos, inside = move(photos, affine)
+        if settings.motion_noise > 0:  # its own key: the motion stays the same with or without noise
+            noise = jax.random.normal(jax.random.fold_in(key, 1), moved_photos.shape, moved_photos.dtype)
+            moved_photos = jnp.clip(moved_photos + settings.motion_noise * noise, 0.0, 1.0)
         moved_outputs, _ = move(outputs, affine)
         temporal = temporal_loss(transform.transform_batch(config, params, moved_photos, one_hot), moved_outputs,
                                  inside)
