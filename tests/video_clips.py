@@ -65,7 +65,7 @@ def record_encoded(monkeypatch) -> dict[str, list[np.ndarray]]:
 
     A resume test compares these exactly, and the decoded files only within the codec's loss: in a
     process that has run JAX, x264 now and then encodes the same frames (identical RGB and YUV input, one
-    encoder thread too) into other bytes, about 1 run in 20 under load on this 48x32 clip."""
+    encoder thread too) into other bytes, about 1 run in 5 to 20 under load on this 48x32 clip."""
     from jaxstyle.io import image_io, video
 
     encoded, real = {}, video.write_video
