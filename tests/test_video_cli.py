@@ -8,13 +8,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 from conftest import DATA, REPO, run_cli, save_tiny_models
-from video_clips import audio_packets, moving_frames, record_encoded, write_clip
+from video_clips import audio_packets, luma_close, moving_frames, record_encoded, write_clip
 
 from jaxstyle.io import image_io, video
 from jaxstyle.nets import cyclegan, fast, model_file
 
 RATE = Fraction(30000, 1001)
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601: what 4:2:0 H.264 keeps at full resolution
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +23,6 @@ def files(tmp_path_factory):
     save_tiny_models(d)
     return {"dir": d, "frames": [f.astype(np.float32) / 255 for f in frames],
             "clip": write_clip(d / "clip.mkv", frames, rate=RATE, audio=True, lossless=True)}
-
-
-def _luma_close(video_frames, expected):
-    """Each decoded frame is its expected frame within the codec's loss (a random network's output is
-    noise-like: about 0.02 mean luma error, as x264 gives it on its own), and nearer it than any other (order)."""
-    assert len(video_frames) == len(expected) and video_frames[0].shape == expected[0].shape
-    errors = np.array([[np.abs(got @ LUMA - want @ LUMA).mean() for want in expected] for got in video_frames])
-    assert (np.diag(errors) < 0.03).all(), errors
-    assert (np.argmin(errors, axis=1) == np.arange(len(errors))).all(), errors
 
 
 def test_apply_paints_each_frame_as_the_image_command_and_keeps_rate_and_audio(files, tmp_path, capsys):
@@ -45,7 +35,7 @@ def test_apply_paints_each_frame_as_the_image_command_and_keeps_rate_and_audio(f
     assert (info.frames, info.rate, info.width, info.height, info.audio) == (6, RATE, 48, 32, "aac")
     model = fast.load_model(files["dir"] / "fast.msgpack")
     expected = fast.apply(model, files["frames"][1:7], style_index=1)  # the image command's path, one by one
-    _luma_close(list(video.read_frames(info)), expected)
+    luma_close(list(video.read_frames(info)), expected)
     assert set(audio_packets(out)) <= set(audio_packets(files["clip"]))  # copied, not re-encoded
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["frames"] == [1, 7] and sidecar["audio_copied"] and sidecar["style_weights"] == [0.0, 1.0]
@@ -78,7 +68,7 @@ def test_a_killed_run_resumes_at_its_last_finished_frame(files, tmp_path, capsys
     assert code == 0 and "resuming at frame 3 of 8" in stderr, stderr
     # What the resumed run handed to the encoder is exactly the whole run's; the files, within x264's loss.
     np.testing.assert_array_equal(np.stack(encoded["out.mp4"]), np.stack(encoded["whole.mp4"]))
-    _luma_close(*(list(video.read_frames(video.probe(p))) for p in (out, whole)))
+    luma_close(*(list(video.read_frames(video.probe(p))) for p in (out, whole)))
     assert not kept.exists() and json.loads(out.with_suffix(".json").read_text())["resumed_at_frame"] == 3
 
 
@@ -98,7 +88,7 @@ def test_cyclegan_apply_translates_a_clip_at_a_size(files, tmp_path, capsys):
     info = video.probe(out)
     assert (info.frames, info.width, info.height, info.audio) == (8, 24, 16, "aac")
     model = model_file.load_cyclegan(files["dir"] / "gan.msgpack")
-    _luma_close(list(video.read_frames(info)), cyclegan.apply(model, files["frames"], direction="b2a", size=24))
+    luma_close(list(video.read_frames(info)), cyclegan.apply(model, files["frames"], direction="b2a", size=24))
     assert json.loads(out.with_suffix(".json").read_text())["direction"] == "b2a"
 
 
