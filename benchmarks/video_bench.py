@@ -16,7 +16,7 @@ Networks (default), per clip, frames resized to --size px on the long side, one 
   image) on --style-frames frames spread over the range; and each with `--smooth S` (`temporal.smoothed`:
   blended with the previous result along a dis-fast flow; scored, as everything, with dis-medium);
 - `jaxstyle apply CLIP --model M -o OUT.mp4` end to end on the whole clip, for each model (start-up,
-  compilation, decode, paint, PNG frames, encode): frames/s of the process;
+  compilation, decode, paint, frames kept for a resume, encode): frames/s of the process;
 - styletransfer-lite (.venv-bench): its `video` command on the whole clip at the same size (built-in
   style --stl-style; frames/s of the process, start-up included) plain and with `--smooth 0.5`, and
   each frame as an image with `stylize --style-image` (the model's painting, no smoothing).
@@ -24,6 +24,13 @@ Networks (default), per clip, frames resized to --size px on the long side, one 
 --only long: the same end to end on bigbuckbunny.mp4 looped --long-loops times (1320 frames, a film's
 length rather than 5 s: the start-up weighs less), the bundled and stable models against
 styletransfer-lite's `video`, alternating, --long-runs times each.
+
+--only clips: the same end to end on each clip as it is (a few seconds, where the start-up weighs most),
+the bundled model against styletransfer-lite's `video`, alternating, --long-runs times each, with the
+median of the runs' ratios.
+
+--only encode: x264 presets and CRFs on the bundled model's painted frames of each clip: seconds, bytes
+and the luma PSNR of the decoded file (why `video.write_video` uses "veryfast" at CRF 17).
 
 --only flow: each optical flow of `flow.METHODS` on the clips' original frames: ms per frame pair and
 the input's own warping error with it (a better flow explains more of the motion: a lower error)
@@ -180,8 +187,6 @@ def long_section(args) -> int:
     from jaxstyle.io import video
 
     clip = args.clips / "bigbuckbunny.mp4"
-    models = args.model or default_models()[:2]
-    named = lambda p: p.relative_to(ROOT) if p.is_relative_to(ROOT) else p  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         looped = looped_clip(clip, args.long_loops, Path(tmp, "looped.mp4"))
         info = video.probe(looped)
@@ -190,16 +195,81 @@ def long_section(args) -> int:
         print()
         print("| method | frames/s (each run) | median frames/s |")
         print("|---|---|---|")
-        runs: dict[str, list[float]] = {}
-        for _ in range(args.long_runs):
-            for path in models:
-                runs.setdefault(f"`jaxstyle apply --model {named(path)}`", []).append(
-                    cli_frames_per_s(looped, path, None, args.size))
-            if stl_has_video() and not args.no_stl:
-                runs.setdefault(f"styletransfer-lite `video -s {args.stl_style}`", []).append(
-                    stl_video(looped, dataclasses.replace(info, stop=1), args.size, args.stl_style, 0.0)[1])
-        for method, fps in runs.items():
+        for method, fps in alternating_runs(looped, args.model or default_models()[:2], args).items():
             print(f"| {method} | {' / '.join(f'{v:.1f}' for v in fps)} | {np.median(fps):.1f} |")
+    return 0
+
+
+def clips_section(args) -> int:
+    """End to end on each clip as it is (a few seconds: the start-up weighs), `jaxstyle apply` with the
+    bundled model against styletransfer-lite's `video`, alternately, --long-runs times each: median
+    frames/s of the process and the median of the runs' ratios."""
+    from jaxstyle.io import video
+
+    print(f"# End to end on each clip, painted at {args.size} px; {args.long_runs} runs each, alternating")
+    print()
+    print("| clip | frames | jaxstyle apply, frames/s (each run) | styletransfer-lite `video`, frames/s | "
+          "median ratio |")
+    print("|---|---|---|---|---|")
+    for name in CLIPS:
+        clip = args.clips / name
+        ours, stl = alternating_runs(clip, (args.model or default_models())[:1], args).values()
+        ratio = np.median(np.asarray(ours) / np.asarray(stl))
+        print(f"| {name} | {video.probe(clip).frames} | {' / '.join(f'{v:.1f}' for v in ours)} | "
+              f"{' / '.join(f'{v:.1f}' for v in stl)} | {ratio:.2f}x |")
+    return 0
+
+
+def alternating_runs(clip: Path, models: list[Path], args) -> dict[str, list[float]]:
+    """{method: frames/s of each run}: `jaxstyle apply` with each model, then styletransfer-lite's
+    `video` (when installed), in turn, --long-runs rounds."""
+    from jaxstyle.io import video
+
+    named = lambda p: p.relative_to(ROOT) if p.is_relative_to(ROOT) else p  # noqa: E731
+    info = video.probe(clip)
+    runs: dict[str, list[float]] = {}
+    for _ in range(args.long_runs):
+        for path in models:
+            runs.setdefault(f"`jaxstyle apply --model {named(path)}`", []).append(
+                cli_frames_per_s(clip, path, None, args.size))
+        if stl_has_video() and not args.no_stl:
+            runs.setdefault(f"styletransfer-lite `video -s {args.stl_style}`", []).append(
+                stl_video(clip, dataclasses.replace(info, stop=1), args.size, args.stl_style, 0.0)[1])
+    return runs
+
+
+def encode_section(args) -> int:
+    """x264 presets and CRFs on the bundled model's frames of each clip at --size: seconds to encode
+    (`video.write_video`, median of 3), file size, and the luma PSNR of the decoded file against the frames."""
+    from jaxstyle.io import image_io, video
+    from jaxstyle.nets import fast
+
+    model = fast.load_model((args.model or default_models())[0])
+    print(f"# x264 on the painted frames of each clip at {args.size} px (`video.write_video`, median of 3)")
+    print()
+    print("| clip | preset | CRF | seconds | bytes | luma PSNR (dB) |")
+    print("|---|---|---|---|---|---|")
+    luma = lambda x: x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in CLIPS:
+            info = video.probe(args.clips / name)
+            painted = fast.apply(model, list(video.read_frames(info, size=args.size)))
+            plan = video.plan_output(Path(tmp, "out.mp4"), info, painted[0].shape[:2])
+            frames = np.stack([image_io.to_uint8(p)[:plan.height, :plan.width] for p in painted]).astype(np.float64)
+            chosen = dict(video._ENCODER_OPTIONS["libx264"])
+            for preset, crf in [("medium", "18"), ("fast", "18"), ("faster", "18"), ("veryfast", "18"),
+                                ("veryfast", "17")]:
+                video._ENCODER_OPTIONS["libx264"].update(preset=preset, crf=crf)
+                seconds = []
+                for _ in range(3):
+                    t = time.perf_counter()
+                    video.write_video(plan, painted)
+                    seconds.append(time.perf_counter() - t)
+                back = np.stack([image_io.to_uint8(f) for f in video.read_frames(video.probe(plan.path))])
+                mse = np.mean((luma(frames) - luma(back.astype(np.float64))) ** 2)
+                print(f"| {name} | {preset} | {crf} | {np.median(seconds):.3f} | {plan.path.stat().st_size} | "
+                      f"{10 * np.log10(255 ** 2 / mse):.2f} |")
+            video._ENCODER_OPTIONS["libx264"].update(chosen)
     return 0
 
 
@@ -216,9 +286,9 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", default=None, metavar="A:B", help="frames A to B-1 of each clip (default: all)")
     parser.add_argument("--style-frames", type=int, default=3, help="frames the style ratio is taken on")
     parser.add_argument("--no-stl", action="store_true", help="leave styletransfer-lite out")
-    parser.add_argument("--only", choices=("network", "flow", "optim", "long"), default="network")
+    parser.add_argument("--only", choices=("network", "flow", "optim", "long", "clips", "encode"), default="network")
     parser.add_argument("--long-loops", type=int, default=10, help="long: times bigbuckbunny.mp4 is played")
-    parser.add_argument("--long-runs", type=int, default=3, help="long: runs of each method")
+    parser.add_argument("--long-runs", type=int, default=3, help="long, clips: runs of each method")
     parser.add_argument("--optim-frames", default="0:10", metavar="A:B")
     parser.add_argument("--optim-size", type=int, default=256)
     parser.add_argument("--optim-steps", type=int, default=80, help="steps of a frame from scratch (the default's)")
@@ -233,6 +303,10 @@ def main(argv=None) -> int:
         return optim_section(args)
     if args.only == "long":
         return long_section(args)
+    if args.only == "clips":
+        return clips_section(args)
+    if args.only == "encode":
+        return encode_section(args)
 
     from jaxstyle.io import image_io, video
     from jaxstyle.nets import fast

@@ -61,7 +61,7 @@ def test_a_killed_run_resumes_at_its_last_finished_frame(files, tmp_path, capsys
     code, _, stderr = run_cli([*argv, "-o", out], capsys)
     assert code == 130, stderr
     kept = tmp_path / "out.mp4.frames"
-    assert sorted(p.name for p in kept.iterdir()) == ["frame_000000.png", "frame_000001.png", "frame_000002.png",
+    assert sorted(p.name for p in kept.iterdir()) == ["frame_000000.npy", "frame_000001.npy", "frame_000002.npy",
                                                       "state.json"] and not out.exists()
     monkeypatch.setattr(fast, "apply", real_apply)
     code, _, stderr = run_cli([*argv, "-o", out], capsys)

@@ -2,6 +2,7 @@
 48x32 written with PyAV in the test (tests/video_clips.py): the frames read back exactly from a lossless
 clip, the frame rate, size and count kept, the audio packets copied byte for byte, bad clips refused."""
 
+import json
 import itertools
 import threading
 import time
@@ -69,9 +70,44 @@ def test_prefetch_keeps_the_order_raises_where_the_source_failed_and_stops_when_
 
     before = threading.active_count()
     items = background.prefetch(endless(), ahead=2)
+    deadline = time.monotonic() + 10
+    while len(produced) < 2 and time.monotonic() < deadline:  # it starts at once, before the first next()
+        time.sleep(0.01)
+    assert len(produced) >= 2
     assert [next(items) for _ in range(3)] == [0, 1, 2]
     items.close()
     assert threading.active_count() == before and len(produced) <= 3 + 2 + 1
+    with background.prefetch(endless(), ahead=2) as unused:  # closed unread: the thread stops too
+        pass
+    assert threading.active_count() == before and list(unused) == []
+
+
+def test_map_ahead_keeps_the_order_runs_calls_together_and_raises_where_one_failed():
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_square(x):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02 * (x % 3))  # later calls can finish first
+        with lock:
+            running[0] -= 1
+        if x == 7:
+            raise ValueError("seven")
+        return x * x
+
+    assert list(background.map_ahead(slow_square, range(7))) == [x * x for x in range(7)] and most[0] == 2
+    got = []
+    with pytest.raises(ValueError, match="seven"):
+        for y in background.map_ahead(slow_square, range(20)):
+            got.append(y)
+    assert got == [x * x for x in range(7)]
+    started = []
+    squares = background.map_ahead(lambda x: started.append(x) or x, itertools.count())
+    assert [next(squares) for _ in range(3)] == [0, 1, 2]
+    squares.close()
+    assert len(started) <= 3 + 2
 
 
 def test_written_video_keeps_rate_size_count_and_copies_the_audio(clips, tmp_path):
@@ -168,6 +204,26 @@ def test_frames_folder_resumes_its_own_run_and_restarts_another(tmp_path, capsys
     assert sorted(p.name for p in other.path.iterdir()) == ["state.json"]
     other.remove()
     assert not other.path.exists()
+
+
+def test_a_frames_folder_of_png_frames_from_an_older_version_starts_over(tmp_path, capsys):
+    out, record = tmp_path / "out.mp4", {"input": "abc", "frames": [0, 4]}
+    (tmp_path / "out.mp4.frames").mkdir()
+    (tmp_path / "out.mp4.frames" / "state.json").write_text(json.dumps(record))
+    (tmp_path / "out.mp4.frames" / "frame_000000.png").write_bytes(b"an old frame")
+    assert FramesFolder(out, record).open() == 0 and "starting over" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out.mp4.frames").iterdir()) == ["state.json"]
+
+
+def test_a_frame_file_that_is_not_an_8_bit_frame_is_one_clear_error_and_no_pickle_is_loaded(tmp_path):
+    folder = FramesFolder(tmp_path / "out.mp4", {})
+    folder.open()
+    np.save(folder.frame_path(0), np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(folder.frame_path(1), np.zeros((4, 4, 3), np.float32))
+    folder.frame_path(2).write_bytes(b"\x93NUMPY truncated")
+    for index, message in [(0, "cannot be read"), (1, "not a frame"), (2, "cannot be read")]:
+        with pytest.raises(JaxstyleError, match=message):
+            folder.load(index)
 
 
 def test_a_frames_folder_it_did_not_write_is_refused(tmp_path):

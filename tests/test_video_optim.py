@@ -129,8 +129,8 @@ def test_a_killed_video_run_resumes_at_its_last_finished_frame(inputs, tmp_path,
 
     monkeypatch.setattr(optim, "solve", killed_at_the_third_frame)
     assert run_cli(argv(out), capsys)[0] == 130
-    assert sorted(p.name for p in (tmp_path / "out.mp4.frames").glob("frame_*")) == ["frame_000000.png",
-                                                                                    "frame_000001.png"]
+    assert sorted(p.name for p in (tmp_path / "out.mp4.frames").glob("frame_*")) == ["frame_000000.npy",
+                                                                                    "frame_000001.npy"]
     monkeypatch.setattr(optim, "solve", real_solve)
     code, _, stderr = run_cli(argv(out), capsys)
     assert code == 0, stderr

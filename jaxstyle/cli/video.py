@@ -10,6 +10,7 @@ write the video with the input's frame rate and audio, and its sidecar OUT.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import itertools
 import sys
@@ -153,7 +154,7 @@ def run_video(args: argparse.Namespace) -> int:
         print(f"jaxstyle video: resuming at frame {done} of {info.count} ({folder.path})", file=sys.stderr)
         back = min(done, max(args.long_term))
         before = video.read_frames(dataclasses.replace(info, start=info.start + done - back, stop=info.start + done))
-        history = [(image_io.resize(frame, shape), image_io.load_image(folder.frame_path(index)))
+        history = [(image_io.resize(frame, shape), folder.load(index))
                    for index, frame in zip(range(done - back, done), before)]
     t0, losses = time.perf_counter(), []
     bar = None if args.quiet else step_bar(info.count, done, unit="frame")
@@ -203,34 +204,46 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
     folder.check()
     runtime.enable_compilation_cache(args.cache_dir)
     batch = min(args.batch_size, info.count)
-    # The frames come resized by the decoder (`video.read_frames`), so the network gets them at their size.
-    shaped = np.broadcast_to(np.zeros(3, np.float32), (*video.frame_shape(info, size), 3))  # the shape, no memory
-    check([shaped] * batch, size=None, batch_size=batch, tile=args.tile)
-
-    done = folder.open()
-    previous = None  # (the last result, its frame) for --smooth
-    if done:
-        print(f"{command}: resuming at frame {done} of {info.count} ({folder.path})", file=sys.stderr)
-        if args.smooth:
-            [before] = video.read_frames(dataclasses.replace(info, start=info.start + done - 1,
-                                                             stop=info.start + done), size=size)
-            previous = (image_io.load_image(folder.frame_path(done - 1)), before)
-    t0 = time.perf_counter()
-    bar = None if args.quiet else step_bar(info.count, done, unit="frame")
+    shape = video.frame_shape(info, size)  # resized by the decoder (`video.read_frames`), painted as they come
+    done = folder.finished()
+    # Decoding starts now, on the core that tracing and compiling leave idle: up to ~128 MB of frames ahead.
+    ahead = max(2 * batch, min(256, 2**27 // (shape[0] * shape[1] * 12)))
     frames = background.prefetch(video.read_frames(dataclasses.replace(info, start=info.start + done), size=size),
-                                 ahead=2 * batch)
+                                 ahead=ahead)
+    bar = None
     try:
+        check([np.broadcast_to(np.zeros(3, np.float32), (*shape, 3))] * batch,  # the shape, no memory
+              size=None, batch_size=batch, tile=args.tile)
+        if folder.open() != done:
+            raise JaxstyleError(f"{folder.path} changed while this run started; is another run writing it?")
+        previous = None  # (the last result, its frame) for --smooth
+        if done:
+            print(f"{command}: resuming at frame {done} of {info.count} ({folder.path})", file=sys.stderr)
+            if args.smooth:
+                [before] = video.read_frames(dataclasses.replace(info, start=info.start + done - 1,
+                                                                 stop=info.start + done), size=size)
+                previous = (folder.load(done - 1), before)
+
+        def chunks():  # (the first frame's index, the frames), batch by batch
+            for first in range(done, info.count, batch):
+                yield first, list(itertools.islice(frames, batch))
+
+        def paint_chunk(item):
+            first, chunk = item
+            padded = chunk + chunk[-1:] * (batch - len(chunk))  # one shape, one compiled program
+            return first, chunk, paint(padded, size=None, batch_size=batch, tile=args.tile)[:len(chunk)]
+
+        t0 = time.perf_counter()
+        bar = None if args.quiet else step_bar(info.count, done, unit="frame")
         # The video is encoded as the frames come (in the frames folder until it is complete), and each
-        # frame is kept as a PNG there too, for a resumed run.
+        # frame is kept there too (`FramesFolder`), for a resumed run.
         # On an error both stop: the frames saved so far stay, the partial video is removed.
-        with background.Pipe(folder.save_all) as saving, \
+        painting = background.map_ahead(paint_chunk, chunks())
+        with contextlib.closing(painting), background.Pipe(folder.save_all) as saving, \
                 background.Pipe(lambda images: video.write_video(plan, images, scratch=folder.path)) as encoding:
             for image in folder.frames(done):
                 encoding.put(image)
-            for first in range(done, info.count, batch):
-                chunk = list(itertools.islice(frames, batch))
-                padded = chunk + chunk[-1:] * (batch - len(chunk))  # one shape, one compiled program
-                painted = paint(padded, size=None, batch_size=batch, tile=args.tile)[:len(chunk)]
+            for first, chunk, painted in painting:
                 if args.smooth:
                     painted = list(temporal.smoothed(painted, chunk, args.smooth, previous=previous))
                     previous = (painted[-1], chunk[-1])

@@ -109,7 +109,7 @@ def combined_target(warped: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -
 
 
 def as_saved(image: np.ndarray) -> np.ndarray:
-    """f32[h, w, 3] rounded to 8 bits, as a PNG frame reads back: a resumed run starts where it stopped."""
+    """f32[h, w, 3] rounded to 8 bits, as a saved frame reads back (`FramesFolder`): a resumed run starts where it stopped."""
     return image_io.to_uint8(image).astype(np.float32) / 255.0
 
 
