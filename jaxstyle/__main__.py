@@ -1,5 +1,3 @@
-import sys
+from jaxstyle.cli import run
 
-from jaxstyle.cli import main
-
-sys.exit(main())
+run()

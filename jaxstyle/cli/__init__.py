@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from jaxstyle import optim, runtime
@@ -49,3 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jaxstyle: interrupted; finished outputs are kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def run() -> None:
+    """The `jaxstyle` executable (and `python -m jaxstyle`): `main`, then exit with its status."""
+    # The objects the imports made (JAX, flax) live as long as the process: frozen, the collector leaves them
+    # out of every pass while the run traces its programs (~0.05 s), and out of the interpreter's last
+    # collections at exit (~0.15 s of each run; atexit handlers still run).
+    gc.freeze()
+    code = main()
+    gc.freeze()
+    sys.exit(code)

@@ -248,6 +248,7 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
                     painted = list(temporal.smoothed(painted, chunk, args.smooth, previous=previous))
                     previous = (painted[-1], chunk[-1])
                 for index, image in enumerate(painted):
+                    image = image_io.to_uint8(image)  # once, for both
                     saving.put((first + index, image))
                     encoding.put(image)
                 if bar is not None:

@@ -82,7 +82,7 @@ class FramesFolder:
         return self.path / f"frame_{index:06d}.{FORMAT}"
 
     def save(self, index: int, image: np.ndarray) -> None:
-        """Writes frame `index` (f32[h, w, 3] in [0, 1]) atomically, as u8[h, w, 3]."""
+        """Writes frame `index` (f32[h, w, 3] in [0, 1], or u8) atomically, as u8[h, w, 3]."""
         with atomic_path(self.frame_path(index)) as temp, open(temp, "wb") as f:
             np.save(f, image_io.to_uint8(image), allow_pickle=False)
 
