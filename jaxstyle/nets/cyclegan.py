@@ -32,14 +32,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxstyle import runtime
+from jaxstyle import lazy, runtime
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.fields import SEED_MAX, check_fields, option_name, setting
 from jaxstyle.io import image_io
 from jaxstyle.nets import gan, layers, model_file, runs, tiles
 from jaxstyle.nets.photos import PhotoFolder
+
+optax = lazy.module("optax")  # imported at first use (`jaxstyle.lazy`)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -37,15 +37,16 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxstyle import losses, runtime, vgg
+from jaxstyle import lazy, losses, runtime, vgg
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.fields import SEED_MAX, check_fields, setting
 from jaxstyle.io import image_io, sidecars
 from jaxstyle.io.files import file_sha256
 from jaxstyle.nets import model_file, runs, transform
 from jaxstyle.nets.photos import PhotoFolder
+
+optax = lazy.module("optax")  # imported at first use (`jaxstyle.lazy`)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

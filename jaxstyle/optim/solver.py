@@ -24,11 +24,12 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxstyle import losses, runtime
+from jaxstyle import lazy, losses, runtime
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.optim.settings import ProgramKey
+
+optax = lazy.module("optax")  # imported at first use (`jaxstyle.lazy`)
 
 ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search
 
