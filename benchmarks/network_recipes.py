@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,10 +71,11 @@ def photos() -> list[tuple[str, object]]:
     return [(p.stem, image_io.resize_longest(image_io.load_image(p), SIZE)) for p in paths]
 
 
-def train(out: Path, *args: str) -> float:
+def train(out: Path, *args: str, extra: Sequence[str] = ()) -> float:
+    """Seconds of `jaxstyle train ARGS` with RECIPE, then `extra` (which overrides it)."""
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "jaxstyle", "train", *args, "--photos", str(ROOT / ".photos" / "train"),
-                    "-o", str(out), *RECIPE], check=True, cwd=ROOT)
+                    "-o", str(out), *RECIPE, *extra], check=True, cwd=ROOT)
     return time.perf_counter() - t0
 
 
@@ -104,12 +106,13 @@ def start(judge: Judge, steps: int, folder: Path) -> list[str]:
     return lines
 
 
-def from_model(judge: Judge, steps: int, folder: Path, base: Path, new_style: Path) -> list[str]:
+def from_model(judge: Judge, steps: int, folder: Path, base: Path, new_style: Path, extra: list[str]) -> list[str]:
     out = folder / "grown.msgpack"
-    seconds = train(out, str(new_style), "--from", str(base), "--steps", str(steps))
+    seconds = train(out, str(new_style), "--from", str(base), "--steps", str(steps), extra=extra)
     grown = fast.load_model(out)
-    lines = [f"`jaxstyle train {new_style.name} --from {os.path.relpath(base, ROOT)} --steps {steps}` (`make model`'s "
-             f"recipe otherwise: 128 px crops, batch 4), held-out photos at {SIZE} px:", "",
+    lines = [f"`jaxstyle train {new_style.name} --from {os.path.relpath(base, ROOT)} --steps {steps}"
+             f"{''.join(' ' + a for a in extra)}` (`make model`'s recipe otherwise: 128 px crops, batch 4), "
+             f"held-out photos at {SIZE} px:", "",
              "| style | training | content per px | style ratio |", "|---|---|---|---|"]
     own = []
     for name in grown.styles[:-1]:
@@ -165,6 +168,8 @@ def main() -> None:
     parser.add_argument("--base", type=Path, default=fast.DEFAULT_MODEL, help="from: the model to extend")
     parser.add_argument("--new-style", type=Path, default=ROOT.parent / "shared" / "images" / "seated-nude.jpg",
                         help="from: the painting to add (default: the paper's Picasso, benchmarks only)")
+    parser.add_argument("--from-args", default="", help="from: more `jaxstyle train` arguments, after the recipe's "
+                        "(e.g. \"--learning-rate 1e-2\")")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     judge = Judge()
@@ -174,7 +179,7 @@ def main() -> None:
         elif args.only == "start":
             lines = start(judge, args.steps, Path(folder))
         else:
-            lines = from_model(judge, args.from_steps, Path(folder), args.base, args.new_style)
+            lines = from_model(judge, args.from_steps, Path(folder), args.base, args.new_style, args.from_args.split())
     lines = [f"Measured {time.strftime('%Y-%m-%d')}, 2 CPU cores (`benchmarks/network_recipes.py --only "
              f"{args.only}`).", "", *lines]
     if not args.no_doc:
