@@ -42,6 +42,21 @@ def test_apply_paints_each_frame_as_the_image_command_and_keeps_rate_and_audio(f
     assert not (tmp_path / "out.mp4.frames").exists()
 
 
+def test_two_batches_are_painted_at_once_only_where_their_memory_fits_twice(files, tmp_path, capsys, monkeypatch):
+    from jaxstyle import runtime
+    from jaxstyle.io import background
+
+    used, real = [], background.map_ahead
+    monkeypatch.setattr(background, "map_ahead", lambda *a, in_flight, **k: used.append(in_flight) or real(
+        *a, in_flight=in_flight, **k))
+    argv = ["apply", files["clip"], "--model", files["dir"] / "fast.msgpack", "--size", "0", "--quiet"]
+    need = fast.check_memory(fast.load_model(files["dir"] / "fast.msgpack"), files["frames"][:4], batch_size=4)
+    for available in (2 * need, 2 * need - 1):
+        monkeypatch.setattr(runtime, "available_memory_bytes", lambda: available)
+        assert run_cli([*argv, "-o", tmp_path / f"{available}.mp4"], capsys)[0] == 0
+    assert used == [2, 1]
+
+
 @pytest.mark.parametrize("smooth", ["0", "0.5"])
 def test_a_killed_run_resumes_at_its_last_finished_frame(files, tmp_path, capsys, monkeypatch, smooth):
     argv = ["apply", files["clip"], "--model", files["dir"] / "fast.msgpack", "--batch-size", "3", "--size", "0",

@@ -189,9 +189,9 @@ def run_video(args: argparse.Namespace) -> int:
 def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: Callable[..., Any],
                 paint: Callable[..., list[np.ndarray]], record: Mapping[str, Any]) -> int:
     """Checks the clip (`video.probe`, --frames), the output (`video.plan_output`, its sidecar, its frames
-    folder) and `check(frames, size=, batch_size=, tile=)` before any work; then paints the frames with
-    `paint(frames, size=, batch_size=, tile=)` in batches into the frames folder, resuming it, and writes
-    the video and its sidecar."""
+    folder) and `check(frames, size=, batch_size=, tile=)` (returns the peak bytes estimated, or None) before
+    any work; then paints the frames with `paint(frames, size=, batch_size=, tile=)` in batches (two at once
+    in threads where memory allows) into the frames folder, resuming it, and writes the video and its sidecar."""
     info = video.probe(source, frames=args.frames)
     size = args.size or None
     _video_output(args.output)
@@ -212,8 +212,10 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
                                  ahead=ahead)
     bar = None
     try:
-        check([np.broadcast_to(np.zeros(3, np.float32), (*shape, 3))] * batch,  # the shape, no memory
-              size=None, batch_size=batch, tile=args.tile)
+        need = check([np.broadcast_to(np.zeros(3, np.float32), (*shape, 3))] * batch,  # the shape, no memory
+                     size=None, batch_size=batch, tile=args.tile)
+        # Two batches at once where their memory fits twice (`background.map_ahead`), else one.
+        in_flight = 2 if need is None or 2 * need <= runtime.available_memory_bytes() else 1
         if folder.open() != done:
             raise JaxstyleError(f"{folder.path} changed while this run started; is another run writing it?")
         previous = None  # (the last result, its frame) for --smooth
@@ -238,7 +240,7 @@ def apply_video(args: argparse.Namespace, source: Path, *, command: str, check: 
         # The video is encoded as the frames come (in the frames folder until it is complete), and each
         # frame is kept there too (`FramesFolder`), for a resumed run.
         # On an error both stop: the frames saved so far stay, the partial video is removed.
-        painting = background.map_ahead(paint_chunk, chunks())
+        painting = background.map_ahead(paint_chunk, chunks(), in_flight=in_flight)
         with contextlib.closing(painting), background.Pipe(folder.save_all) as saving, \
                 background.Pipe(lambda images: video.write_video(plan, images, scratch=folder.path)) as encoding:
             for image in folder.frames(done):
