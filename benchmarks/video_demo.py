@@ -5,9 +5,10 @@ per frame of the optimisation painted frame by frame against `jaxstyle video`.
     .venv/bin/python benchmarks/video_demo.py        # docs/video/demo.webp, docs/video/warping_error.png
 
 Panels, left to right: the input; the bundled network frame by frame (The Starry Night); the same network
-trained further for video (models/paintings_stable.msgpack, `make model-stable`, when present); the
-optimisation, each frame alone (`stylize`, --steps steps); `jaxstyle video` (warped start and temporal
-loss, --steps for frame 0, --steps-next after). Big Buck Bunny (c) Blender Foundation, CC BY 3.0
+trained further for video (models/paintings_stable.msgpack, `make model-stable`, when present) and at
+33x its temporal weight (models/paintings_steady.msgpack, `make model-steady`); the optimisation, each
+frame alone (`stylize`, --steps steps); `jaxstyle video` (warped start and temporal loss, --steps for
+frame 0, --steps-next after). Big Buck Bunny (c) Blender Foundation, CC BY 3.0
 (models/CLIPS.md). Frames --frames at --size px on the long side; a few minutes on 2 cores.
 """
 
@@ -51,8 +52,10 @@ def main(argv=None) -> int:
     shape = frames[0].shape[:2]
     style = image_io.load_image(ROOT / "jaxstyle" / "data" / "starry_night.jpg")
     panels: dict[str, list[np.ndarray]] = {"input": frames}
-    stable = ROOT / "models" / "paintings_stable.msgpack"
-    for label, path in [("network", fast.DEFAULT_MODEL), ("network trained for video", stable)]:
+    models = ROOT / "models"
+    for label, path in [("network", fast.DEFAULT_MODEL),
+                        ("network trained for video", models / "paintings_stable.msgpack"),
+                        ("steadier (gamma 1e6)", models / "paintings_steady.msgpack")]:
         if path.is_file():
             panels[label] = fast.apply(fast.load_model(path), frames, batch_size=4)
     params = weights.load_params()
