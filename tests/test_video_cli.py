@@ -57,6 +57,16 @@ def test_two_batches_are_painted_at_once_only_where_their_memory_fits_twice(file
     assert used == [2, 1]
 
 
+def test_a_clip_beyond_memory_is_refused_in_one_line_with_nothing_written(files, tmp_path, capsys, monkeypatch):
+    from jaxstyle import runtime
+
+    monkeypatch.setattr(runtime, "available_memory_bytes", lambda: 1)  # decoding has started when the check refuses
+    code, _, stderr = run_cli(["apply", files["clip"], "--model", files["dir"] / "fast.msgpack", "--size", "0",
+                               "--tile", "0", "-o", tmp_path / "out.mp4"], capsys)
+    assert code == 2 and "GiB" in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert list(tmp_path.iterdir()) == []  # no video, no frames folder
+
+
 @pytest.mark.parametrize("smooth", ["0", "0.5"])
 def test_a_killed_run_resumes_at_its_last_finished_frame(files, tmp_path, capsys, monkeypatch, smooth):
     argv = ["apply", files["clip"], "--model", files["dir"] / "fast.msgpack", "--batch-size", "3", "--size", "0",
