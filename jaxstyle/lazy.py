@@ -3,7 +3,8 @@
     optax = lazy.module("optax")   # at the top of a module; loaded at the first `optax.<name>`
 
 optax (~80 ms, its `contrib` included) and h5py (~25 ms) are what `jaxstyle apply` and `--help`
-would import without using. A module whose import-time code reads an attribute loads at once, as usual.
+would import without using; PyAV (FFmpeg) and OpenCV are for the video commands only. A module whose
+import-time code reads an attribute loads at once, as usual.
 """
 
 from __future__ import annotations

@@ -114,12 +114,15 @@ def test_the_command_line_starts_without_the_networks():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_optax_and_h5py_load_at_their_first_use_not_with_the_command_line():
-    """`jaxstyle.lazy`: every parser built (the network commands' included) and neither loaded; then used."""
+def test_optax_h5py_ffmpeg_and_opencv_load_at_their_first_use_not_with_the_command_line():
+    """`jaxstyle.lazy`: every parser built (the network commands' included) and none loaded; then used."""
     code = ("import sys; from jaxstyle.cli import build_parser; build_parser(); "
-            "loaded = [m for m in sys.modules if m.startswith(('optax.', 'h5py.'))]; assert not loaded, loaded; "
-            "from jaxstyle.nets import training; from jaxstyle.io import weights; "
-            "assert callable(training.optax.adam) and weights.h5py.File.__module__.startswith('h5py')")
+            "loaded = [m for m in sys.modules if m.startswith(('optax.', 'h5py.', 'av.', 'cv2.'))]; "
+            "assert not loaded, loaded; "
+            "from jaxstyle.nets import training; from jaxstyle.io import video, weights; "
+            "from jaxstyle.video import flow; "
+            "assert callable(training.optax.adam) and weights.h5py.File.__module__.startswith('h5py'); "
+            "assert callable(video.av.open) and callable(flow.cv2.remap)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 

@@ -26,9 +26,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from jaxstyle import lazy
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.io import image_io
 from jaxstyle.io.files import atomic_path, check_output_path
+
+av = lazy.module("av")  # FFmpeg is loaded by the video commands only (`jaxstyle.lazy`)
 
 # The extensions written (and the FFmpeg muxer of each); the extensions taken as a video input
 # (`is_video_path`): these and other video-only containers (an animated .gif stays an image).
@@ -40,12 +43,6 @@ INPUT_EXTENSIONS = (*VIDEO_EXTENSIONS, ".mpg", ".mpeg", ".ts", ".m2ts", ".mts", 
 # 0.4-0.6x the encoding time, within 0.3 dB of the luma PSNR, -1% to +5% the size (docs/video.md).
 _ENCODER_OPTIONS = {"libx264": {"crf": "17", "preset": "veryfast"}, "mpeg4": {"qscale": "2"},
                     "libvpx-vp9": {"crf": "30", "b": "0"}}
-
-
-def _av():
-    import av  # imported by the video commands only: the other commands never load FFmpeg
-
-    return av
 
 
 def is_video_path(path: Path) -> bool:
@@ -99,7 +96,6 @@ def probe(path: Path, *, frames: tuple[int, int | None] | None = None) -> VideoI
       JaxstyleError: the file is missing, empty, not a video FFmpeg reads, has no video stream or no
         frames, its first frame does not decode, or the range is outside the clip.
     """
-    av = _av()
     path = Path(path)
     if path.is_dir():
         raise JaxstyleError(f"{path} is a folder; give the path of a video file.")
@@ -160,7 +156,6 @@ def read_frames(info: VideoInfo, *, size: int | None = None) -> Iterator[np.ndar
     Raises:
       JaxstyleError: the clip ends before info.stop (its header promised more frames than decode).
     """
-    av = _av()
     index = -1
     with av.open(str(info.path)) as container:
         stream = container.streams.video[0]
@@ -215,31 +210,30 @@ def plan_output(path: Path, info: VideoInfo, shape: tuple[int, int]) -> OutputPl
       JaxstyleError: an extension that is no video container, a folder that is missing or read-only,
         or a container that cannot hold the encoder's video.
     """
-    av = _av()
     path = check_output_path(Path(path))
-    fmt = FORMATS.get(path.suffix.lower()) or _muxer(av, path.suffix.lower())
+    fmt = FORMATS.get(path.suffix.lower()) or _muxer(path.suffix.lower())
     if fmt is None or fmt == "image2":
         raise JaxstyleError(f"Cannot write {path}: {path.suffix or '(no extension)'!r} is not a video container; "
                             f"use one of {', '.join(VIDEO_EXTENSIONS)}.")
-    codec = _encoder(av, fmt)
+    codec = _encoder(fmt)
     h, w = shape[0] // 2 * 2, shape[1] // 2 * 2
     if min(h, w) < 2:
         raise JaxstyleError(f"Cannot write {path}: frames of {shape[0]}x{shape[1]} px are too small for video")
     plan = OutputPlan(path, fmt, codec, h, w, info.rate, None)
     try:
-        _empty_video(av, dataclasses.replace(plan, height=64, width=64), None)
+        _empty_video(dataclasses.replace(plan, height=64, width=64), None)
     except (av.error.FFmpegError, ValueError) as e:
         raise JaxstyleError(f"Cannot write {path}: the {fmt} container cannot hold {codec} video ({_reason(e)}); "
                             f"use .mp4 or .mkv.") from None
     try:
-        _empty_video(av, plan, None)
+        _empty_video(plan, None)
     except (av.error.FFmpegError, ValueError) as e:
         raise JaxstyleError(f"Cannot write {path}: {codec} cannot encode frames of {w}x{h} px ({_reason(e)}); "
                             f"choose a smaller --size.") from None
     if info.audio is None:
         return plan
     try:
-        _empty_video(av, plan, info)
+        _empty_video(plan, info)
     except (av.error.FFmpegError, ValueError):
         print(f"jaxstyle: warning: the {fmt} container of {path} cannot hold the input's {info.audio} audio; "
               f"the video is written without sound (.mp4 or .mkv keep it)", file=sys.stderr)
@@ -247,7 +241,7 @@ def plan_output(path: Path, info: VideoInfo, shape: tuple[int, int]) -> OutputPl
     return dataclasses.replace(plan, audio_from=info)
 
 
-def _muxer(av, extension: str) -> str | None:
+def _muxer(extension: str) -> str | None:
     """The FFmpeg muxer that writes files ending in `extension` (".ts": "mpegts"), or None."""
     for name in sorted(av.formats_available):
         try:
@@ -258,7 +252,7 @@ def _muxer(av, extension: str) -> str | None:
     return None
 
 
-def _encoder(av, fmt: str) -> str:
+def _encoder(fmt: str) -> str:
     wanted = ("libvpx-vp9",) if fmt == "webm" else ("libx264", "mpeg4")
     for name in wanted:
         try:
@@ -269,7 +263,7 @@ def _encoder(av, fmt: str) -> str:
     raise JaxstyleError(f"this FFmpeg build has none of the encoders {', '.join(wanted)}; reinstall av")
 
 
-def _open_streams(av, container, plan: OutputPlan, audio_source):
+def _open_streams(container, plan: OutputPlan, audio_source):
     """Adds the video stream and, from the open input `audio_source`, a copy of its audio stream."""
     stream = container.add_stream(plan.codec, rate=plan.rate, options=_ENCODER_OPTIONS.get(plan.codec, {}))
     stream.width, stream.height, stream.pix_fmt = plan.width, plan.height, "yuv420p"
@@ -277,11 +271,11 @@ def _open_streams(av, container, plan: OutputPlan, audio_source):
     return stream, audio
 
 
-def _empty_video(av, plan: OutputPlan, audio_from: VideoInfo | None) -> None:
+def _empty_video(plan: OutputPlan, audio_from: VideoInfo | None) -> None:
     with av.open(io.BytesIO(), "w", format=plan.format) as out:
         source = av.open(str(audio_from.path)) if audio_from else None
         try:
-            _open_streams(av, out, plan, source)
+            _open_streams(out, plan, source)
             out.start_encoding()
         finally:
             if source is not None:
@@ -293,12 +287,11 @@ def write_video(plan: OutputPlan, frames: Iterable[np.ndarray], *, scratch: Path
     atomically, with the input's audio of the chosen frames' time span copied unchanged (`plan.audio_from`).
     scratch: the folder of the file while it is written (default: beside the output), on the same file system;
     an error while taking `frames` leaves nothing there."""
-    av = _av()
     with atomic_path(plan.path, folder=scratch) as temp:
         source = av.open(str(plan.audio_from.path)) if plan.audio_from else None
         try:
             with av.open(str(temp), "w", format=plan.format) as out:
-                stream, audio = _open_streams(av, out, plan, source)
+                stream, audio = _open_streams(out, plan, source)
                 for index, image in enumerate(frames):
                     pixels = image_io.to_uint8(image[:plan.height, :plan.width])
                     # Converted here in one thread: PyAV's own conversion in the encoder uses FFmpeg's threaded

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxstyle import lazy
+
+cv2 = lazy.module("cv2")  # OpenCV is loaded by the video code only (`jaxstyle.lazy`)
+
 # Ruder et al.'s thresholds (Section 3.2): disocclusions and motion boundaries.
 OCCLUSION_RATIO, OCCLUSION_OFFSET = 0.01, 0.5
 BOUNDARY_RATIO, BOUNDARY_OFFSET = 0.01, 0.002
 
 
-def _cv2():
-    import cv2  # imported by the video code only
-
-    return cv2
-
-
 def _gray(image: np.ndarray) -> np.ndarray:
     """f32[h, w, 3] in [0, 1] -> u8[h, w] luma (ITU-R BT.601, as OpenCV's RGB2GRAY)."""
-    cv2 = _cv2()
     pixels = np.clip(np.rint(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
     return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
 
@@ -36,7 +33,6 @@ def optical_flow(a: np.ndarray, b: np.ndarray, *, method: str = "dis-medium") ->
     a[y, x] ~ b[y + dy, x + dx], on the luma. method: OpenCV's DIS (Kroeger et al. 2016) at its
     "ultrafast", "fast" or "medium" preset (the default), or Farneback's (OpenCV's defaults of the
     paper's polynomial expansion: 3 levels, window 15)."""
-    cv2 = _cv2()
     if method == "farneback":
         return cv2.calcOpticalFlowFarneback(_gray(a), _gray(b), None, 0.5, 3, 15, 3, 5, 1.2, 0).astype(np.float32)
     presets = {"dis-ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "dis-fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -49,7 +45,6 @@ def optical_flow(a: np.ndarray, b: np.ndarray, *, method: str = "dis-medium") ->
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """image f32[h, w, c] sampled at (x + dx, y + dy) of flow f32[h, w, 2]: out[y, x] = image[y + dy, x + dx],
     bilinear, the border pixels repeated outside the image. Returns f32[h, w, c]."""
-    cv2 = _cv2()
     h, w = flow.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     return cv2.remap(np.asarray(image, np.float32), xs + flow[..., 0], ys + flow[..., 1],
