@@ -176,7 +176,8 @@ def test_batch_sharded_over_8_cpu_devices_equals_one_device(straight, tmp_path):
     sharded = np.load(tmp_path / "sharded.npz")
     assert sharded["image"].shape[0] == 8
     np.testing.assert_allclose(sharded["image"][:3], straight.image, atol=1e-5)
-    np.testing.assert_allclose(sharded["total"][:3], straight.total, rtol=1e-5)
+    # The losses sum over every feature in another order on 8 devices: 2.3e-5 apart measured (AMD EPYC).
+    np.testing.assert_allclose(sharded["total"][:3], straight.total, rtol=1e-4)
 
 
 # --- the command, with the real weights ------------------------------------------------------------
