@@ -2,6 +2,7 @@
 per-image failure, no recompiles for per-image settings, batching plans."""
 
 import dataclasses
+import functools
 
 import jax
 import numpy as np
@@ -124,7 +125,9 @@ def test_padded_and_masked_loss_equals_the_images_own_loss():
     targets = losses.make_targets(PARAMS, content, [style])
     lw = dict(content_layer_weights=losses.equal_weights(losses.CONTENT_LAYERS),
               style_layer_weights=losses.equal_weights(losses.STYLE_LAYERS))
-    expected, parts = losses.total_loss(PARAMS, image, targets, losses.LossWeights(2.0, 30.0, 0.5), **lw)
+    # Jitted: run op by op, these calls compile some 300 small programs (10 s here).
+    total_loss = jax.jit(functools.partial(losses.total_loss, PARAMS, **lw))
+    expected, parts = total_loss(image, targets, losses.LossWeights(2.0, 30.0, 0.5))
 
     def canvas(x, outside=0.0):
         out = np.full((48, 56, 3), outside, np.float32)
@@ -132,10 +135,10 @@ def test_padded_and_masked_loss_equals_the_images_own_loss():
         return out
 
     valid = np.array([36, 40], np.int32)
-    padded = losses.canvas_targets(PARAMS, canvas(content), canvas(style)[None], np.ones(1, np.float32),
-                                   valid=valid, style_valid=valid[None])
+    padded = jax.jit(functools.partial(losses.canvas_targets, PARAMS))(
+        canvas(content), canvas(style)[None], np.ones(1, np.float32), valid=valid, style_valid=valid[None])
     noisy = canvas(image, outside=0.7)  # what lies outside the image must not matter
-    total, got = losses.total_loss(PARAMS, noisy, padded, losses.LossWeights(2.0, 30.0, 0.5), valid=valid, **lw)
+    total, got = total_loss(noisy, padded, losses.LossWeights(2.0, 30.0, 0.5), valid=valid)
     np.testing.assert_allclose(total, expected, rtol=1e-4)
     for a, b in zip(got, parts):
         np.testing.assert_allclose(a, b, rtol=1e-4)

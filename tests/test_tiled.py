@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import DATA, REAL_WEIGHTS
+from conftest import DATA, REAL_WEIGHTS, random_params
 
 from jaxstyle import losses, optim, vgg
 from jaxstyle.io import image_io, weights
@@ -54,21 +54,30 @@ def test_banded_total_variation_equals_numpy():
     np.testing.assert_allclose(grad, 1 + 0.5 * expected, rtol=1e-5, atol=1e-6)
 
 
-def test_tiled_loss_and_gradient_equal_the_whole_images(params):
+def test_tiled_loss_and_gradient_equal_the_whole_images():
     """At 64x300 px in tiles of 32 px (crops of up to 224 px: every halo cut is inside the image; the
-    last 12 px join the column before), with two blended styles and a TV term."""
+    last 12 px join the column before), with two blended styles and a TV term. On random VGG weights
+    of width 8: the halo is a matter of the layers' geometry, not their weights (the real ones cost
+    50 s here); the TV weight is set so that the VGG terms make most of the gradient."""
+    params = random_params(seed=2, width=8)
     shape = (64, 300)
     content = image_io.resize(image_io.load_image(DATA / "tubingen.jpg"), shape)
     styles = [image_io.resize(image_io.load_image(DATA / "starry_night.jpg"), shape), content[::-1].copy()]
     image = np.clip(content + 0.1 * np.random.default_rng(0).standard_normal(content.shape), 0, 1).astype(np.float32)
-    settings = optim.Settings(tv_weight=1e-3, style_blend=(0.7, 0.3))
+    settings = optim.Settings(tv_weight=1e-6, style_blend=(0.7, 0.3))
     key, blend = settings.program_key(), np.asarray(settings.style_blend, np.float32)
     layer_weights = settings.layer_weights()
 
     whole = losses.make_targets(params, jnp.asarray(content), [jnp.asarray(s) for s in styles], blend=blend)
-    loss = lambda x: losses.total_loss(params, x, whole, settings.loss_weights(), content_layer_weights=layer_weights[0],  # noqa: E731
-                                       style_layer_weights=layer_weights[1])
-    (value, parts), grad = jax.value_and_grad(loss, has_aux=True)(jnp.asarray(image))
+
+    def loss(x, weights):
+        return losses.total_loss(params, x, whole, weights, content_layer_weights=layer_weights[0],
+                                 style_layer_weights=layer_weights[1])
+
+    whole_grad = jax.jit(jax.value_and_grad(loss, has_aux=True))
+    (value, parts), grad = whole_grad(jnp.asarray(image), settings.loss_weights())
+    _, vgg_grad = whole_grad(jnp.asarray(image), settings.replace(tv_weight=0.0).loss_weights())
+    assert np.linalg.norm(vgg_grad) > 0.5 * np.linalg.norm(grad)  # the TV term does not hide the VGG's
 
     targets = tiled.make_targets(params, content, styles, blend, key, tile=32)
     t_value, t_parts, t_grad = tiled.loss_and_grad(params, image, targets, key, settings.loss_weights(),

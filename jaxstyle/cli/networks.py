@@ -291,7 +291,8 @@ def run_train(args: argparse.Namespace) -> int:
         tag={**training.checkpoint_tag(settings, batch, args.styles, weights_path, photos),
              **({"from": sidecars.file_record(args.from_model)["sha256"]} if base else {}),
              **({"tuned": sidecars.file_record(args.tune_model)["sha256"]} if tune else {})},
-        template=training.init_state(settings, len(styles), base, tune), loss_names=training.LOSS_NAMES,
+        template=jax.eval_shape(lambda: training.init_state(settings, len(styles), base, tune)),
+        loss_names=training.LOSS_NAMES,
         plot_names=("total", "content", "style"), skipped=lambda: photos.skipped,
         bar_losses="loss {total:.4g} (content {content:.3g}, style {style:.3g}, tv {tv:.3g}"
                    + (", temporal {temporal:.3g})" if settings.temporal_weight else ")"),
