@@ -116,18 +116,21 @@ def init_cyclegan_params(config: CycleGANConfig, key: jax.Array, *, size: int = 
     return params
 
 
+@functools.partial(jax.jit, static_argnums=0)  # eagerly too: one program, not hundreds of ops
 def generate_batch(config: CycleGANConfig, params: Mapping, images: jax.Array) -> jax.Array:
     """One generator on a batch: f32[B, h, w, 3] -> f32[B, h, w, 3]."""
     net = ResnetGenerator(config)
     return jax.vmap(lambda x: net.apply({"params": params}, x))(images)
 
 
+@functools.partial(jax.jit, static_argnums=0)  # eagerly too: one program, not hundreds of ops
 def generator_stats(config: CycleGANConfig, params: Mapping, image: jax.Array) -> dict:
     """Every instance norm's statistics on `image` f32[h, w, 3] (`layers.NORM_STATS`), for `generate`."""
     _, state = ResnetGenerator(config).apply({"params": params}, image, mutable=[NORM_STATS])
     return state[NORM_STATS]
 
 
+@functools.partial(jax.jit, static_argnums=0)  # eagerly too: one program, not hundreds of ops
 def generate(config: CycleGANConfig, params: Mapping, image: jax.Array, *, stats: Mapping | None = None) -> jax.Array:
     """One generator on one image f32[h, w, 3] -> f32[h, w, 3], its instance norms with `stats`
     (`generator_stats` of a thumbnail of the whole image) instead of `image`'s own when given."""
@@ -140,6 +143,7 @@ def generator_radius(config: CycleGANConfig) -> int:
     return receptive_radius(encoder_decoder_layers(7, config.residual_blocks))
 
 
+@functools.partial(jax.jit, static_argnums=0)  # eagerly too: one program, not hundreds of ops
 def discriminate_batch(config: CycleGANConfig, params: Mapping, images: jax.Array) -> jax.Array:
     """One discriminator on a batch: f32[B, h, w, 3] -> f32[B, h', w']."""
     net = PatchDiscriminator(config)

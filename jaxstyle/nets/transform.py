@@ -76,6 +76,7 @@ def init_params(config: NetworkConfig, key: jax.Array, *, size: int = 32) -> dic
     return TransformNet(config).init(key, image, weights)["params"]
 
 
+@functools.partial(jax.jit, static_argnums=0)  # eagerly too: one program, not hundreds of ops
 def transform_batch(config: NetworkConfig, params: Mapping, images: jax.Array,
                     style_weights: jax.Array, strength: jax.Array | float = 1.0) -> jax.Array:
     """The network on a batch: f32[B, h, w, 3], f32[B, S] -> f32[B, h, w, 3]."""
@@ -83,6 +84,7 @@ def transform_batch(config: NetworkConfig, params: Mapping, images: jax.Array,
     return jax.vmap(lambda x, sw: net.apply({"params": params}, x, sw, strength))(images, style_weights)
 
 
+@functools.partial(jax.jit, static_argnums=0)  # eagerly too: one program, not hundreds of ops
 def norm_stats(config: NetworkConfig, params: Mapping, image: jax.Array, style_weights: jax.Array) -> dict:
     """Every instance norm's statistics on `image` f32[h, w, 3]: {layer path: {"mean", "var": f32[1, 1, C]}}
     (`layers.NORM_STATS`), for `transform(..., stats=)`."""
@@ -90,6 +92,7 @@ def norm_stats(config: NetworkConfig, params: Mapping, image: jax.Array, style_w
     return state[NORM_STATS]
 
 
+@functools.partial(jax.jit, static_argnums=0)  # eagerly too: one program, not hundreds of ops
 def transform(config: NetworkConfig, params: Mapping, image: jax.Array, style_weights: jax.Array, *,
               stats: Mapping | None = None, strength: jax.Array | float = 1.0) -> jax.Array:
     """The network on one image f32[h, w, 3] -> f32[h, w, 3]; each instance norm with `stats` (`norm_stats`
