@@ -246,6 +246,12 @@ def style_grams(params: Mapping, style: jax.Array, content_hw: tuple[int, int], 
     return {name: g * float(math.prod(vgg.feature_hw(content_hw, name))) for name, g in grams.items()}
 
 
+# Jitted for `make_targets` and the fast networks' style targets, mostly called eagerly: one program
+# each, not hundreds of small ones.
+_features = jax.jit(vgg.features, static_argnames=("layers", "pooling"))
+style_grams_jit = jax.jit(style_grams, static_argnums=2, static_argnames=("style_layers", "pooling"))
+
+
 def make_targets(
     params: Mapping, content: jax.Array, styles: Sequence[jax.Array], *, blend: Sequence[float] | None = None,
     masks: jax.Array | None = None, content_layers: Iterable[str] = CONTENT_LAYERS,
@@ -263,8 +269,8 @@ def make_targets(
     if hasattr(styles, "ndim") and styles.ndim == 3:
         styles = [styles]
     style_layers = tuple(style_layers)
-    p = vgg.features(params, content, layers=content_layers, pooling=pooling)
-    grams = [style_grams(params, style, content.shape[:2], style_layers=style_layers, pooling=pooling)
+    p = _features(params, content, layers=tuple(content_layers), pooling=pooling)
+    grams = [style_grams_jit(params, style, content.shape[:2], style_layers=style_layers, pooling=pooling)
              for style in styles]
     blend = jnp.full(len(grams), 1.0 / len(grams)) if blend is None else jnp.asarray(blend, jnp.float32)
     return Targets(dict(p), {name: jnp.stack([g[name] for g in grams]) for name in style_layers}, blend,

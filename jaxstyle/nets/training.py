@@ -132,17 +132,13 @@ class TrainResult:
     history: list[dict]
 
 
-# One program per style shape, not hundreds of eager ops (4 s at each start of a training run).
-_style_grams = jax.jit(losses.style_grams, static_argnums=2, static_argnames="style_layers")
-
-
 def style_targets(vgg_params: Mapping, styles: Sequence[np.ndarray], settings: TrainSettings) -> StyleTargets:
     """Each style image at `style_size` (longest side), its Grams rescaled to a crop's positions."""
     per_style = []
     for style in styles:
         image = jnp.asarray(image_io.resize_longest(np.asarray(style), settings.style_size))
-        per_style.append(_style_grams(vgg_params, image, (settings.size, settings.size),
-                                      style_layers=settings.style_layers))
+        per_style.append(losses.style_grams_jit(vgg_params, image, (settings.size, settings.size),
+                                                style_layers=settings.style_layers))
     return StyleTargets({name: jnp.stack([g[name] for g in per_style]) for name in settings.style_layers})
 
 
