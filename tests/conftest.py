@@ -73,7 +73,7 @@ def pytest_unconfigure(config):
         shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups (else each test goes anywhere)
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups: without it each test goes anywhere
 def pytest_collection_modifyitems(config, items):
     """The one way a test says it needs the real weights: `@pytest.mark.real_weights` (or a module's
     `pytestmark`); without weights/vgg19.h5 those tests are skipped, saying how to get it.

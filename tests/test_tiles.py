@@ -39,7 +39,7 @@ def _network(family, fast_model, gan_model):
         return (functools.partial(fast._thumbnail_stats, *args), functools.partial(fast._forward_tiles, *args),
                 tiles.halo_for(transform.radius(fast_model.config)))
     args = (gan_model.config, gan_model.params["g_ab"])
-    return (functools.partial(cyclegan._thumbnail_stats, *args), functools.partial(cyclegan._generate_tiles, *args),
+    return (functools.partial(gan.generator_stats, *args), functools.partial(cyclegan._generate_tiles, *args),
             tiles.halo_for(gan.generator_radius(gan_model.config)))
 
 

@@ -269,17 +269,6 @@ def train(domain_a: PhotoFolder, domain_b: PhotoFolder, settings: CycleGANSettin
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _generate(config: gan.CycleGANConfig, params, images):
-    return gan.generate_batch(config, params, images)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _thumbnail_stats(config: gan.CycleGANConfig, params, image):
-    """A thumbnail f32[h, w, 3] -> its instance-norm statistics (`gan.generator_stats`)."""
-    return gan.generator_stats(config, params, image)
-
-
-@functools.partial(jax.jit, static_argnums=0)
 def _generate_tiles(config: gan.CycleGANConfig, params, stats, windows):
     """One image's statistics, its windows f32[n, h, w, 3] -> f32[n, h, w, 3]."""
     return jax.vmap(lambda x: gan.generate(config, params, x, stats=stats))(windows)
@@ -290,14 +279,14 @@ def _program(model: model_file.CycleGANModel, direction: str):
     if direction not in ("a2b", "b2a"):
         raise JaxstyleError(f"--direction must be a2b or b2a, got {direction!r}")
     params = jax.device_put(model.params["g_ab" if direction == "a2b" else "g_ba"])
-    return _generate, (model.config, params)
+    return gan.generate_batch, (model.config, params)
 
 
 def _plan(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, direction, size, batch_size, tile,
           thumbnail) -> tuple[int, int | None, tuple]:
     """(`tiles.plan`'s tile side and estimate, the generator's arguments before the images)."""
     forward, args = _program(model, direction)
-    chosen, need = tiles.plan(forward, _thumbnail_stats, _generate_tiles, args, layers.sized_shapes(images, size),
+    chosen, need = tiles.plan(forward, gan.generator_stats, _generate_tiles, args, layers.sized_shapes(images, size),
                               batch_size=batch_size, tile=tile, halo=tiles.halo_for(gan.generator_radius(model.config)),
                               thumbnail=thumbnail)
     return chosen, need, args
@@ -318,11 +307,11 @@ def apply(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, dire
                           thumbnail=thumbnail)
     if tile:
         return [result for result, _ in tiles.apply_each(
-            functools.partial(_thumbnail_stats, *args), functools.partial(_generate_tiles, *args), images,
+            functools.partial(gan.generator_stats, *args), functools.partial(_generate_tiles, *args), images,
             size=size, tile=tile, halo=tiles.halo_for(gan.generator_radius(model.config)), thumbnail=thumbnail,
             progress=progress)]
     inputs = [np.asarray(image_io.resize_longest(im, size) if size else im, np.float32) for im in images]
-    return layers.map_by_shape(functools.partial(_generate, *args), inputs, batch_size=batch_size)
+    return layers.map_by_shape(functools.partial(gan.generate_batch, *args), inputs, batch_size=batch_size)
 
 
 def check_memory(model: model_file.CycleGANModel, images: Sequence[np.ndarray], *, direction: str = "a2b",
