@@ -136,6 +136,11 @@ def test_losses_match_numpy(tiny_gan):
     total, (terms, _, _) = cyclegan.generator_loss(gen, disc, a, b, config=config, settings=settings)
     np.testing.assert_allclose(terms, [adversarial, cycle, identity], rtol=1e-4)
     np.testing.assert_allclose(total, adversarial + 10 * (cycle + 0.5 * identity), rtol=1e-4)
+    # lambda ramped from 1 to 3 over 5 steps: 1, 1.5, 2, 2.5, 3.
+    ramped = settings.replace(steps=5, cycle_weight=1.0, cycle_weight_end=3.0)
+    for step, lam in ((0, 1.0), (2, 2.0), (4, 3.0)):
+        total, _ = cyclegan.generator_loss(gen, disc, a, b, config=config, settings=ramped, step=jnp.int32(step))
+        np.testing.assert_allclose(total, adversarial + lam * (cycle + 0.5 * identity), rtol=1e-4)
 
     d_loss = cyclegan.discriminator_loss(disc, a, b, fake_a, fake_b, config=config)
     expected = 0.5 * (np.mean((d("d_a", a) - 1) ** 2) + np.mean(d("d_a", fake_a) ** 2)) + \
@@ -154,7 +159,7 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero():
 def test_settings_refuse_bad_values():
     for bad in (dict(size=8), dict(steps=0), dict(learning_rate=-1), dict(beta1=1.0), dict(pool_size=-1),
                 dict(max_scale=0.5), dict(cycle_weight=float("nan")), dict(min_scale=0.5),
-                dict(max_scale=2.0, min_scale=2.5)):
+                dict(max_scale=2.0, min_scale=2.5), dict(cycle_weight_end=-1.0)):
         with pytest.raises(cyclegan.JaxstyleError):
             cyclegan.CycleGANSettings(**bad)
 

@@ -54,6 +54,8 @@ class CycleGANSettings:
     learning_rate: float = setting(2e-4, above=0)
     beta1: float = setting(0.5, min=0, max=0.999)
     cycle_weight: float = setting(10.0, min=0)  # lambda
+    # If set, lambda moves linearly from cycle_weight at step 0 to this at the last step (not in the paper).
+    cycle_weight_end: float | None = setting(None, min=0)
     identity_weight: float = setting(0.5, min=0)  # relative to lambda
     pool_size: int = setting(50, min=0)
     # Before cropping, a photo's shorter side is scaled to a random length in
@@ -85,6 +87,13 @@ class CycleGANSettings:
     def config(self) -> gan.CycleGANConfig:
         return gan.CycleGANConfig(width=self.width, residual_blocks=self.residual_blocks,
                                   disc_width=self.disc_width, identity=int(self.start == "identity"))
+
+    def cycle_weight_at(self, step: jax.Array) -> jax.Array:
+        """lambda at `step` i32[] (constant unless `cycle_weight_end` is set)."""
+        if self.cycle_weight_end is None:
+            return jnp.asarray(self.cycle_weight, jnp.float32)
+        fraction = jnp.clip(step / max(1, self.steps - 1), 0.0, 1.0)
+        return self.cycle_weight + (self.cycle_weight_end - self.cycle_weight) * fraction
 
     def schedule(self) -> optax.Schedule:
         """Constant learning rate until `decay_from` (default steps // 2), then linearly to 0 at `steps`."""
@@ -171,8 +180,8 @@ def _l1(x, y):
     return 2.0 * jnp.mean(jnp.abs(x - y))  # in [-1, 1] pixel units, as the paper's lambda assumes
 
 
-def generator_loss(gen_params, disc_params, a, b, *, config, settings: CycleGANSettings):
-    """(L_G, (terms f32[3] = adversarial, cycle, identity, unweighted; fake_b, fake_a))."""
+def generator_loss(gen_params, disc_params, a, b, *, config, settings: CycleGANSettings, step=0):
+    """(L_G, (terms f32[3] = adversarial, cycle, identity, unweighted; fake_b, fake_a)) at `step` i32[]."""
     fake_b = gan.generate_batch(config, gen_params["g_ab"], a)
     fake_a = gan.generate_batch(config, gen_params["g_ba"], b)
     adversarial = (jnp.mean(jnp.square(gan.discriminate_batch(config, disc_params["d_b"], fake_b) - 1.0))
@@ -184,7 +193,7 @@ def generator_loss(gen_params, disc_params, a, b, *, config, settings: CycleGANS
                     + _l1(gan.generate_batch(config, gen_params["g_ba"], a), a))
     else:
         identity = jnp.zeros(())
-    total = adversarial + settings.cycle_weight * (cycle + settings.identity_weight * identity)
+    total = adversarial + settings.cycle_weight_at(step) * (cycle + settings.identity_weight * identity)
     return total, (jnp.stack([adversarial, cycle, identity]), fake_b, fake_a)
 
 
@@ -210,7 +219,7 @@ def make_train_step(settings: CycleGANSettings) -> Callable:
         params = state.params
         gen, disc = _generators(params), _discriminators(params)
         (g_loss, (terms, fake_b, fake_a)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
-            gen, disc, a, b, config=config, settings=settings)
+            gen, disc, a, b, config=config, settings=settings, step=state.step)
         updates, g_opt = optimizer.update(g_grads, state.g_opt, gen)
         gen = optax.apply_updates(gen, updates)
 
