@@ -31,5 +31,5 @@ CYCLEGAN=${CYCLEGAN:-.cyclegan}
 if [ -d "$CYCLEGAN/a" ] && [ -d "$CYCLEGAN/b" ]; then
     python -m jaxstyle cyclegan train --a "$CYCLEGAN/a" --b "$CYCLEGAN/b" -o /tmp/cyclegan_256.msgpack --size 256 \
         --steps 40000 --width 16 --residual-blocks 6 --disc-width 32 --min-scale 1.1 --max-scale 1.25 \
-        --start identity --cycle-weight 1 --identity-weight 0 --checkpoint-every 1000 --quiet
+        --start identity --cycle-weight 0.5 --cycle-weight-end 2 --identity-weight 0 --checkpoint-every 1000 --quiet
 fi

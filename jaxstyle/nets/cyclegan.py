@@ -68,7 +68,8 @@ class CycleGANSettings:
     disc_width: int = setting(64, min=1)
     # random: the papers' start (the default, with the paper's weights); identity: the network starts as
     # the identity, a zero residual on the photo. Under the paper's lambda 10 that start stays the photo;
-    # the demo (`make cyclegan-model`) pairs it with lambda 1 and no identity term (docs/benchmarks.md).
+    # the demo (`make cyclegan-model`) pairs it with lambda ramped from 0.5 to 2 and no identity term
+    # (docs/benchmarks.md).
     start: str = setting("random", choices=("random", "identity"))
     seed: int = setting(0, min=0, max=SEED_MAX)
 
