@@ -132,7 +132,8 @@ _CYCLEGAN_HELP = {
     "learning_rate": "Adam's step size",
     "beta1": "Adam's beta1",
     "cycle_weight": "lambda, the cycle-consistency weight",
-    "cycle_weight_end": "if given, lambda moves linearly from --cycle-weight at the first step to this at the last",
+    "cycle_weight_end": "lambda at the last step, moving linearly from --cycle-weight at the first "
+                        "(default: none, lambda constant)",
     "identity_weight": "identity loss weight, relative to lambda (0: none)",
     "pool_size": "past generated images each discriminator also sees (0: none)",
     "max_scale": "a photo's shorter side is first scaled to between min-scale x size and this x size",
