@@ -21,7 +21,9 @@ from jaxstyle.nets.runs import Checkpointer
 
 TINY = dict(size=32, steps=4, width=4, residual_blocks=1, disc_width=4, pool_size=2, batch_size=2)
 TINY_ARGS = ["--size", "32", "--width", "4", "--residual-blocks", "1", "--disc-width", "4", "--pool-size", "2",
-             "--batch-size", "2", "--quiet"]
+             "--batch-size", "2", "--cycle-weight", "1", "--cycle-weight-end", "3", "--quiet"]
+# The settings TINY_ARGS give for the `trained` run's 8 steps (its compiled step is reused in-process).
+TRAINED = cyclegan.CycleGANSettings(**{**TINY, "steps": 8}, cycle_weight=1.0, cycle_weight_end=3.0)
 DEMO_MODEL = REPO / "models" / "cyclegan_starry.msgpack"
 
 
@@ -225,6 +227,19 @@ def test_data_parallel_over_two_devices_matches_one_device(trained, folders, tmp
                                    gan.generate_batch(a.config, a.params[direction], x), atol=1.5 / 255)
 
 
+def test_each_training_step_weighs_the_cycle_by_the_ramped_lambda(trained, folders):
+    """The `trained` run's steps (lambda from 1 to 3 over 8 steps): the generator's loss at step k is
+    adversarial + lambda_k (cycle + 0.5 identity), lambda_k = 1 + 2k / 7."""
+    seen = []
+    cyclegan.train(*cyclegan.photo_folders(folders["a"], folders["b"], TRAINED), TRAINED,
+                   callback=lambda p: seen.append(p.losses))
+    assert len(seen) == 8
+    for k, losses in enumerate(seen):
+        lam = 1 + 2 * k / 7
+        assert losses["generator"] == pytest.approx(
+            losses["adversarial"] + lam * (losses["cycle"] + 0.5 * losses["identity"]), rel=1e-4), k
+
+
 def test_train_writes_model_sidecar_preview_and_plot(trained):
     trained, stdout = trained
     assert stdout.strip() == str(trained)
@@ -232,6 +247,7 @@ def test_train_writes_model_sidecar_preview_and_plot(trained):
     assert model.domains == ("photos", "paintings") and set(model.params) == {"g_ab", "g_ba"}
     sidecar = json.loads(trained.with_suffix(".json").read_text())
     assert sidecar["steps"] == 8 and sidecar["domains"]["a"]["skipped"] == 1  # broken.jpg
+    assert cyclegan.CycleGANSettings(**sidecar["settings"]) == TRAINED
     assert sidecar["model"] == str(trained) and len(sidecar["model_sha256"]) == 64 and sidecar["versions"]["optax"]
     assert set(sidecar["final_losses"]) == set(cyclegan.LOSS_NAMES)
     assert Image.open(trained.with_name("m_preview.png")).size == (3 * 64, 47)  # photo | A->B | back
